@@ -161,7 +161,10 @@ mod tests {
         for code in ErrorCode::KNOWN {
             let body = ErrorBody::new(code, format!("because {}", code.name()));
             let json = serde_json::to_string(&body).unwrap();
-            assert!(json.contains(&format!("\"code\":{}", code.code())), "{json}");
+            assert!(
+                json.contains(&format!("\"code\":{}", code.code())),
+                "{json}"
+            );
             let back: ErrorBody = serde_json::from_str(&json).unwrap();
             assert_eq!(back, body);
             assert_eq!(ErrorCode::from_code(code.code()), code);

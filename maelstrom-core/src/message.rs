@@ -100,6 +100,29 @@ impl<P: Serialize> Serialize for Body<P> {
     }
 }
 
+/// Whom to answer and which request the answer is for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplyTo {
+    pub src: String,
+    pub msg_id: Option<u64>,
+}
+
+impl<P> Message<P> {
+    /// Where a reply to this message goes.
+    pub fn reply_to(&self) -> ReplyTo {
+        ReplyTo {
+            src: self.src.clone(),
+            msg_id: self.body.msg_id,
+        }
+    }
+
+    /// Splits off the payload, keeping what a later reply needs.
+    pub fn into_parts(self) -> (ReplyTo, P) {
+        let to = self.reply_to();
+        (to, self.body.payload)
+    }
+}
+
 impl<P: Serialize> Message<P> {
     /// The message as one line of JSON, without the trailing newline.
     pub fn to_json(&self) -> String {
@@ -186,10 +209,15 @@ impl RawMessage {
             }),
             Err(err) => {
                 let text = err.to_string();
-                if text.starts_with("unknown variant") {
+                if let Some(rest) = text.strip_prefix("unknown variant") {
+                    // serde lists the variants it knows: "`x`, expected `a` or `b` at line…"
+                    let known = rest
+                        .split_once("expected ")
+                        .map(|(_, known)| known.split(" at line").next().unwrap_or(known))
+                        .unwrap_or("");
                     Err(ParseError::UnknownType {
                         kind: self.kind,
-                        detail: text,
+                        detail: format!("this node handles {known}"),
                     })
                 } else {
                     Err(ParseError::BadBody {
@@ -227,7 +255,7 @@ impl fmt::Display for ParseError {
             ParseError::NotJson(detail) => write!(f, "not JSON: {detail}"),
             ParseError::NotMessage(detail) => write!(f, "not a Maelstrom message: {detail}"),
             ParseError::UnknownType { kind, detail } => {
-                write!(f, "unsupported message type {kind:?}: {detail}")
+                write!(f, "unsupported message type {kind:?}; {detail}")
             }
             ParseError::BadBody { kind, detail } => {
                 write!(f, "malformed {kind:?} message: {detail}")
@@ -246,9 +274,15 @@ mod tests {
     #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
     #[serde(tag = "type", rename_all = "snake_case")]
     enum Payload {
-        Echo { echo: Value },
-        EchoOk { echo: Value },
-        Topology { topology: std::collections::BTreeMap<String, Vec<String>> },
+        Echo {
+            echo: Value,
+        },
+        EchoOk {
+            echo: Value,
+        },
+        Topology {
+            topology: std::collections::BTreeMap<String, Vec<String>>,
+        },
     }
 
     #[test]
@@ -309,19 +343,22 @@ mod tests {
 
     #[test]
     fn classifies_bad_lines() {
-        let cases: [(&str, fn(&ParseError) -> bool); 6] = [
+        type Expect = fn(&ParseError) -> bool;
+        let cases: [(&str, Expect); 6] = [
             ("not json", |e| matches!(e, ParseError::NotJson(_))),
             (r#"{"src":"c1""#, |e| matches!(e, ParseError::NotJson(_))),
             (r#"[1,2]"#, |e| matches!(e, ParseError::NotMessage(_))),
             (r#"{"src":"c1","dest":"n1","body":{"echo":1}}"#, |e| {
                 matches!(e, ParseError::NotMessage(_))
             }),
-            (r#"{"src":"c1","dest":"n1","body":{"type":"frobnicate","msg_id":1}}"#, |e| {
-                matches!(e, ParseError::UnknownType { kind, .. } if kind == "frobnicate")
-            }),
-            (r#"{"src":"c1","dest":"n1","body":{"type":"topology","topology":7}}"#, |e| {
-                matches!(e, ParseError::BadBody { kind, .. } if kind == "topology")
-            }),
+            (
+                r#"{"src":"c1","dest":"n1","body":{"type":"frobnicate","msg_id":1}}"#,
+                |e| matches!(e, ParseError::UnknownType { kind, .. } if kind == "frobnicate"),
+            ),
+            (
+                r#"{"src":"c1","dest":"n1","body":{"type":"topology","topology":7}}"#,
+                |e| matches!(e, ParseError::BadBody { kind, .. } if kind == "topology"),
+            ),
         ];
         for (line, expected) in cases {
             let err = Message::<Payload>::parse(line).unwrap_err();
