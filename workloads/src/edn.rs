@@ -678,7 +678,13 @@ mod tests {
         ]);
         let results = Edn::map([
             ("perf", perf),
-            ("availability", Edn::map([("valid?", Edn::Bool(true)), ("ok-fraction", Edn::Float(1.0))])),
+            (
+                "availability",
+                Edn::map([
+                    ("valid?", Edn::Bool(true)),
+                    ("ok-fraction", Edn::Float(1.0)),
+                ]),
+            ),
             ("valid?", Edn::Bool(true)),
         ]);
         assert_eq!(
@@ -693,7 +699,9 @@ mod tests {
             :exception {:class clojure.lang.ExceptionInfo, :via [{:at [x "y" 201]}]}, :v #{1 2}, :n -4, :big 123N, :r 0.5 ; comment
             :inf ##Inf #_ :ignored}"#;
         let v = Edn::parse(text).unwrap();
-        let Edn::Tagged(tag, _) = &v else { panic!("{v:?}") };
+        let Edn::Tagged(tag, _) = &v else {
+            panic!("{v:?}")
+        };
         assert_eq!(tag, "jepsen.history.Op");
         assert_eq!(v.get("index"), Some(&Edn::Int(1)));
         assert_eq!(v.get("n"), Some(&Edn::Int(-4)));
@@ -702,15 +710,31 @@ mod tests {
         assert_eq!(v.get("r"), Some(&Edn::Float(0.5)));
         assert_eq!(v.get("inf"), Some(&Edn::Float(f64::INFINITY)));
         assert!(v.get("ignored").is_none());
-        assert!(matches!(v.get("exception").unwrap().get("class"), Some(Edn::Symbol(_))));
+        assert!(matches!(
+            v.get("exception").unwrap().get("class"),
+            Some(Edn::Symbol(_))
+        ));
     }
 
     #[test]
     fn print_then_parse_is_identity() {
         let v = Edn::map([
-            ("a", Edn::Vector(vec![Edn::Int(1), Edn::Float(2.5), Edn::from("x\ty")])),
-            ("b", Edn::Map(vec![(Edn::from("n1"), Edn::Set(vec![Edn::from("n2")]))])),
-            ("c", Edn::List(vec![Edn::Nil, Edn::Bool(false), Edn::Symbol("foo.Bar".into())])),
+            (
+                "a",
+                Edn::Vector(vec![Edn::Int(1), Edn::Float(2.5), Edn::from("x\ty")]),
+            ),
+            (
+                "b",
+                Edn::Map(vec![(Edn::from("n1"), Edn::Set(vec![Edn::from("n2")]))]),
+            ),
+            (
+                "c",
+                Edn::List(vec![
+                    Edn::Nil,
+                    Edn::Bool(false),
+                    Edn::Symbol("foo.Bar".into()),
+                ]),
+            ),
         ]);
         assert_eq!(Edn::parse(&v.to_compact()).unwrap(), v);
         assert_eq!(Edn::parse(&v.to_pretty()).unwrap(), v);
@@ -718,19 +742,37 @@ mod tests {
 
     #[test]
     fn bad_text_is_an_error_not_a_panic() {
-        for bad in ["{:a", "(1 2", "\"open", "{:a 1 :b}", ")", "#", "[1 2]]", "#foo"] {
+        for bad in [
+            "{:a",
+            "(1 2",
+            "\"open",
+            "{:a 1 :b}",
+            ")",
+            "#",
+            "[1 2]]",
+            "#foo",
+        ] {
             assert!(Edn::parse(bad).is_err(), "{bad}");
         }
     }
 
     #[test]
     fn json_conversion_keywordizes_only_the_top_level() {
-        let v = Edn::from_json(&json!({"type":"echo_ok","echo":{"k":[1,2.5,null]},"in_reply_to":1}), true);
+        let v = Edn::from_json(
+            &json!({"type":"echo_ok","echo":{"k":[1,2.5,null]},"in_reply_to":1}),
+            true,
+        );
         assert_eq!(
             v.to_compact(),
             r#"{:type "echo_ok", :echo {"k" [1 2.5 nil]}, :in_reply_to 1}"#
         );
-        assert_eq!(v.to_json(), json!({"type":"echo_ok","echo":{"k":[1,2.5,null]},"in_reply_to":1}));
-        assert_eq!(Edn::from_json(&json!(u64::MAX), false).to_json(), json!(u64::MAX));
+        assert_eq!(
+            v.to_json(),
+            json!({"type":"echo_ok","echo":{"k":[1,2.5,null]},"in_reply_to":1})
+        );
+        assert_eq!(
+            Edn::from_json(&json!(u64::MAX), false).to_json(),
+            json!(u64::MAX)
+        );
     }
 }

@@ -166,7 +166,10 @@ impl Op {
             }
         }
         if !has_type || !has_process {
-            return Err(format!("an op needs :type and :process: {}", e.to_compact()));
+            return Err(format!(
+                "an op needs :type and :process: {}",
+                e.to_compact()
+            ));
         }
         Ok(op)
     }
@@ -306,14 +309,24 @@ mod tests {
     #[test]
     fn prints_maelstrom_history_lines() {
         let mut h = History::default();
-        h.push(op(Process::Worker(0), OpType::Invoke, "echo", Edn::from("Please echo 32")));
+        h.push(op(
+            Process::Worker(0),
+            OpType::Invoke,
+            "echo",
+            Edn::from("Please echo 32"),
+        ));
         let mut info = op(Process::Worker(0), OpType::Info, "broadcast", Edn::Int(3));
         info.error = Some(Edn::kw("net-timeout"));
         h.push(info);
         let mut read = op(Process::Worker(1), OpType::Ok, "read", Edn::Int(32));
         read.final_read = true;
         h.push(read);
-        h.push(op(Process::Nemesis, OpType::Info, "start-partition", Edn::kw("majority")));
+        h.push(op(
+            Process::Nemesis,
+            OpType::Info,
+            "start-partition",
+            Edn::kw("majority"),
+        ));
         assert_eq!(
             h.to_edn_lines(),
             "{:index 0, :time 5, :type :invoke, :process 0, :f :echo, :value \"Please echo 32\"}\n\
@@ -321,7 +334,10 @@ mod tests {
              {:index 2, :time 5, :type :ok, :process 1, :f :read, :value 32, :final? true}\n\
              {:index 3, :time 5, :type :info, :process :nemesis, :f :start-partition, :value :majority}\n"
         );
-        assert_eq!(h.to_txt().lines().nth(1), Some("0\t:info\t:broadcast\t3\t:net-timeout"));
+        assert_eq!(
+            h.to_txt().lines().nth(1),
+            Some("0\t:info\t:broadcast\t3\t:net-timeout")
+        );
         assert_eq!(History::parse_edn(&h.to_edn_lines()).unwrap(), h);
         assert_eq!(h.to_jsonl().lines().count(), 4);
     }
@@ -331,7 +347,12 @@ mod tests {
         let mut h = History::default();
         h.push(op(Process::Worker(0), OpType::Invoke, "read", Edn::Nil));
         h.push(op(Process::Worker(1), OpType::Invoke, "read", Edn::Nil));
-        h.push(op(Process::Nemesis, OpType::Info, "start-partition", Edn::Nil));
+        h.push(op(
+            Process::Nemesis,
+            OpType::Info,
+            "start-partition",
+            Edn::Nil,
+        ));
         h.push(op(Process::Worker(1), OpType::Ok, "read", Edn::Int(1)));
         h.push(op(Process::Worker(0), OpType::Fail, "read", Edn::Nil));
         h.push(op(Process::Worker(2), OpType::Invoke, "read", Edn::Nil));

@@ -28,49 +28,80 @@ fn reference(run: &str) -> Option<(History, Edn)> {
 
 fn assert_same(ours: &Edn, theirs: &Edn, keys: &[&str]) {
     for key in keys {
-        assert_eq!(ours.get(key), theirs.get(key), "{key}: ours {ours}, Maelstrom's {theirs}");
+        assert_eq!(
+            ours.get(key),
+            theirs.get(key),
+            "{key}: ours {ours}, Maelstrom's {theirs}"
+        );
     }
 }
 
-const STATS: &[&str] = &["valid?", "count", "ok-count", "fail-count", "info-count", "by-f"];
+const STATS: &[&str] = &[
+    "valid?",
+    "count",
+    "ok-count",
+    "fail-count",
+    "info-count",
+    "by-f",
+];
 
 #[test]
 fn echo_valid() {
-    let Some((h, r)) = reference("echo-valid") else { return };
+    let Some((h, r)) = reference("echo-valid") else {
+        return;
+    };
     assert_eq!(checker::echo::check(&h), *r.get("workload").unwrap());
     assert_same(&checker::stats::check(&h), r.get("stats").unwrap(), STATS);
-    assert_eq!(checker::availability::check(&h, None), *r.get("availability").unwrap());
+    assert_eq!(
+        checker::availability::check(&h, None),
+        *r.get("availability").unwrap()
+    );
 }
 
 #[test]
 fn unique_ids_duplicates_invalid() {
-    let Some((h, r)) = reference("unique-ids-duplicates-invalid") else { return };
+    let Some((h, r)) = reference("unique-ids-duplicates-invalid") else {
+        return;
+    };
     assert_eq!(checker::unique_ids::check(&h), *r.get("workload").unwrap());
     assert_same(&checker::stats::check(&h), r.get("stats").unwrap(), STATS);
 }
 
 #[test]
 fn unique_ids_extra_reply_field_invalid() {
-    let Some((h, r)) = reference("unique-ids-extra-reply-field-invalid") else { return };
+    let Some((h, r)) = reference("unique-ids-extra-reply-field-invalid") else {
+        return;
+    };
     assert_eq!(checker::unique_ids::check(&h), *r.get("workload").unwrap());
     assert_same(&checker::stats::check(&h), r.get("stats").unwrap(), STATS);
-    assert_eq!(checker::availability::check(&h, None), *r.get("availability").unwrap());
+    assert_eq!(
+        checker::availability::check(&h, None),
+        *r.get("availability").unwrap()
+    );
     let ours = checker::exceptions::check(&h);
     let theirs = r.get("exceptions").unwrap();
-    let count = |e: &Edn| e.get("exceptions").unwrap().elements().unwrap()[0].get("count").cloned();
+    let count = |e: &Edn| {
+        e.get("exceptions").unwrap().elements().unwrap()[0]
+            .get("count")
+            .cloned()
+    };
     assert_eq!(count(&ours), count(theirs));
 }
 
 #[test]
 fn g_counter_lost_increments_invalid() {
-    let Some((h, r)) = reference("g-counter-lost-increments-invalid") else { return };
+    let Some((h, r)) = reference("g-counter-lost-increments-invalid") else {
+        return;
+    };
     assert_eq!(checker::counter::check(&h), *r.get("workload").unwrap());
     assert_same(&checker::stats::check(&h), r.get("stats").unwrap(), STATS);
 }
 
 #[test]
 fn broadcast_lost_under_partition_invalid() {
-    let Some((h, r)) = reference("broadcast-lost-under-partition-invalid") else { return };
+    let Some((h, r)) = reference("broadcast-lost-under-partition-invalid") else {
+        return;
+    };
     let ours = checker::set_full::check(&h, "broadcast");
     let theirs = r.get("workload").unwrap();
     assert_eq!(ours, *theirs);
@@ -87,7 +118,9 @@ fn reference_files_round_trip_through_our_printer() {
     for entry in entries {
         let run = entry.unwrap().path();
         for file in ["results.edn", "history.edn"] {
-            let Ok(text) = std::fs::read_to_string(run.join(file)) else { continue };
+            let Ok(text) = std::fs::read_to_string(run.join(file)) else {
+                continue;
+            };
             let values = Edn::parse_all(&text).unwrap_or_else(|e| panic!("{}: {e}", run.display()));
             for v in values {
                 assert_eq!(Edn::parse(&v.to_pretty()).unwrap(), v);
@@ -99,8 +132,11 @@ fn reference_files_round_trip_through_our_printer() {
 
 #[test]
 fn reference_results_print_exactly_as_maelstrom_wrote_them() {
-    let Some((_, r)) = reference("echo-valid") else { return };
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference-runs/echo-valid");
+    let Some((_, r)) = reference("echo-valid") else {
+        return;
+    };
+    let dir =
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference-runs/echo-valid");
     let text = std::fs::read_to_string(dir.join("results.edn")).unwrap();
     assert_eq!(r.to_pretty().trim_end(), text.trim_end());
 }

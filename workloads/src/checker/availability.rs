@@ -22,7 +22,10 @@ pub fn check(history: &History, required: Option<f64>) -> Edn {
         Some(req) if fraction >= req => Validity::True,
         Some(_) => Validity::False,
     };
-    Edn::map([("valid?", valid.to_edn()), ("ok-fraction", float32(fraction))])
+    Edn::map([
+        ("valid?", valid.to_edn()),
+        ("ok-fraction", float32(fraction)),
+    ])
 }
 
 #[cfg(test)]

@@ -105,7 +105,10 @@ mod tests {
     fn final_reads_must_match_the_acknowledged_sum() {
         let adds = [(3, OpType::Ok), (4, OpType::Ok), (2, OpType::Fail)];
         let good = check(&history(&adds, &[7, 7]));
-        assert_eq!(good.to_compact(), "{:valid? true, :errors (), :final-reads (7 7), :acceptable ([7 7])}");
+        assert_eq!(
+            good.to_compact(),
+            "{:valid? true, :errors (), :final-reads (7 7), :acceptable ([7 7])}"
+        );
         let bad = check(&history(&adds, &[7, 3]));
         assert_eq!(bad.get("valid?"), Some(&Edn::Bool(false)));
         assert_eq!(bad.get("errors").unwrap().elements().unwrap().len(), 1);
@@ -116,12 +119,21 @@ mod tests {
         let adds = [(1, OpType::Ok), (2, OpType::Info), (4, OpType::Info)];
         let r = check(&history(&adds, &[3, 7, 5]));
         assert_eq!(r.get("valid?"), Some(&Edn::Bool(true)));
-        assert_eq!(r.get("acceptable").unwrap().to_compact(), "([1 1] [3 3] [5 5] [7 7])");
-        assert_eq!(check(&history(&adds, &[4])).get("valid?"), Some(&Edn::Bool(false)));
+        assert_eq!(
+            r.get("acceptable").unwrap().to_compact(),
+            "([1 1] [3 3] [5 5] [7 7])"
+        );
+        assert_eq!(
+            check(&history(&adds, &[4])).get("valid?"),
+            Some(&Edn::Bool(false))
+        );
     }
 
     #[test]
     fn no_final_read_is_valid() {
-        assert_eq!(check(&history(&[(1, OpType::Ok)], &[])).get("valid?"), Some(&Edn::Bool(true)));
+        assert_eq!(
+            check(&history(&[(1, OpType::Ok)], &[])).get("valid?"),
+            Some(&Edn::Bool(true))
+        );
     }
 }

@@ -12,7 +12,11 @@ fn class_of(exception: &Edn) -> Edn {
     if let Some(class) = exception.get("class") {
         return class.clone();
     }
-    if let Some(first) = exception.get("via").and_then(Edn::elements).and_then(|v| v.first()) {
+    if let Some(first) = exception
+        .get("via")
+        .and_then(Edn::elements)
+        .and_then(|v| v.first())
+    {
         if let Some(t) = first.get("type") {
             return t.clone();
         }
@@ -36,7 +40,7 @@ pub fn check(history: &History) -> Edn {
         return Edn::map([("valid?", Edn::Bool(true))]);
     }
     let mut groups: Vec<_> = groups.into_values().collect();
-    groups.sort_by(|a, b| b.1.len().cmp(&a.1.len()));
+    groups.sort_by_key(|g| std::cmp::Reverse(g.1.len()));
     let list = groups
         .into_iter()
         .map(|(class, ops)| {
@@ -63,7 +67,13 @@ mod tests {
             let mut op = complete(0, OpType::Info, "generate", Edn::Nil);
             op.extra.push((
                 "exception".into(),
-                Edn::map([("via", Edn::Vector(vec![Edn::map([("type", Edn::Symbol("clojure.lang.ExceptionInfo".into()))])]))]),
+                Edn::map([(
+                    "via",
+                    Edn::Vector(vec![Edn::map([(
+                        "type",
+                        Edn::Symbol("clojure.lang.ExceptionInfo".into()),
+                    )])]),
+                )]),
             ));
             h.push(op);
         }
@@ -71,7 +81,10 @@ mod tests {
         assert_eq!(r.get("valid?"), Some(&Edn::Bool(true)));
         let first = &r.get("exceptions").unwrap().elements().unwrap()[0];
         assert_eq!(first.get("count"), Some(&Edn::Int(3)));
-        assert_eq!(first.get("class"), Some(&Edn::Symbol("clojure.lang.ExceptionInfo".into())));
+        assert_eq!(
+            first.get("class"),
+            Some(&Edn::Symbol("clojure.lang.ExceptionInfo".into()))
+        );
         assert!(check(&History::default()).get("exceptions").is_none());
     }
 }

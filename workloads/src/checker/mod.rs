@@ -121,7 +121,10 @@ mod tests {
         let bad = Edn::map([("valid?", Edn::Bool(false))]);
         let r = compose(vec![("stats", ok.clone()), ("workload", bad)]);
         assert_eq!(r.get("valid?"), Some(&Edn::Bool(false)));
-        assert_eq!(compose(vec![("stats", ok)]).get("valid?"), Some(&Edn::Bool(true)));
+        assert_eq!(
+            compose(vec![("stats", ok)]).get("valid?"),
+            Some(&Edn::Bool(true))
+        );
     }
 
     #[test]

@@ -55,8 +55,16 @@ mod tests {
         for _ in 0..31 {
             h.push(invoke(0, "echo", Edn::Nil));
         }
-        let c = NetCounts { send: 64, recv: 64, msg: 64 };
-        let stats = NetStats { all: c, clients: c, servers: NetCounts::default() };
+        let c = NetCounts {
+            send: 64,
+            recv: 64,
+            msg: 64,
+        };
+        let stats = NetStats {
+            all: c,
+            clients: c,
+            servers: NetCounts::default(),
+        };
         assert_eq!(
             check(&h, &stats).to_compact(),
             "{:all {:send-count 64, :recv-count 64, :msg-count 64, :msgs-per-op 2.064516}, \

@@ -66,9 +66,9 @@ pub fn check(history: &History, add_f: &str) -> Edn {
             let key = op.value.to_compact();
             match op.op_type {
                 OpType::Invoke => {
-                    if !elements.contains_key(&key) {
-                        order.push((key.clone(), op.value.clone()));
-                        elements.insert(key, Element::default());
+                    if let std::collections::hash_map::Entry::Vacant(slot) = elements.entry(key) {
+                        order.push((slot.key().clone(), op.value.clone()));
+                        slot.insert(Element::default());
                     }
                 }
                 OpType::Ok => {
@@ -123,7 +123,7 @@ pub fn check(history: &History, add_f: &str) -> Edn {
         .filter(|j| j.stable_latency.unwrap_or(0) > 0)
         .collect();
     let mut worst = stale.clone();
-    worst.sort_by(|a, b| b.stable_latency.cmp(&a.stable_latency));
+    worst.sort_by_key(|j| std::cmp::Reverse(j.stable_latency));
     worst.truncate(8);
 
     let valid = if !lost.is_empty() {
@@ -135,7 +135,10 @@ pub fn check(history: &History, add_f: &str) -> Edn {
     };
     let values = |js: &[&Judged]| Edn::List(js.iter().map(|j| j.value.clone()).collect());
     let mut entries = vec![
-        ("worst-stale", Edn::List(worst.iter().map(|j| describe(j)).collect())),
+        (
+            "worst-stale",
+            Edn::List(worst.iter().map(|j| describe(j)).collect()),
+        ),
         ("duplicated-count", Edn::from(duplicated.len())),
         ("valid?", valid.to_edn()),
         ("lost-count", Edn::from(lost.len())),
@@ -155,7 +158,12 @@ pub fn check(history: &History, add_f: &str) -> Edn {
     entries.push(("never-read", values(&never_read)));
     entries.push((
         "duplicated",
-        Edn::Map(duplicated.into_values().map(|(v, n)| (v, Edn::from(n))).collect()),
+        Edn::Map(
+            duplicated
+                .into_values()
+                .map(|(v, n)| (v, Edn::from(n)))
+                .collect(),
+        ),
     ));
     Edn::map(entries)
 }
@@ -164,7 +172,8 @@ fn judge<'a>(value: Edn, e: &'a Element<'a>) -> Judged<'a> {
     let idx = |op: Option<&Op>| op.map(|o| o.index as i64).unwrap_or(-1);
     let (lp, la) = (idx(e.last_present), idx(e.last_absent));
     let stable = e.last_present.is_some() && la < lp;
-    let lost = matches!((e.known, e.last_absent), (Some(k), Some(a)) if lp < la && k.index < a.index);
+    let lost =
+        matches!((e.known, e.last_absent), (Some(k), Some(a)) if lp < la && k.index < a.index);
     let known_ns = e.known.map(|k| k.time_ns as i64).unwrap_or(0);
     let after = |op: Option<&Op>| op.map(|o| o.time_ns as i64 + 1).unwrap_or(0);
     let ms = |t: i64| (t - known_ns).max(0) / 1_000_000;
@@ -249,13 +258,21 @@ mod tests {
         }
         fn read(&mut self, p: u64, xs: &[i64]) {
             self.op(p, OpType::Invoke, "read", Edn::Nil);
-            self.op(p, OpType::Ok, "read", Edn::Vector(xs.iter().map(|x| Edn::Int(*x)).collect()));
+            self.op(
+                p,
+                OpType::Ok,
+                "read",
+                Edn::Vector(xs.iter().map(|x| Edn::Int(*x)).collect()),
+            );
         }
     }
 
     #[test]
     fn everything_read_at_the_end_is_stable() {
-        let mut b = Builder { h: History::default(), t: 0 };
+        let mut b = Builder {
+            h: History::default(),
+            t: 0,
+        };
         b.add(0, 1);
         b.read(1, &[]);
         b.add(0, 2);
@@ -270,7 +287,10 @@ mod tests {
 
     #[test]
     fn an_element_missing_from_the_last_reads_is_lost() {
-        let mut b = Builder { h: History::default(), t: 0 };
+        let mut b = Builder {
+            h: History::default(),
+            t: 0,
+        };
         b.add(0, 1);
         b.add(0, 2);
         b.read(1, &[1, 2]);
@@ -283,7 +303,10 @@ mod tests {
 
     #[test]
     fn an_acknowledged_element_never_seen_is_lost() {
-        let mut b = Builder { h: History::default(), t: 0 };
+        let mut b = Builder {
+            h: History::default(),
+            t: 0,
+        };
         b.add(0, 7);
         b.read(1, &[]);
         let r = check(&b.h, "broadcast");
@@ -292,7 +315,10 @@ mod tests {
 
     #[test]
     fn nothing_read_is_unknown_and_duplicates_count() {
-        let mut b = Builder { h: History::default(), t: 0 };
+        let mut b = Builder {
+            h: History::default(),
+            t: 0,
+        };
         b.op(0, OpType::Invoke, "broadcast", Edn::Int(1));
         b.op(0, OpType::Info, "broadcast", Edn::Int(1));
         let r = check(&b.h, "broadcast");

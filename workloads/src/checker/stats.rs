@@ -49,7 +49,11 @@ pub fn check(history: &History) -> Edn {
     let mut valid = Validity::True;
     let mut per_f = Vec::new();
     for (f, counts) in &by_f {
-        let v = if counts.ok > 0 { Validity::True } else { Validity::False };
+        let v = if counts.ok > 0 {
+            Validity::True
+        } else {
+            Validity::False
+        };
         valid = valid.merge(v);
         per_f.push((Edn::kw(f), Edn::map(counts.to_edn(v))));
     }

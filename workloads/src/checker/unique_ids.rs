@@ -11,7 +11,10 @@ use crate::history::{History, OpType};
 const SHOWN: usize = 48;
 
 pub fn check(history: &History) -> Edn {
-    let attempted = history.invocations().filter(|op| op.f == "generate").count();
+    let attempted = history
+        .invocations()
+        .filter(|op| op.f == "generate")
+        .count();
     let acks: Vec<&Edn> = history
         .completions()
         .filter(|op| op.op_type == OpType::Ok && op.f == "generate")
@@ -37,11 +40,18 @@ pub fn check(history: &History) -> Edn {
         ("duplicated-count", Edn::from(duplicated_count)),
         (
             "duplicated",
-            Edn::Map(dups.into_iter().map(|(id, n)| (id.clone(), Edn::from(n))).collect()),
+            Edn::Map(
+                dups.into_iter()
+                    .map(|(id, n)| (id.clone(), Edn::from(n)))
+                    .collect(),
+            ),
         ),
         (
             "range",
-            Edn::Vector(vec![lo.cloned().unwrap_or(Edn::Nil), hi.cloned().unwrap_or(Edn::Nil)]),
+            Edn::Vector(vec![
+                lo.cloned().unwrap_or(Edn::Nil),
+                hi.cloned().unwrap_or(Edn::Nil),
+            ]),
         ),
     ])
 }
@@ -64,7 +74,13 @@ mod tests {
 
     #[test]
     fn duplicates_are_invalid_and_counted() {
-        let r = run(&[Edn::Int(3), Edn::Int(1), Edn::Int(3), Edn::Int(2), Edn::Int(3)]);
+        let r = run(&[
+            Edn::Int(3),
+            Edn::Int(1),
+            Edn::Int(3),
+            Edn::Int(2),
+            Edn::Int(3),
+        ]);
         assert_eq!(
             r.to_compact(),
             "{:valid? false, :attempted-count 6, :acknowledged-count 5, :duplicated-count 1, :duplicated {3 3}, :range [1 3]}"
@@ -75,7 +91,10 @@ mod tests {
     fn distinct_ids_of_any_type_are_valid() {
         let r = run(&[Edn::from("n1-0"), Edn::from("n2-0"), Edn::Int(7)]);
         assert_eq!(r.get("valid?"), Some(&Edn::Bool(true)));
-        assert_eq!(r.get("range"), Some(&Edn::Vector(vec![Edn::Int(7), Edn::from("n2-0")])));
+        assert_eq!(
+            r.get("range"),
+            Some(&Edn::Vector(vec![Edn::Int(7), Edn::from("n2-0")]))
+        );
         assert_eq!(run(&[]).get("range").unwrap().to_compact(), "[nil nil]");
     }
 }

@@ -1,0 +1,148 @@
+//! Harness benchmark: runs the `workloads` binary built next to this example against the
+//! example nodes and prints throughput, routed messages per second, the harness's peak RSS
+//! and how long each run took past its time limit.
+//!
+//! `cargo build --release -p workloads --bins --examples && target/release/examples/bench_harness`
+//! (optional argument: seconds per run, default 10).
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+fn main() {
+    let secs: u64 = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(10);
+    let exe = std::env::current_exe().expect("own path");
+    let examples = exe.parent().expect("examples dir").to_path_buf();
+    let harness = examples.parent().expect("profile dir").join("workloads");
+    assert!(
+        harness.is_file(),
+        "build the harness first: {}",
+        harness.display()
+    );
+    let work = std::env::temp_dir().join(format!("workloads-bench-{}", std::process::id()));
+    std::fs::create_dir_all(&work).expect("bench dir");
+
+    let secs_s = secs.to_string();
+    let uid = run(
+        &harness,
+        &work,
+        &examples.join("unique_ids_node"),
+        &[
+            "-w",
+            "unique-ids",
+            "--node-count",
+            "3",
+            "--rate",
+            "10000",
+            "--time-limit",
+            &secs_s,
+        ],
+        secs,
+    );
+    println!(
+        "unique-ids, 3 nodes, --rate 10000: {:.0} ok ops/s; {:.2} s past the time limit; peak RSS {} MiB",
+        uid.count(":ok-count") as f64 / secs as f64,
+        uid.overrun,
+        uid.rss_mib
+    );
+
+    for (rate, topology) in [("100", "grid"), ("300", "total")] {
+        let b = run(
+            &harness,
+            &work,
+            &examples.join("broadcast_node"),
+            &[
+                "-w",
+                "broadcast",
+                "--node-count",
+                "25",
+                "--rate",
+                rate,
+                "--topology",
+                topology,
+                "--time-limit",
+                &secs_s,
+            ],
+            secs,
+        );
+        println!(
+            "broadcast, 25 nodes, --topology {topology}, --rate {rate}: {} messages, {:.0} routed msgs/s \
+             over the main phase; peak RSS {} MiB; valid? {}",
+            b.count(":send-count"),
+            b.routed_per_sec,
+            b.rss_mib,
+            b.valid
+        );
+    }
+    let _ = std::fs::remove_dir_all(&work);
+}
+
+struct Figures {
+    results: String,
+    overrun: f64,
+    rss_mib: String,
+    routed_per_sec: f64,
+    valid: String,
+}
+
+impl Figures {
+    fn count(&self, key: &str) -> i64 {
+        let at = self.results.find(key).unwrap_or(0) + key.len();
+        self.results[at..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(-1)
+    }
+}
+
+/// Runs one test and reads the figures the harness logs at its end.
+fn run(harness: &Path, work: &Path, node: &PathBuf, args: &[&str], secs: u64) -> Figures {
+    let started = Instant::now();
+    let out = Command::new(harness)
+        .arg("test")
+        .arg("--bin")
+        .arg(node)
+        .args(args)
+        .current_dir(work)
+        .output()
+        .expect("run the harness");
+    let wall = started.elapsed().as_secs_f64();
+    let log = String::from_utf8_lossy(&out.stdout).to_string();
+    let results =
+        std::fs::read_to_string(work.join("store/latest/results.edn")).unwrap_or_default();
+    let after = |marker: &str| -> String {
+        log.find(marker)
+            .map(|i| {
+                log[i + marker.len()..]
+                    .split_whitespace()
+                    .next()
+                    .unwrap_or("")
+                    .to_string()
+            })
+            .unwrap_or_else(|| "?".into())
+    };
+    // A final phase adds Maelstrom's 10 s recovery wait.
+    let final_wait = if log.contains("Waiting for recovery...") {
+        10.0
+    } else {
+        0.0
+    };
+    Figures {
+        overrun: wall - secs as f64 - final_wait,
+        rss_mib: after("peak RSS "),
+        routed_per_sec: after("routed/s ").parse().unwrap_or(0.0),
+        valid: results
+            .trim_end()
+            .rsplit(":valid? ")
+            .next()
+            .unwrap_or("?")
+            .trim_end_matches('}')
+            .to_string(),
+        results,
+    }
+}

@@ -1,0 +1,171 @@
+//! Analysis: composes the checkers into the results map, in the order and under the keys
+//! of Maelstrom's results.edn — `:timeline`, `:exceptions`, `:stats`, `:availability`,
+//! `:net`, `:workload` — then our own `:harness` section, then the merged `:valid?`. (No
+//! `:perf`: this harness writes no plots yet.) Also the verdict line, and `analyze`, which
+//! re-checks a stored history.
+//!
+//! `:harness` never invalidates a run; it reports the seed, the lines nodes printed that were
+//! not messages (Maelstrom would have stopped reading such a node; we log, count and go on)
+//! and messages dropped by partitions.
+
+use std::path::Path;
+
+use crate::checker;
+use crate::cli::{self, AnalyzeArgs, Availability};
+use crate::edn::Edn;
+use crate::engine::runner::Problems;
+use crate::history::History;
+use crate::net::{Counters, Network};
+use crate::workload::{self, Workload};
+
+pub const VALID_LINE: &str = "Everything looks good! ヽ(‘ー`)ノ";
+pub const INVALID_LINE: &str = "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻";
+pub const UNKNOWN_LINE: &str = "Errors occurred during analysis, but no anomalies found. ಠ~ಠ";
+
+/// The `:harness` section.
+pub fn harness_section(seed: u64, problems: &Problems, net: &Network) -> Edn {
+    let n = |x: u64| Edn::Int(x as i64);
+    Edn::map(vec![
+        ("valid?", Edn::Bool(true)),
+        ("seed", Edn::from(seed)),
+        ("not-json-lines", n(problems.not_json)),
+        ("malformed-messages", n(problems.malformed)),
+        ("unknown-dest-messages", n(problems.unknown_dest)),
+        ("unknown-src-messages", n(problems.unknown_src)),
+        (
+            "examples",
+            Edn::Vector(problems.examples.iter().cloned().map(Edn::Str).collect()),
+        ),
+        ("partition-dropped-count", n(net.counters().dropped)),
+    ])
+}
+
+fn net_stats(c: Counters) -> checker::net::NetStats {
+    use checker::net::{NetCounts, NetStats};
+    let counts = |send: u64, recv: u64| NetCounts {
+        send,
+        recv,
+        msg: send,
+    };
+    NetStats {
+        all: counts(
+            c.clients.send + c.servers.send,
+            c.clients.recv + c.servers.recv,
+        ),
+        clients: counts(c.clients.send, c.clients.recv),
+        servers: counts(c.servers.send, c.servers.recv),
+    }
+}
+
+/// The full results map of a run that completed.
+pub fn results(
+    workload: &dyn Workload,
+    history: &History,
+    net: Counters,
+    availability: Availability,
+    harness: Edn,
+) -> Edn {
+    let mut parts = vec![
+        ("timeline", checker::timeline_result()),
+        ("exceptions", checker::exceptions::check(history)),
+        ("stats", checker::stats::check(history)),
+        (
+            "availability",
+            checker::availability::check(history, availability_req(availability)),
+        ),
+        ("net", checker::net::check(history, &net_stats(net))),
+        ("workload", workload.check(history)),
+    ];
+    parts.push(("harness", harness));
+    checker::compose(parts)
+}
+
+fn availability_req(a: Availability) -> Option<f64> {
+    match a {
+        Availability::Unchecked => None,
+        Availability::Total => Some(1.0),
+        Availability::Fraction(x) => Some(x),
+    }
+}
+
+/// Results of a run that ended without a verdict (crash, init failure, interrupt).
+pub fn crashed(error: &str, harness: Edn) -> Edn {
+    Edn::map(vec![
+        ("valid?", Edn::kw("unknown")),
+        ("error", Edn::Str(error.to_string())),
+        ("harness", harness),
+    ])
+}
+
+/// Maelstrom's closing line and our exit status for a results map.
+pub fn verdict(results: &Edn) -> (&'static str, i32) {
+    match results.get("valid?") {
+        Some(Edn::Bool(true)) => (VALID_LINE, cli::EXIT_VALID),
+        Some(Edn::Bool(false)) => (INVALID_LINE, cli::EXIT_INVALID),
+        _ => (UNKNOWN_LINE, cli::EXIT_UNKNOWN),
+    }
+}
+
+/// `workloads analyze`: re-checks `<test>/history.edn` with the workload's checkers.
+pub fn analyze(args: &AnalyzeArgs) -> i32 {
+    match analyze_dir(&args.test, args.workload.as_deref(), args.availability) {
+        Ok((results, status)) => {
+            println!(
+                "{}\n\n{}",
+                results.to_pretty().trim_end(),
+                verdict(&results).0
+            );
+            status
+        }
+        Err(why) => {
+            eprintln!("workloads analyze: {why}");
+            cli::EXIT_UNKNOWN
+        }
+    }
+}
+
+fn analyze_dir(
+    dir: &Path,
+    workload: Option<&str>,
+    availability: Availability,
+) -> Result<(Edn, i32), String> {
+    let name = match workload {
+        Some(w) => w.to_string(),
+        None => {
+            // store/<workload>/<stamp>: the folder's parent is named after the workload.
+            let real = dir
+                .canonicalize()
+                .map_err(|e| format!("{}: {e}", dir.display()))?;
+            real.parent()
+                .and_then(|p| p.file_name())
+                .and_then(|n| n.to_str())
+                .map(str::to_string)
+                .ok_or("cannot tell the workload; pass -w")?
+        }
+    };
+    let w = workload::by_name(&name)?;
+    let path = dir.join("history.edn");
+    let text = std::fs::read_to_string(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let history = History::from_edn_lines(&text).map_err(|e| format!("{}: {e}", path.display()))?;
+    // The stored results hold the network counts; the history does not.
+    let net = std::fs::read_to_string(dir.join("results.edn"))
+        .ok()
+        .and_then(|t| Edn::parse(&t).ok())
+        .and_then(|r| r.get("net").cloned());
+    let mut parts = vec![
+        ("timeline", checker::timeline_result()),
+        ("exceptions", checker::exceptions::check(&history)),
+        ("stats", checker::stats::check(&history)),
+        (
+            "availability",
+            checker::availability::check(&history, availability_req(availability)),
+        ),
+    ];
+    if let Some(net) = net {
+        parts.push(("net", net));
+    }
+    parts.push(("workload", w.check(&history)));
+    let results = checker::compose(parts);
+    let status = verdict(&results).1;
+    Ok((results, status))
+}

@@ -1,0 +1,404 @@
+//! The command line: Maelstrom's `test` options under the same names, meanings and defaults,
+//! plus `--seed`, and an `analyze` subcommand.
+//!
+//! Parsing only turns strings into typed options; whether a combination makes sense (a
+//! workload we support, a node binary that exists) is decided by [`crate::engine`], so that
+//! every refusal, from clap or from us, leaves with Maelstrom's bad-arguments status.
+
+use std::fmt;
+use std::path::PathBuf;
+use std::str::FromStr;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+/// Exit status for a valid run.
+pub const EXIT_VALID: i32 = 0;
+/// Exit status for an invalid run: a checker found an anomaly.
+pub const EXIT_INVALID: i32 = 1;
+/// Exit status when validity is unknown, or the run crashed (Maelstrom uses 255 for the
+/// latter; one status for "no verdict" is simpler to script against).
+pub const EXIT_UNKNOWN: i32 = 2;
+/// Exit status for bad arguments, the same as Maelstrom's.
+pub const EXIT_BAD_ARGS: i32 = 254;
+
+const AFTER_HELP: &str = "\
+Exit status: 0 valid, 1 invalid (an anomaly was found), 2 unknown validity, a node crash, an \
+init failure or any harness error (Maelstrom reports a crash as 255), 254 bad arguments (as \
+Maelstrom).
+
+Results go to store/<workload>/<yyyyMMdd'T'HHmmss.SSS+ZZZZ>/ under the current directory; \
+store/latest and store/<workload>/latest point to the newest run.";
+
+/// A Maelstrom-compatible test harness: runs any Maelstrom node binary under a simulated
+/// network, records the history, checks it and writes Jepsen-style results.
+#[derive(Debug, Parser)]
+#[command(name = "workloads", version, after_help = AFTER_HELP)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run a test: start the nodes, drive a workload against them, check the history.
+    Test(TestArgs),
+    /// Re-check a stored run's history.edn and print the verdict.
+    Analyze(AnalyzeArgs),
+}
+
+/// Options of `workloads test`, named as Maelstrom names them.
+#[derive(Debug, Clone, Args)]
+#[command(after_help = AFTER_HELP)]
+pub struct TestArgs {
+    /// The workload to run: echo, unique-ids, broadcast, g-set, g-counter, pn-counter.
+    /// The default is Maelstrom's (lin-kv), which this harness does not run yet.
+    #[arg(short = 'w', long, default_value = "lin-kv")]
+    pub workload: String,
+
+    /// The node binary (any executable: a compiled program, or a script with a shebang).
+    /// Relative paths are resolved against the current directory. Arguments that are not
+    /// options (or everything after `--`) are passed to it.
+    #[arg(long, value_name = "FILE")]
+    pub bin: PathBuf,
+
+    /// Run N nodes named n0 … n(N-1). Without it (and without --nodes) the nodes are
+    /// n1 … n5, Jepsen's default list.
+    #[arg(long, value_name = "N")]
+    pub node_count: Option<usize>,
+
+    /// Comma-separated node names, instead of the default n1 … n5 (--node-count wins).
+    #[arg(long, value_name = "A,B,…", value_delimiter = ',')]
+    pub nodes: Vec<String>,
+
+    /// Seconds of client operations (the main phase).
+    #[arg(long, value_name = "SECS", default_value_t = 60)]
+    pub time_limit: u64,
+
+    /// Client requests per second, over all clients (float). 0 means no client operations:
+    /// the main phase only waits.
+    #[arg(long, value_name = "R", default_value_t = 5.0)]
+    pub rate: f64,
+
+    /// Number of client workers: an integer, or Kn for K times the node count.
+    #[arg(long, value_name = "N|Kn", default_value = "1n")]
+    pub concurrency: Concurrency,
+
+    /// Mean one-way latency in milliseconds between non-client peers (nodes, services).
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    pub latency: u64,
+
+    /// How latencies are drawn around --latency.
+    #[arg(long, value_enum, default_value_t = LatencyDist::Constant)]
+    pub latency_dist: LatencyDist,
+
+    /// Faults to inject, comma-separated. Only `partition` exists, as in Maelstrom.
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub nemesis: Vec<NemesisKind>,
+
+    /// Mean seconds between nemesis operations.
+    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    pub nemesis_interval: f64,
+
+    /// Availability requirement: nil (no check), total (every op ok), or a fraction 0–1 of
+    /// invocations that must succeed.
+    #[arg(long, value_name = "nil|total|FRACTION", default_value = "nil")]
+    pub availability: Availability,
+
+    /// Broadcast topology sent to the nodes at setup.
+    #[arg(long, value_enum, default_value_t = Topology::Grid)]
+    pub topology: Topology,
+
+    /// Copy each node's stderr to the console and the run log (it always goes to
+    /// node-logs/NODE.log).
+    #[arg(long)]
+    pub log_stderr: bool,
+
+    /// Log every message sent through the network.
+    #[arg(long)]
+    pub log_net_send: bool,
+
+    /// Log every message delivered by the network.
+    #[arg(long)]
+    pub log_net_recv: bool,
+
+    /// Seed for every random choice the harness makes (ops, latencies, partitions,
+    /// services). Printed at the start and the end of each run; random when absent.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
+
+    /// Arguments passed to the node binary.
+    #[arg(
+        value_name = "NODE_ARGS",
+        trailing_var_arg = true,
+        allow_hyphen_values = true
+    )]
+    pub args: Vec<String>,
+}
+
+/// Options of `workloads analyze`.
+#[derive(Debug, Clone, Args)]
+pub struct AnalyzeArgs {
+    /// A stored run: a directory holding history.edn. Defaults to store/latest.
+    #[arg(
+        short = 't',
+        long = "test",
+        value_name = "PATH",
+        default_value = "store/latest"
+    )]
+    pub test: PathBuf,
+
+    /// The workload whose checker to use; read from the run's results when absent.
+    #[arg(short = 'w', long)]
+    pub workload: Option<String>,
+
+    /// Availability requirement, as for `test`.
+    #[arg(long, value_name = "nil|total|FRACTION", default_value = "nil")]
+    pub availability: Availability,
+}
+
+/// The number of client workers.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Concurrency {
+    Exactly(usize),
+    PerNode(usize),
+}
+
+impl Concurrency {
+    pub fn workers(self, node_count: usize) -> usize {
+        match self {
+            Concurrency::Exactly(n) => n,
+            Concurrency::PerNode(k) => k * node_count,
+        }
+    }
+}
+
+impl FromStr for Concurrency {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("expected an integer or Kn (like 2n), got {s:?}");
+        match s.strip_suffix('n') {
+            Some("") => Ok(Concurrency::PerNode(1)),
+            Some(k) => k.parse().map(Concurrency::PerNode).map_err(|_| bad()),
+            None => s.parse().map(Concurrency::Exactly).map_err(|_| bad()),
+        }
+    }
+}
+
+impl fmt::Display for Concurrency {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Concurrency::Exactly(n) => write!(f, "{n}"),
+            Concurrency::PerNode(k) => write!(f, "{k}n"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LatencyDist {
+    Constant,
+    Uniform,
+    Exponential,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum NemesisKind {
+    Partition,
+}
+
+/// Maelstrom's `--availability`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Availability {
+    Unchecked,
+    Total,
+    Fraction(f64),
+}
+
+impl FromStr for Availability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "nil" | "" => Ok(Availability::Unchecked),
+            "total" => Ok(Availability::Total),
+            _ => match s.parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => Ok(Availability::Fraction(x)),
+                _ => Err(format!("expected nil, total or a fraction 0–1, got {s:?}")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Availability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Availability::Unchecked => f.write_str("nil"),
+            Availability::Total => f.write_str("total"),
+            Availability::Fraction(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum Topology {
+    Grid,
+    Line,
+    #[value(alias = "tree")]
+    Tree2,
+    Tree3,
+    Tree4,
+    Total,
+}
+
+impl TestArgs {
+    /// The options as a `workloads test` command line that replays this run with `seed`.
+    pub fn replay_command(&self, seed: u64) -> String {
+        let mut words = vec![
+            "workloads".to_string(),
+            "test".into(),
+            "-w".into(),
+            self.workload.clone(),
+            "--bin".into(),
+            self.bin.display().to_string(),
+        ];
+        if let Some(n) = self.node_count {
+            words.extend(["--node-count".into(), n.to_string()]);
+        } else if !self.nodes.is_empty() {
+            words.extend(["--nodes".into(), self.nodes.join(",")]);
+        }
+        words.extend(["--time-limit".into(), self.time_limit.to_string()]);
+        words.extend(["--rate".into(), self.rate.to_string()]);
+        words.extend(["--concurrency".into(), self.concurrency.to_string()]);
+        if self.latency != 0 || self.latency_dist != LatencyDist::Constant {
+            words.extend(["--latency".into(), self.latency.to_string()]);
+            let dist = self
+                .latency_dist
+                .to_possible_value()
+                .expect("no skipped variants");
+            words.extend(["--latency-dist".into(), dist.get_name().to_string()]);
+        }
+        if !self.nemesis.is_empty() {
+            words.extend(["--nemesis".into(), "partition".into()]);
+            words.extend([
+                "--nemesis-interval".into(),
+                self.nemesis_interval.to_string(),
+            ]);
+        }
+        if self.availability != Availability::Unchecked {
+            words.extend(["--availability".into(), self.availability.to_string()]);
+        }
+        if self.topology != Topology::Grid {
+            let topo = self
+                .topology
+                .to_possible_value()
+                .expect("no skipped variants");
+            words.extend(["--topology".into(), topo.get_name().to_string()]);
+        }
+        for (on, flag) in [
+            (self.log_stderr, "--log-stderr"),
+            (self.log_net_send, "--log-net-send"),
+            (self.log_net_recv, "--log-net-recv"),
+        ] {
+            if on {
+                words.push(flag.into());
+            }
+        }
+        words.extend(["--seed".into(), seed.to_string()]);
+        if !self.args.is_empty() {
+            words.push("--".into());
+            words.extend(self.args.iter().cloned());
+        }
+        words
+            .iter()
+            .map(|w| shell_quote(w))
+            .collect::<Vec<_>>()
+            .join(" ")
+    }
+}
+
+/// Quotes a word for a POSIX shell when it needs it.
+fn shell_quote(word: &str) -> String {
+    let plain = !word.is_empty()
+        && word
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c));
+    if plain {
+        word.to_string()
+    } else {
+        format!("'{}'", word.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn parse(args: &[&str]) -> TestArgs {
+        let mut argv = vec!["workloads", "test"];
+        argv.extend_from_slice(args);
+        match Cli::try_parse_from(argv).unwrap().command {
+            Command::Test(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn defaults_are_maelstroms() {
+        let t = parse(&["--bin", "node"]);
+        assert_eq!(t.workload, "lin-kv");
+        assert_eq!(t.time_limit, 60);
+        assert_eq!(t.rate, 5.0);
+        assert_eq!(t.concurrency, Concurrency::PerNode(1));
+        assert_eq!(t.latency, 0);
+        assert_eq!(t.latency_dist, LatencyDist::Constant);
+        assert!(t.nemesis.is_empty());
+        assert_eq!(t.nemesis_interval, 10.0);
+        assert_eq!(t.availability, Availability::Unchecked);
+        assert_eq!(t.topology, Topology::Grid);
+        assert_eq!(t.node_count, None);
+    }
+
+    #[test]
+    fn trailing_arguments_go_to_the_node() {
+        let t = parse(&["-w", "echo", "--bin", "node", "--rate", "2.5", "x", "-y"]);
+        assert_eq!(t.args, vec!["x", "-y"]);
+        assert_eq!(t.rate, 2.5);
+        let t = parse(&["--bin", "node", "--", "--flag"]);
+        assert_eq!(t.args, vec!["--flag"]);
+    }
+
+    #[test]
+    fn concurrency_accepts_integers_and_multiples_of_n() {
+        assert_eq!("3".parse(), Ok(Concurrency::Exactly(3)));
+        assert_eq!("2n".parse(), Ok(Concurrency::PerNode(2)));
+        assert_eq!("n".parse(), Ok(Concurrency::PerNode(1)));
+        assert!("xn".parse::<Concurrency>().is_err());
+        assert_eq!(Concurrency::PerNode(2).workers(5), 10);
+    }
+
+    #[test]
+    fn nemesis_and_topology_names() {
+        let t = parse(&["--bin", "b", "--nemesis", "partition", "--topology", "tree"]);
+        assert_eq!(t.nemesis, vec![NemesisKind::Partition]);
+        assert_eq!(t.topology, Topology::Tree2);
+        let argv = ["workloads", "test", "--bin", "b", "--nemesis", "kill"];
+        assert!(Cli::try_parse_from(argv).is_err());
+    }
+
+    #[test]
+    fn availability_forms() {
+        assert_eq!("total".parse(), Ok(Availability::Total));
+        assert_eq!("0.5".parse(), Ok(Availability::Fraction(0.5)));
+        assert_eq!("nil".parse(), Ok(Availability::Unchecked));
+        assert!("2".parse::<Availability>().is_err());
+    }
+
+    #[test]
+    fn replay_command_round_trips() {
+        let t = parse(&["-w", "echo", "--bin", "my node", "--node-count", "3", "a b"]);
+        let line = t.replay_command(42);
+        assert!(line.contains("--seed 42"), "{line}");
+        assert!(line.contains("'my node'"), "{line}");
+        assert!(line.ends_with("-- 'a b'"), "{line}");
+    }
+}

@@ -1,0 +1,373 @@
+//! The engine: one `workloads test` run from options to exit status. It resolves the
+//! options into a run, creates the store folder, starts the nodes ([`process`]), drives the
+//! phases ([`runner`]), shuts every node down, writes the history, runs the checkers
+//! ([`crate::analysis`]) and prints Maelstrom's verdict line.
+//!
+//! Whatever happens after the nodes start — a verdict, a crash, an init failure, Ctrl-C —
+//! the nodes are shut down and the history written before the status is returned.
+//!
+//! Deliberate differences from Maelstrom, each because Maelstrom's behaviour hides the
+//! cause of a failure or loses data:
+//! * A stdout line that is not JSON, not a valid envelope, or addressed to an unknown or
+//!   closed destination is logged, counted under `:harness` in the results, and dropped;
+//!   the node keeps being read (Maelstrom's reader dies and the node goes silent).
+//! * A node that exits mid-run ends the run at once (Maelstrom notices only at teardown);
+//!   like Maelstrom the analysis is skipped, but results.edn is still written, with
+//!   `:valid? :unknown` and the crash report under `:error`.
+//! * Crashes and harness errors exit 2, not 255; bad arguments exit 254 as in Maelstrom.
+//! * Nodes run in `store/<workload>/<time>/node-dirs/<node>/`, not the JVM's temporary
+//!   directory. Blank stdout lines are ignored.
+//! * No `:perf` in the results: this harness draws no plots yet.
+
+pub mod outcome;
+pub mod process;
+pub mod runner;
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::Instant;
+
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tokio::sync::mpsc;
+
+use crate::analysis;
+use crate::cli::{self, TestArgs};
+use crate::console::Console;
+use crate::edn::Edn;
+use crate::net::{Latency, Network};
+use crate::store::Store;
+use crate::workload::{self, Cluster};
+use process::{Launch, NodeProcess};
+use runner::{Engine, Rngs, RunError, Settings};
+
+/// A refusal of the options, reported with the bad-arguments status.
+#[derive(Debug, Clone, PartialEq)]
+pub struct BadArgs(pub String);
+
+/// The node list: n0… with --node-count, else --nodes, else Jepsen's n1…n5.
+pub fn node_names(args: &TestArgs) -> Result<Vec<String>, BadArgs> {
+    let names: Vec<String> = match args.node_count {
+        Some(0) => return Err(BadArgs("--node-count must be at least 1".into())),
+        Some(n) => (0..n).map(|i| format!("n{i}")).collect(),
+        None if !args.nodes.is_empty() => args.nodes.clone(),
+        None => (1..=5).map(|i| format!("n{i}")).collect(),
+    };
+    for (i, n) in names.iter().enumerate() {
+        let clash = n.is_empty()
+            || ["lin-kv", "seq-kv", "lww-kv", "lin-tso"].contains(&n.as_str())
+            || (n.starts_with('c') && n[1..].bytes().all(|b| b.is_ascii_digit()))
+            || names[..i].contains(n);
+        if clash {
+            return Err(BadArgs(format!(
+                "bad node name {n:?}: names must be distinct and not look like a client (c<k>) or a service"
+            )));
+        }
+    }
+    Ok(names)
+}
+
+/// What the options resolve to: the workload, the node names, the absolute node binary.
+type Checked = (Box<dyn workload::Workload>, Vec<String>, PathBuf);
+
+fn check_args(args: &TestArgs) -> Result<Checked, BadArgs> {
+    let workload = workload::by_name(&args.workload).map_err(BadArgs)?;
+    let names = node_names(args)?;
+    if !(args.rate.is_finite() && args.rate >= 0.0) {
+        return Err(BadArgs(format!(
+            "--rate must be a number ≥ 0, got {}",
+            args.rate
+        )));
+    }
+    if !(args.nemesis_interval.is_finite() && args.nemesis_interval >= 0.0) {
+        return Err(BadArgs("--nemesis-interval must be a number ≥ 0".into()));
+    }
+    if args.concurrency.workers(names.len()) == 0 {
+        return Err(BadArgs(
+            "--concurrency must give at least one worker".into(),
+        ));
+    }
+    let bin = std::path::absolute(&args.bin)
+        .map_err(|e| BadArgs(format!("--bin {}: {e}", args.bin.display())))?;
+    if !bin.is_file() {
+        return Err(BadArgs(format!(
+            "--bin {}: no such file (paths are relative to the current directory)",
+            args.bin.display()
+        )));
+    }
+    Ok((workload, names, bin))
+}
+
+/// Runs `workloads test`; returns the exit status.
+pub async fn run_test(args: TestArgs) -> i32 {
+    let (workload, names, bin) = match check_args(&args) {
+        Ok(x) => x,
+        Err(BadArgs(why)) => {
+            eprintln!("workloads test: {why}");
+            return cli::EXIT_BAD_ARGS;
+        }
+    };
+    // Random seeds stay below 2^48: short enough to read and retype.
+    let seed = args
+        .seed
+        .unwrap_or_else(|| rand::thread_rng().gen_range(0..1 << 48));
+    let console = Arc::new(Console::new(true));
+    let store = match Store::create(Path::new("store"), workload.name()) {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("workloads test: cannot create the store folder: {e}");
+            return cli::EXIT_UNKNOWN;
+        }
+    };
+    if let Err(e) = console.attach_file(&store.jepsen_log()) {
+        console.warn(
+            "runner",
+            "workloads.run",
+            &format!("cannot write jepsen.log: {e}"),
+        );
+    }
+    let _ = store.link_latest();
+    let replay = args.replay_command(seed);
+    console.info(
+        "runner",
+        "workloads.run",
+        &format!("Seed {seed}; replay with: {replay}"),
+    );
+    console.info(
+        "runner",
+        "workloads.run",
+        &format!("Store: {}", store.dir.display()),
+    );
+
+    let seed_line = format!("Seed {seed}; replay with: {replay}");
+    let exit = run_in_store(
+        &args, workload, names, &bin, seed, &seed_line, &console, &store,
+    )
+    .await;
+    let _ = store.link_latest();
+    console.flush();
+    exit
+}
+
+#[allow(clippy::too_many_arguments)]
+async fn run_in_store(
+    args: &TestArgs,
+    workload: Box<dyn workload::Workload>,
+    names: Vec<String>,
+    bin: &Path,
+    seed: u64,
+    seed_line: &str,
+    console: &Arc<Console>,
+    store: &Store,
+) -> i32 {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let launch = Launch {
+        bin,
+        args: &args.args,
+        log_stderr: args.log_stderr,
+    };
+    let mut nodes = Vec::new();
+    let mut spawn_error = None;
+    for (i, name) in names.iter().enumerate() {
+        let spawned = store.node_dir(name).and_then(|dir| {
+            NodeProcess::spawn(
+                i as u32,
+                name,
+                &launch,
+                &dir,
+                &store.node_log(name),
+                tx.clone(),
+                console.clone(),
+            )
+        });
+        match spawned {
+            Ok(p) => nodes.push(p),
+            Err(e) => {
+                spawn_error = Some(format!(
+                    "Could not start node {name} ({}): {e}",
+                    bin.display()
+                ));
+                break;
+            }
+        }
+    }
+    drop(tx);
+    console.info(
+        "runner",
+        "workloads.run",
+        &format!("Started {} node(s): {}", nodes.len(), names.join(" ")),
+    );
+
+    let mut master = StdRng::seed_from_u64(seed);
+    let net_rng = StdRng::seed_from_u64(master.gen());
+    let rngs = Rngs {
+        services: StdRng::seed_from_u64(master.gen()),
+        generator: StdRng::seed_from_u64(master.gen()),
+        nemesis: StdRng::seed_from_u64(master.gen()),
+    };
+    let latency = Latency {
+        mean_ms: args.latency,
+        dist: args.latency_dist,
+    };
+    let clock = Instant::now();
+    let net = Network::new(names.len() as u32, latency, net_rng);
+    let settings = Settings {
+        time_limit: args.time_limit * 1_000_000_000,
+        rate: args.rate,
+        concurrency: args.concurrency.workers(names.len()),
+        nemesis: (!args.nemesis.is_empty()).then_some(args.nemesis_interval),
+        log_net_send: args.log_net_send,
+        log_net_recv: args.log_net_recv,
+    };
+    let cluster = Cluster {
+        nodes: names.clone(),
+        topology: args.topology,
+    };
+    let mut engine = Engine::new(
+        console.clone(),
+        nodes,
+        rx,
+        workload,
+        cluster,
+        settings,
+        net,
+        rngs,
+        clock,
+    );
+    let outcome = match spawn_error {
+        Some(e) => Err(RunError::Setup(e)),
+        None => engine.run().await,
+    };
+    console.info("runner", "workloads.run", "Tearing down nodes");
+    engine.shut_down().await;
+    if let Some(rss) = peak_rss_mib() {
+        console.info(
+            "runner",
+            "workloads.run",
+            &format!("Harness peak RSS {rss} MiB"),
+        );
+    }
+    if let Err(e) = store.write_history(&engine.history) {
+        console.warn(
+            "runner",
+            "workloads.run",
+            &format!("cannot write the history: {e}"),
+        );
+    }
+    let harness = analysis::harness_section(seed, &engine.problems, engine.net());
+
+    match outcome {
+        Ok(()) => {
+            console.info("runner", "workloads.run", "Analyzing...");
+            let results = analysis::results(
+                engine.workload(),
+                &engine.history,
+                engine.net().counters(),
+                args.availability,
+                harness,
+            );
+            finish(console, store, &results, seed_line)
+        }
+        Err(err) => {
+            let level_msg = match &err {
+                RunError::Interrupted(_) => format!("{err}; nodes stopped, history written."),
+                _ => format!("{err}"),
+            };
+            console.log(
+                crate::console::Level::Error,
+                "runner",
+                "workloads.run",
+                &level_msg,
+            );
+            let results = analysis::crashed(&err.to_string(), harness);
+            let _ = store.write_results(&results);
+            console.info(
+                "runner",
+                "workloads.run",
+                &format!("Wrote {}", store.dir.join("results.edn").display()),
+            );
+            console.info("runner", "workloads.run", seed_line);
+            console.flush();
+            eprintln!("\n{err}\n");
+            cli::EXIT_UNKNOWN
+        }
+    }
+}
+
+/// Writes and prints the results, then the verdict line; returns the exit status.
+fn finish(console: &Console, store: &Store, results: &Edn, seed_line: &str) -> i32 {
+    if let Err(e) = store.write_results(results) {
+        console.warn(
+            "runner",
+            "workloads.run",
+            &format!("cannot write the results: {e}"),
+        );
+    }
+    console.info("runner", "workloads.run", "Analysis complete");
+    console.info(
+        "runner",
+        "workloads.run",
+        &format!("Wrote {}", store.dir.join("results.edn").display()),
+    );
+    let (line, status) = analysis::verdict(results);
+    console.info("runner", "workloads.run", seed_line);
+    console.info(
+        "runner",
+        "workloads.run",
+        &format!("{}\n\n{line}", results.to_pretty().trim_end()),
+    );
+    status
+}
+
+/// The harness's own peak resident set (VmHWM), in MiB, where /proc tells it.
+fn peak_rss_mib() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib.div_ceil(1024))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn args(extra: &[&str]) -> TestArgs {
+        let mut argv = vec!["workloads", "test", "--bin", "node"];
+        argv.extend_from_slice(extra);
+        match cli::Cli::try_parse_from(argv).unwrap().command {
+            cli::Command::Test(t) => t,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn node_ids_follow_maelstrom() {
+        assert_eq!(
+            node_names(&args(&["--node-count", "3"])).unwrap(),
+            ["n0", "n1", "n2"]
+        );
+        assert_eq!(
+            node_names(&args(&[])).unwrap(),
+            ["n1", "n2", "n3", "n4", "n5"],
+            "Jepsen's default node list"
+        );
+        assert_eq!(node_names(&args(&["--nodes", "a,b"])).unwrap(), ["a", "b"]);
+        assert!(node_names(&args(&["--node-count", "0"])).is_err());
+        assert!(node_names(&args(&["--nodes", "a,c1"])).is_err());
+        assert!(node_names(&args(&["--nodes", "a,a"])).is_err());
+        assert!(node_names(&args(&["--nodes", "lin-kv"])).is_err());
+    }
+
+    #[test]
+    fn bad_combinations_are_refused() {
+        let err = |extra: &[&str]| check_args(&args(extra)).err().map(|BadArgs(m)| m);
+        assert!(err(&["-w", "kafka"])
+            .unwrap()
+            .contains("supported workloads"));
+        assert!(err(&["-w", "echo"]).unwrap().contains("no such file"));
+        assert!(err(&["-w", "echo", "--rate", "-1"])
+            .unwrap()
+            .contains("--rate"));
+    }
+}

@@ -1,0 +1,327 @@
+//! Node processes: spawning, the per-node reader and writer tasks, and shutdown.
+//!
+//! Each node runs in its own process group with piped stdin/stdout/stderr. One task writes
+//! queued lines to stdin (flushing when its queue runs dry, so bursts cost one write), one
+//! reads stdout lines and parses their envelope off the engine's task, one copies stderr to
+//! `node-logs/<node>.log` and keeps its last lines, and one waits for the exit. On Linux a
+//! node also gets SIGKILL if the harness dies without cleaning up.
+//!
+//! Shutdown closes stdin, waits a grace period, then signals the whole group with SIGTERM
+//! and finally SIGKILL, so nothing a node started outlives the run.
+
+use std::collections::VecDeque;
+use std::path::Path;
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use serde::Deserialize;
+use serde_json::value::RawValue;
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use crate::console::Console;
+
+/// Lines of stdout and stderr kept for crash reports, as Maelstrom keeps.
+pub const TAIL_LINES: usize = 32;
+
+/// A line a node printed on stdout, with its envelope already parsed.
+#[derive(Debug)]
+pub struct NodeLine {
+    pub node: u32,
+    pub text: String,
+    pub parsed: Result<Envelope, LineError>,
+}
+
+/// A well-formed envelope: exactly `src`, `dest`, `body` and an optional integer `id`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Envelope {
+    pub src: String,
+    pub dest: String,
+    pub body: Box<RawValue>,
+    #[serde(default)]
+    #[allow(dead_code)]
+    id: Option<i64>,
+}
+
+/// Why a stdout line is not a message.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LineError {
+    NotJson(String),
+    Malformed(String),
+}
+
+/// Parses one stdout line against Maelstrom's closed envelope schema.
+pub fn parse_line(text: &str) -> Result<Envelope, LineError> {
+    match serde_json::from_str::<Envelope>(text) {
+        Ok(env) => Ok(env),
+        Err(e) => {
+            if serde_json::from_str::<serde::de::IgnoredAny>(text).is_err() {
+                Err(LineError::NotJson(e.to_string()))
+            } else {
+                Err(LineError::Malformed(e.to_string()))
+            }
+        }
+    }
+}
+
+/// What the node tasks tell the engine.
+#[derive(Debug)]
+pub enum NodeEvent {
+    Line(NodeLine),
+    Exited { node: u32, status: String },
+}
+
+/// The last lines of a stream, for crash reports.
+pub type Tail = Arc<Mutex<VecDeque<String>>>;
+
+fn push_tail(tail: &Tail, line: &str) {
+    let mut t = tail.lock().unwrap_or_else(|p| p.into_inner());
+    if t.len() == TAIL_LINES {
+        t.pop_front();
+    }
+    t.push_back(line.to_string());
+}
+
+pub fn tail_text(tail: &Tail) -> String {
+    let t = tail.lock().unwrap_or_else(|p| p.into_inner());
+    t.iter().cloned().collect::<Vec<_>>().join("\n")
+}
+
+/// A running node.
+#[derive(Debug)]
+pub struct NodeProcess {
+    pub name: String,
+    pub pid: Option<u32>,
+    stdin: Option<mpsc::UnboundedSender<Vec<u8>>>,
+    pub stdout_tail: Tail,
+    pub stderr_tail: Tail,
+}
+
+/// How to start the nodes.
+#[derive(Debug, Clone)]
+pub struct Launch<'a> {
+    pub bin: &'a Path,
+    pub args: &'a [String],
+    pub log_stderr: bool,
+}
+
+impl NodeProcess {
+    /// Starts node `index` named `name` in `workdir`, with stderr copied to `log_path`.
+    pub fn spawn(
+        index: u32,
+        name: &str,
+        launch: &Launch<'_>,
+        workdir: &Path,
+        log_path: &Path,
+        events: mpsc::UnboundedSender<NodeEvent>,
+        console: Arc<Console>,
+    ) -> std::io::Result<NodeProcess> {
+        let mut cmd = Command::new(launch.bin);
+        cmd.args(launch.args)
+            .current_dir(workdir)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .kill_on_drop(true)
+            .process_group(0);
+        signals::die_with_parent(&mut cmd);
+        let mut child = cmd.spawn()?;
+        let pid = child.id();
+        let stdin = child.stdin.take().expect("stdin is piped");
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let stderr = child.stderr.take().expect("stderr is piped");
+        let stdout_tail: Tail = Arc::default();
+        let stderr_tail: Tail = Arc::default();
+
+        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(async move {
+            let mut w = BufWriter::with_capacity(64 * 1024, stdin);
+            while let Some(line) = rx.recv().await {
+                if w.write_all(&line).await.is_err() {
+                    return;
+                }
+                while let Ok(more) = rx.try_recv() {
+                    if w.write_all(&more).await.is_err() {
+                        return;
+                    }
+                }
+                if w.flush().await.is_err() {
+                    return;
+                }
+            }
+            // Dropping the writer closes the node's stdin.
+        });
+
+        let line_events = events.clone();
+        let tail = stdout_tail.clone();
+        tokio::spawn(async move {
+            let mut r = BufReader::with_capacity(64 * 1024, stdout);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match r.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let text = String::from_utf8_lossy(&buf);
+                let text = text.trim_end_matches(['\n', '\r']);
+                if text.trim().is_empty() {
+                    continue;
+                }
+                push_tail(&tail, text);
+                let parsed = parse_line(text);
+                let line = NodeLine {
+                    node: index,
+                    text: text.to_string(),
+                    parsed,
+                };
+                if line_events.send(NodeEvent::Line(line)).is_err() {
+                    break;
+                }
+            }
+        });
+
+        let log_file = std::fs::File::create(log_path)?;
+        let tail = stderr_tail.clone();
+        let thread = format!("{name} stderr");
+        let log_stderr = launch.log_stderr;
+        tokio::spawn(async move {
+            // Plain blocking writes: small, buffered, and flushed whenever the pipe is drained.
+            let mut log = std::io::BufWriter::new(log_file);
+            let mut r = BufReader::new(stderr);
+            let mut buf = Vec::new();
+            loop {
+                buf.clear();
+                match r.read_until(b'\n', &mut buf).await {
+                    Ok(0) | Err(_) => break,
+                    Ok(_) => {}
+                }
+                let _ = std::io::Write::write_all(&mut log, &buf);
+                if r.buffer().is_empty() {
+                    let _ = std::io::Write::flush(&mut log);
+                }
+                let text = String::from_utf8_lossy(&buf);
+                let text = text.trim_end_matches(['\n', '\r']);
+                push_tail(&tail, text);
+                if log_stderr {
+                    console.info(&thread, "workloads.node", text);
+                }
+            }
+            let _ = std::io::Write::flush(&mut log);
+        });
+
+        tokio::spawn(async move {
+            let status = match child.wait().await {
+                Ok(s) => describe_status(s),
+                Err(e) => format!("unknown status ({e})"),
+            };
+            let _ = events.send(NodeEvent::Exited {
+                node: index,
+                status,
+            });
+        });
+
+        Ok(NodeProcess {
+            name: name.to_string(),
+            pid,
+            stdin: Some(tx),
+            stdout_tail,
+            stderr_tail,
+        })
+    }
+
+    /// Queues one line (with its newline) for the node's stdin. A node that stopped
+    /// reading simply loses it.
+    pub fn send(&self, line: Vec<u8>) {
+        if let Some(tx) = &self.stdin {
+            let _ = tx.send(line);
+        }
+    }
+
+    /// Closes stdin once the queued lines are written.
+    pub fn close_stdin(&mut self) {
+        self.stdin = None;
+    }
+
+    /// Sends `signal` to the node's whole process group.
+    pub fn signal(&self, signal: i32) {
+        if let Some(pid) = self.pid {
+            signals::kill_group(pid, signal);
+        }
+    }
+}
+
+fn describe_status(status: std::process::ExitStatus) -> String {
+    use std::os::unix::process::ExitStatusExt;
+    match (status.code(), status.signal()) {
+        (Some(code), _) => code.to_string(),
+        (None, Some(sig)) => format!("{} (killed by signal {sig})", 128 + sig),
+        _ => "unknown".into(),
+    }
+}
+
+/// The only unsafe code of the harness: process-group signals and the parent-death signal,
+/// which the standard library does not offer.
+#[allow(unsafe_code)]
+pub mod signals {
+    pub use libc::{SIGKILL, SIGTERM};
+
+    /// `kill(-pgid, signal)`. Errors (the group is gone) are ignored on purpose.
+    pub fn kill_group(pgid: u32, signal: i32) {
+        if let Ok(pgid) = i32::try_from(pgid) {
+            if pgid > 0 {
+                // SAFETY: kill(2) has no memory effects; a negative pid names a process group.
+                unsafe {
+                    libc::kill(-pgid, signal);
+                }
+            }
+        }
+    }
+
+    /// On Linux, asks the kernel to SIGKILL the node when the harness dies, so that even a
+    /// SIGKILLed harness leaves no node behind.
+    pub fn die_with_parent(cmd: &mut tokio::process::Command) {
+        #[cfg(target_os = "linux")]
+        // SAFETY: the closure runs between fork and exec and only calls prctl(2), which is
+        // async-signal-safe.
+        unsafe {
+            cmd.pre_exec(|| {
+                libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL);
+                Ok(())
+            });
+        }
+        #[cfg(not(target_os = "linux"))]
+        let _ = cmd;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn envelope_is_a_closed_map() {
+        let ok = parse_line(r#"{"src":"n0","dest":"c1","body":{"type":"echo_ok"}}"#).unwrap();
+        assert_eq!((ok.src.as_str(), ok.dest.as_str()), ("n0", "c1"));
+        assert!(parse_line(r#"{"id":3,"src":"n0","dest":"c1","body":1}"#).is_ok());
+        assert!(matches!(parse_line("hello"), Err(LineError::NotJson(_))));
+        assert!(matches!(
+            parse_line(r#"{"src":"n0""#),
+            Err(LineError::NotJson(_))
+        ));
+        for bad in [
+            r#"{"src":"n0","dest":"c1","body":{},"extra":1}"#,
+            r#"{"src":"n0","body":{}}"#,
+            r#"{"src":1,"dest":"c1","body":{}}"#,
+            r#"{"id":1.5,"src":"n0","dest":"c1","body":{}}"#,
+            r#"[1,2]"#,
+        ] {
+            assert!(
+                matches!(parse_line(bad), Err(LineError::Malformed(_))),
+                "{bad}"
+            );
+        }
+    }
+}

@@ -1,0 +1,131 @@
+//! The store: `store/<workload>/<yyyyMMdd'T'HHmmss.SSS+ZZZZ>/` under the current directory,
+//! with Jepsen's file names, and the `store/latest`, `store/current` and
+//! `store/<workload>/latest` symlinks (relative, so a moved store keeps working).
+//!
+//! Layout of one run:
+//! `results.edn`, `results.json`, `history.edn`, `history.txt`, `history.jsonl`, `jepsen.log`,
+//! `node-logs/<node>.log` (each node's stderr) and `node-dirs/<node>/` (each node's working
+//! directory; Maelstrom uses the JVM's temporary directory, a per-node folder keeps whatever
+//! nodes write next to their run).
+
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use chrono::Local;
+
+use crate::edn::Edn;
+use crate::history::History;
+
+/// One run's folder.
+#[derive(Debug, Clone)]
+pub struct Store {
+    root: PathBuf,
+    workload: String,
+    stamp: String,
+    pub dir: PathBuf,
+}
+
+impl Store {
+    /// Creates a fresh run folder under `root` (normally `store`).
+    pub fn create(root: &Path, workload: &str) -> io::Result<Store> {
+        loop {
+            let stamp = Local::now().format("%Y%m%dT%H%M%S%.3f%z").to_string();
+            let dir = root.join(workload).join(&stamp);
+            if dir.exists() {
+                std::thread::sleep(std::time::Duration::from_millis(1));
+                continue;
+            }
+            fs::create_dir_all(dir.join("node-logs"))?;
+            fs::create_dir_all(dir.join("node-dirs"))?;
+            return Ok(Store {
+                root: root.to_path_buf(),
+                workload: workload.to_string(),
+                stamp,
+                dir,
+            });
+        }
+    }
+
+    pub fn node_log(&self, node: &str) -> PathBuf {
+        self.dir.join("node-logs").join(format!("{node}.log"))
+    }
+
+    /// A node's working directory, created on demand.
+    pub fn node_dir(&self, node: &str) -> io::Result<PathBuf> {
+        let dir = self.dir.join("node-dirs").join(node);
+        fs::create_dir_all(&dir)?;
+        // Absolute, because the node starts in it.
+        dir.canonicalize()
+    }
+
+    pub fn jepsen_log(&self) -> PathBuf {
+        self.dir.join("jepsen.log")
+    }
+
+    pub fn write_history(&self, history: &History) -> io::Result<()> {
+        fs::write(self.dir.join("history.edn"), history.to_edn_lines())?;
+        fs::write(self.dir.join("history.txt"), history.to_txt())?;
+        fs::write(self.dir.join("history.jsonl"), history.to_jsonl())?;
+        Ok(())
+    }
+
+    pub fn write_results(&self, results: &Edn) -> io::Result<()> {
+        let mut edn = results.to_pretty();
+        if !edn.ends_with('\n') {
+            edn.push('\n');
+        }
+        fs::write(self.dir.join("results.edn"), edn)?;
+        let json = serde_json::to_string_pretty(&results.to_json()).unwrap_or_default();
+        fs::write(self.dir.join("results.json"), json + "\n")?;
+        Ok(())
+    }
+
+    /// Points the `latest` links at this run.
+    pub fn link_latest(&self) -> io::Result<()> {
+        let in_root = Path::new(&self.workload).join(&self.stamp);
+        relink(&self.root.join("latest"), &in_root)?;
+        relink(&self.root.join("current"), &in_root)?;
+        relink(
+            &self.root.join(&self.workload).join("latest"),
+            Path::new(&self.stamp),
+        )
+    }
+}
+
+/// Replaces the symlink `link` atomically with one to `target`.
+fn relink(link: &Path, target: &Path) -> io::Result<()> {
+    let tmp = link.with_extension(format!("tmp{}", std::process::id()));
+    let _ = fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)?;
+    fs::rename(&tmp, link)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn creates_timestamped_dirs_and_relative_links() {
+        let root = std::env::temp_dir().join(format!("workloads-store-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&root);
+        let a = Store::create(&root, "echo").unwrap();
+        a.link_latest().unwrap();
+        let b = Store::create(&root, "echo").unwrap();
+        b.link_latest().unwrap();
+        assert_ne!(a.dir, b.dir);
+        let name = b.dir.file_name().unwrap().to_str().unwrap().to_string();
+        // 20251110T205811.203+0100
+        assert_eq!(name.len(), 24, "{name}");
+        assert_eq!(&name[8..9], "T");
+        assert!(name[19..].starts_with(['+', '-']), "{name}");
+        let latest = fs::read_link(root.join("latest")).unwrap();
+        assert_eq!(latest, Path::new("echo").join(&name));
+        assert_eq!(
+            fs::read_link(root.join("echo/latest")).unwrap(),
+            Path::new(&name)
+        );
+        assert!(root.join("latest/node-logs").is_dir());
+        fs::remove_dir_all(&root).unwrap();
+    }
+}

@@ -1,0 +1,182 @@
+//! Workloads: what clients ask of the nodes and how the answers are judged. A workload is a
+//! generator (the next operation), a client (the request body for an operation, the closed
+//! schema of its reply, and the completed value), and a checker (from [`crate::checker`]),
+//! all in one module implementing [`Workload`]. The engine knows nothing else about them:
+//! adding a workload means adding a module and a line to [`by_name`].
+
+pub mod broadcast;
+pub mod echo;
+pub mod g_counter;
+pub mod g_set;
+pub mod pn_counter;
+pub mod unique_ids;
+
+use rand::rngs::StdRng;
+use serde_json::{Map, Value};
+
+use crate::cli::Topology;
+use crate::edn::Edn;
+use crate::history::History;
+use crate::schema::Schema;
+
+/// Names accepted by `-w`, in the order the help and errors list them.
+pub const SUPPORTED: [&str; 6] = [
+    "echo",
+    "unique-ids",
+    "broadcast",
+    "g-set",
+    "g-counter",
+    "pn-counter",
+];
+
+/// Workloads Maelstrom has that this harness does not run yet.
+pub const NOT_YET: [&str; 4] = ["lin-kv", "txn-list-append", "txn-rw-register", "kafka"];
+
+/// An operation the generator asks for: Jepsen's `{:f … :value …}`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct GenOp {
+    pub f: &'static str,
+    pub value: Edn,
+    /// Part of the final phase (`:final? true`).
+    pub final_read: bool,
+}
+
+impl GenOp {
+    pub fn new(f: &'static str, value: Edn) -> Self {
+        GenOp {
+            f,
+            value,
+            final_read: false,
+        }
+    }
+}
+
+/// What the workload needs to know about the cluster.
+#[derive(Debug, Clone)]
+pub struct Cluster {
+    pub nodes: Vec<String>,
+    pub topology: Topology,
+}
+
+/// A request to send to a node, and the reply schema to hold its answer to.
+#[derive(Debug, Clone)]
+pub struct Request<'a> {
+    /// The body without `msg_id` (the engine adds it).
+    pub body: Map<String, Value>,
+    pub reply: &'a Schema,
+}
+
+/// One workload. See the module documentation.
+pub trait Workload: Send {
+    /// The `-w` name.
+    fn name(&self) -> &'static str;
+
+    /// Whether errors and timeouts become `:fail`/`:info` with an `:error` (Maelstrom's
+    /// `with-errors`), rather than `:info` with an exception.
+    fn uses_with_errors(&self) -> bool {
+        true
+    }
+
+    /// Whether an `f` may be recorded as `:fail` after an indefinite error or timeout.
+    fn idempotent(&self, _f: &str) -> bool {
+        false
+    }
+
+    /// Whether a worker keeps its client (and client id) after an `:info`.
+    fn reusable_client(&self) -> bool {
+        false
+    }
+
+    /// The request the setup client sends to `node` before the test, if any.
+    fn setup(&self, _cluster: &Cluster, _node: usize) -> Option<Request<'_>> {
+        None
+    }
+
+    /// The next operation of the main phase.
+    fn next_op(&mut self, rng: &mut StdRng) -> GenOp;
+
+    /// The operation each worker runs once in the final phase, if the workload has one.
+    fn final_op(&self) -> Option<GenOp> {
+        None
+    }
+
+    /// The request for an operation.
+    fn request(&self, op: &GenOp) -> Request<'_>;
+
+    /// The value of the `:ok` completion, from a reply that fits the schema.
+    fn ok_value(&self, op: &GenOp, reply: &Map<String, Value>) -> Edn;
+
+    /// The workload checker's result map (`:workload` in results.edn).
+    fn check(&self, history: &History) -> Edn;
+}
+
+/// The workload named `name`, or a message listing the supported ones.
+pub fn by_name(name: &str) -> Result<Box<dyn Workload>, String> {
+    Ok(match name {
+        "echo" => Box::new(echo::Echo::new()),
+        "unique-ids" => Box::new(unique_ids::UniqueIds::new()),
+        "broadcast" => Box::new(broadcast::Broadcast::new()),
+        "g-set" => Box::new(g_set::GSet::new()),
+        "g-counter" => Box::new(g_counter::GCounter::new()),
+        "pn-counter" => Box::new(pn_counter::PnCounter::new()),
+        other => {
+            let why = if NOT_YET.contains(&other) {
+                format!("Maelstrom's workload {other:?} is not supported by this harness yet")
+            } else {
+                format!("unknown workload {other:?}")
+            };
+            return Err(format!(
+                "{why}; supported workloads: {}",
+                SUPPORTED.join(", ")
+            ));
+        }
+    })
+}
+
+/// A body `{…fields, "type": kind}`, keys in the order Maelstrom's clients build them
+/// (`assoc`ing `type` onto the workload's fields).
+pub(crate) fn body(kind: &str, fields: &[(&str, Value)]) -> Map<String, Value> {
+    let mut m = Map::new();
+    for (k, v) in fields {
+        m.insert(k.to_string(), v.clone());
+    }
+    m.insert("type".into(), Value::String(kind.into()));
+    m
+}
+
+/// A body `{"type": kind, …fields}`, for the clients that spell `type` first.
+pub(crate) fn body_type_first(kind: &str, fields: &[(&str, Value)]) -> Map<String, Value> {
+    let mut m = Map::new();
+    m.insert("type".into(), Value::String(kind.into()));
+    for (k, v) in fields {
+        m.insert(k.to_string(), v.clone());
+    }
+    m
+}
+
+/// A field of a checked reply as EDN (nested maps keep string keys, as in Maelstrom).
+pub(crate) fn reply_field(reply: &Map<String, Value>, key: &str) -> Edn {
+    reply
+        .get(key)
+        .map(|v| Edn::from_json(v, false))
+        .unwrap_or(Edn::Nil)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_supported_name_resolves_and_others_are_refused_clearly() {
+        for name in SUPPORTED {
+            assert_eq!(by_name(name).map(|w| w.name()).unwrap(), name);
+        }
+        let err = by_name("lin-kv").err().unwrap();
+        assert!(
+            err.contains("not supported") && err.contains("unique-ids"),
+            "{err}"
+        );
+        let err = by_name("nope").err().unwrap();
+        assert!(err.contains("unknown workload \"nope\""), "{err}");
+    }
+}
