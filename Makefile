@@ -23,8 +23,10 @@ SCENARIOS := echo unique-ids-partition broadcast-partition g-counter-partition
 build:
 	$(CARGO) build --release --workspace --bins --examples
 
-## The test suite: unit, property and process-level tests of every crate.
+## The test suite: unit, property and process-level tests of every crate. The process
+## tests spawn the example nodes, which `cargo test --all-targets` builds only as tests.
 test:
+	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test --workspace --all-targets
 
 ## The main job: build everything and run every scenario, printing each verdict.
