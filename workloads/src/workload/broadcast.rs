@@ -3,7 +3,6 @@
 //! Reads are idempotent. Checked by set-full with `broadcast` as the add.
 
 use rand::rngs::StdRng;
-use rand::Rng;
 use serde_json::{Map, Value};
 
 use super::{body_type_first, Cluster, GenOp, Request, Workload};
@@ -66,21 +65,11 @@ impl Workload for Broadcast {
     }
 
     fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
-        if rng.gen_bool(0.5) {
-            let v = self.next;
-            self.next += 1;
-            GenOp::new("broadcast", Edn::Int(v))
-        } else {
-            GenOp::new("read", Edn::Nil)
-        }
+        GenOp::add_next_or_read(rng, &mut self.next, "broadcast")
     }
 
     fn final_op(&self) -> Option<GenOp> {
-        Some(GenOp {
-            f: "read",
-            value: Edn::Nil,
-            final_read: true,
-        })
+        Some(GenOp::final_read())
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {

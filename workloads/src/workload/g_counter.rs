@@ -40,7 +40,7 @@ impl Workload for GCounter {
     }
 
     fn final_op(&self) -> Option<GenOp> {
-        Some(CounterClient::final_op())
+        Some(GenOp::final_read())
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {

@@ -3,7 +3,6 @@
 //! with an exception (no `with-errors`). Checked by set-full.
 
 use rand::rngs::StdRng;
-use rand::Rng;
 use serde_json::{Map, Value};
 
 use super::{body, GenOp, Request, Workload};
@@ -47,21 +46,11 @@ impl Workload for GSet {
     }
 
     fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
-        if rng.gen_bool(0.5) {
-            let v = self.next;
-            self.next += 1;
-            GenOp::new("add", Edn::Int(v))
-        } else {
-            GenOp::new("read", Edn::Nil)
-        }
+        GenOp::add_next_or_read(rng, &mut self.next, "add")
     }
 
     fn final_op(&self) -> Option<GenOp> {
-        Some(GenOp {
-            f: "read",
-            value: Edn::Nil,
-            final_read: true,
-        })
+        Some(GenOp::final_read())
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {

@@ -49,6 +49,32 @@ impl GenOp {
             final_read: false,
         }
     }
+
+    /// The read every worker makes in the final phase.
+    pub fn final_read() -> Self {
+        GenOp {
+            f: "read",
+            value: Edn::Nil,
+            final_read: true,
+        }
+    }
+
+    /// The set workloads' mix: half adds of the next unique integer (under `add_f`),
+    /// half reads.
+    pub fn add_next_or_read(
+        rng: &mut rand::rngs::StdRng,
+        next: &mut i64,
+        add_f: &'static str,
+    ) -> Self {
+        use rand::Rng;
+        if rng.gen_bool(0.5) {
+            let v = *next;
+            *next += 1;
+            GenOp::new(add_f, Edn::Int(v))
+        } else {
+            GenOp::new("read", Edn::Nil)
+        }
+    }
 }
 
 /// What the workload needs to know about the cluster.

@@ -36,14 +36,6 @@ impl CounterClient {
         }
     }
 
-    pub fn final_op() -> GenOp {
-        GenOp {
-            f: "read",
-            value: Edn::Nil,
-            final_read: true,
-        }
-    }
-
     pub fn request(&self, op: &GenOp) -> Request<'_> {
         match op.f {
             "add" => Request {
@@ -96,7 +88,7 @@ impl Workload for PnCounter {
     }
 
     fn final_op(&self) -> Option<GenOp> {
-        Some(CounterClient::final_op())
+        Some(GenOp::final_read())
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {
