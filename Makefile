@@ -15,9 +15,11 @@ TIME ?= 10
 SEED ?=
 SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 
-SCENARIOS := echo unique-ids-partition broadcast-partition g-counter-partition
+# The scenario targets (<workload>-<fault>) and $(SCENARIOS) are generated from
+# workloads/src/scenario.rs; `make scenarios` regenerates them and the CI matrix.
+include scenarios.mk
 
-.PHONY: run test build bench bench-core bench-harness smoke-echo $(SCENARIOS)
+.PHONY: run test build bench bench-core bench-harness smoke-echo scenarios
 
 ## Build every crate and node binary in release mode.
 build:
@@ -63,21 +65,8 @@ smoke-echo:
 	  '{"src":"c1","dest":"n0","body":{"type":"sleigh","msg_id":2}}' \
 	  | $(EXAMPLES)/echo
 
-## maelstrom-core's echo example.
-echo:
-	$(MAELSTROM) test -w echo --bin $(EXAMPLES)/echo --node-count 1 --time-limit $(TIME) $(SEED_FLAG)
-
-## Unique IDs on 3 nodes under partitions; every request must succeed.
-unique-ids-partition:
-	$(MAELSTROM) test -w unique-ids --bin $(EXAMPLES)/unique_ids --node-count 3 --time-limit $(TIME) \
-	  --rate 100 --availability total --nemesis partition --nemesis-interval 2 $(SEED_FLAG)
-
-## Broadcast on 5 nodes with latency, under partitions.
-broadcast-partition:
-	$(MAELSTROM) test -w broadcast --bin $(EXAMPLES)/broadcast --node-count 5 --time-limit $(TIME) \
-	  --rate 20 --latency 20 --nemesis partition --nemesis-interval 2 $(SEED_FLAG)
-
-## Grow-only counter on 3 nodes under partitions.
-g-counter-partition:
-	$(MAELSTROM) test -w g-counter --bin $(EXAMPLES)/g_counter --node-count 3 --time-limit $(TIME) \
-	  --rate 20 --nemesis partition --nemesis-interval 2 $(SEED_FLAG)
+## Regenerates scenarios.mk and the CI matrix from workloads/src/scenario.rs.
+scenarios:
+	$(CARGO) build --release -p workloads --bins
+	$(RELEASE)/workloads scenarios --makefile > scenarios.mk
+	sed -i "s/^\( *\)scenario: \[.*\]$$/\1$$($(RELEASE)/workloads scenarios --ci-matrix)/" .github/workflows/ci.yml

@@ -44,6 +44,19 @@ pub enum Command {
     Test(TestArgs),
     /// Re-check a stored run's history.edn and print the verdict.
     Analyze(AnalyzeArgs),
+    /// Print the fault scenarios, or the Makefile targets / CI matrix generated from them.
+    Scenarios(ScenariosArgs),
+}
+
+/// Options of `workloads scenarios`.
+#[derive(Debug, Clone, Args)]
+pub struct ScenariosArgs {
+    /// Print scenarios.mk, the Makefile targets of every scenario.
+    #[arg(long, conflicts_with = "ci_matrix")]
+    pub makefile: bool,
+    /// Print the scenario line of the CI workflow's matrix.
+    #[arg(long)]
+    pub ci_matrix: bool,
 }
 
 /// Options of `workloads test`, named as Maelstrom names them.

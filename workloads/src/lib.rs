@@ -10,6 +10,7 @@ pub mod engine;
 pub mod history;
 pub mod net;
 pub mod partition;
+pub mod scenario;
 pub mod schema;
 pub mod services;
 pub mod store;

@@ -28,6 +28,7 @@ fn main() {
         match cli.command {
             Command::Test(args) => workloads::engine::run_test(args).await,
             Command::Analyze(args) => workloads::analysis::analyze(&args),
+            Command::Scenarios(args) => workloads::scenario::print(&args),
         }
     });
     // Node tasks may still hold pipes; they are not worth waiting for.
