@@ -22,14 +22,18 @@ fn example(name: &str) -> PathBuf {
     path
 }
 
-#[test]
-fn echo_binary_answers_every_line_and_exits_cleanly_on_eof() {
-    let mut child = Command::new(example("echo"))
+fn spawn_echo() -> std::process::Child {
+    Command::new(example("echo"))
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
-        .expect("spawn echo");
+        .expect("spawn echo")
+}
+
+#[test]
+fn echo_binary_answers_every_line_and_exits_cleanly_on_eof() {
+    let mut child = spawn_echo();
     let mut stdin = child.stdin.take().unwrap();
     let lines = [
         // A peer's message before init: held, answered after init from n0.
@@ -96,12 +100,7 @@ fn echo_binary_answers_every_line_and_exits_cleanly_on_eof() {
 
 #[test]
 fn echo_binary_skips_bytes_that_are_not_utf8() {
-    let mut child = Command::new(example("echo"))
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("spawn echo");
+    let mut child = spawn_echo();
     let mut stdin = child.stdin.take().unwrap();
     stdin
         .write_all(b"{\"src\":\"c0\",\"dest\":\"n0\",\"body\":{\"type\":\"init\",\"msg_id\":1,\"node_id\":\"n0\",\"node_ids\":[\"n0\"]}}\n\xff\xfe garbage\n{\"src\":\"c1\",\"dest\":\"n0\",\"body\":{\"type\":\"echo\",\"echo\":5,\"msg_id\":9}}")
