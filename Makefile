@@ -19,7 +19,22 @@ SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 # workloads/src/scenario.rs; `make scenarios` regenerates them and the CI matrix.
 include scenarios.mk
 
-.PHONY: run test build bench bench-core bench-harness smoke-echo scenarios
+.PHONY: run test deps build bench bench-core bench-harness smoke-echo scenarios
+
+# Debian packages the tests need: libfaketime for the clock nemesis, Chromium for the
+# browser test of `workloads serve`.
+DEBIAN_PACKAGES := libfaketime faketime chromium
+SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
+
+## Installs the Debian packages that are missing (nothing to do when all are there).
+deps:
+	@missing=""; for p in $(DEBIAN_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q "install ok installed" || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "Installing Debian packages:$$missing"; \
+	  $(SUDO) apt-get update -qq && DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq $$missing; \
+	fi
 
 ## Build every crate and node binary in release mode.
 build:
@@ -27,17 +42,19 @@ build:
 
 ## The test suite: unit, property and process-level tests of every crate. The process
 ## tests spawn the example nodes, which `cargo test --all-targets` builds only as tests.
-test:
+test: deps
 	$(CARGO) build --workspace --bins --examples
 	$(CARGO) test --workspace --all-targets
 
-## The main job: build everything and run every scenario, printing each verdict.
-run: build
+## The main job: build everything and run every scenario, printing each verdict. A
+## scenario passes when its verdict is the expected one: valid for most, invalid for those
+## that show a fault catching a node that is only correct without it.
+run: deps build
 	@failed=0; \
 	for s in $(SCENARIOS); do \
 	  echo "=== $$s"; \
-	  if $(MAKE) --no-print-directory -s $$s > >(tail -n 3); then echo "=== $$s: valid"; \
-	  else echo "=== $$s: NOT VALID"; failed=1; fi; \
+	  if $(MAKE) --no-print-directory -s $$s > >(tail -n 3); then echo "=== $$s: passed"; \
+	  else echo "=== $$s: FAILED"; failed=1; fi; \
 	done; \
 	exit $$failed
 

@@ -6,6 +6,10 @@
 //! sent again on the next tick. A node that learns messages from a neighbour owes them to
 //! its other neighbours. So every message eventually crosses every link of a connected
 //! topology once the network heals.
+//!
+//! Known messages are persisted before they are acknowledged, so a node killed and
+//! restarted in the same directory keeps them; having lost track of what its neighbours
+//! acknowledged, it owes every known message to every other node again.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
@@ -58,9 +62,18 @@ struct Broadcast {
 }
 
 impl Broadcast {
-    fn learn(&mut self, messages: impl IntoIterator<Item = u64>, from: Option<&str>) {
+    /// Adds messages, owing new ones to every neighbour but the sender, and persists the
+    /// set (before any acknowledgement leaves) when it grew.
+    fn learn(
+        &mut self,
+        messages: impl IntoIterator<Item = u64>,
+        from: Option<&str>,
+        out: &mut Outbox<Self>,
+    ) {
+        let mut grew = false;
         for message in messages {
             if self.messages.insert(message) {
+                grew = true;
                 for (peer, owed) in self.owed.iter_mut() {
                     if Some(peer.as_str()) != from {
                         owed.insert(message);
@@ -68,23 +81,40 @@ impl Broadcast {
                 }
             }
         }
+        if grew {
+            let bytes = serde_json::to_vec(&self.messages).expect("a set of integers serializes");
+            out.persist(STATE, bytes);
+        }
     }
 }
+
+/// The file holding the known messages.
+const STATE: &str = "messages.json";
 
 impl Node for Broadcast {
     type Msg = Msg;
     type Timer = Timer;
     type Call = Batch;
 
-    fn init(ctx: &Context, _: &dyn Storage, out: &mut Outbox<Self>) -> Result<Self, InitError> {
+    fn init(
+        ctx: &Context,
+        storage: &dyn Storage,
+        out: &mut Outbox<Self>,
+    ) -> Result<Self, InitError> {
         out.set_timer(GOSSIP_EVERY, Timer::Gossip);
+        let messages: BTreeSet<u64> = match storage.load(STATE) {
+            Ok(Some(bytes)) => serde_json::from_slice(&bytes)
+                .map_err(|e| InitError::new(format!("corrupt {STATE}: {e}")))?,
+            Ok(None) => BTreeSet::new(),
+            Err(e) => return Err(InitError::new(format!("cannot read {STATE}: {e}"))),
+        };
         // Until a topology arrives, every other node is a neighbour.
         let owed = ctx
             .peers()
-            .map(|p| (p.to_string(), BTreeSet::new()))
+            .map(|p| (p.to_string(), messages.clone()))
             .collect();
         Ok(Broadcast {
-            messages: BTreeSet::new(),
+            messages,
             owed,
             in_flight: BTreeSet::new(),
         })
@@ -111,7 +141,7 @@ impl Node for Broadcast {
                 out.reply(&from, Msg::TopologyOk);
             }
             Msg::Broadcast { message } => {
-                self.learn([message], None);
+                self.learn([message], None, out);
                 out.reply(&from, Msg::BroadcastOk);
             }
             Msg::Read => {
@@ -126,7 +156,7 @@ impl Node for Broadcast {
                         owed.remove(m);
                     }
                 }
-                self.learn(messages, Some(&sender));
+                self.learn(messages, Some(&sender), out);
                 out.reply(&from, Msg::GossipOk);
             }
             Msg::TopologyOk | Msg::BroadcastOk | Msg::ReadOk { .. } | Msg::GossipOk => {}

@@ -1,8 +1,8 @@
 //! Analysis: composes the checkers into the results map, in the order and under the keys
-//! of Maelstrom's results.edn — `:timeline`, `:exceptions`, `:stats`, `:availability`,
-//! `:net`, `:workload` — then our own `:harness` section, then the merged `:valid?`. (No
-//! `:perf`: this harness writes no plots yet.) Also the verdict line, and `analyze`, which
-//! re-checks a stored history.
+//! of Maelstrom's results.edn — `:perf`, `:timeline`, `:exceptions`, `:stats`,
+//! `:availability`, `:net`, `:workload` — then our own `:clock` (under the clock nemesis) and
+//! `:harness` sections, then the merged `:valid?`. Also the verdict line, and `analyze`,
+//! which re-checks a stored history.
 //!
 //! `:harness` never invalidates a run; it reports the seed, the lines nodes printed that were
 //! not messages (Maelstrom would have stopped reading such a node; we log, count and go on)
@@ -37,6 +37,11 @@ pub fn harness_section(seed: u64, problems: &Problems, net: &Network) -> Edn {
             Edn::Vector(problems.examples.iter().cloned().map(Edn::Str).collect()),
         ),
         ("partition-dropped-count", n(net.counters().dropped)),
+        ("lossy-dropped-count", n(net.counters().lossy_dropped)),
+        ("lossy-duplicated-count", n(net.counters().duplicated)),
+        ("lossy-reordered-count", n(net.counters().reordered)),
+        ("lost-to-dead-nodes-count", n(problems.lost_to_dead_nodes)),
+        ("failed-restarts", n(problems.failed_restarts)),
     ])
 }
 
@@ -57,15 +62,44 @@ fn net_stats(c: Counters) -> checker::net::NetStats {
     }
 }
 
+/// Sections of the results that come from the run rather than from a checker.
+#[derive(Debug)]
+pub struct RunSections {
+    /// `:perf`: whether the plots were drawn.
+    pub perf: Edn,
+    /// `:clock`, under the clock nemesis.
+    pub clock: Option<Edn>,
+    pub harness: Edn,
+}
+
+/// `:perf` as Jepsen writes it, or `:unknown` with the reason when the plots failed.
+pub fn perf_section(plotted: Result<(), String>) -> Edn {
+    match plotted {
+        Ok(()) => {
+            let ok = || Edn::map(vec![("valid?", Edn::Bool(true))]);
+            Edn::map(vec![
+                ("latency-graph", ok()),
+                ("rate-graph", ok()),
+                ("valid?", Edn::Bool(true)),
+            ])
+        }
+        Err(why) => Edn::map(vec![
+            ("valid?", Edn::kw("unknown")),
+            ("error", Edn::Str(why)),
+        ]),
+    }
+}
+
 /// The full results map of a run that completed.
 pub fn results(
     workload: &dyn Workload,
     history: &History,
     net: Counters,
     availability: Availability,
-    harness: Edn,
+    sections: RunSections,
 ) -> Edn {
     let mut parts = vec![
+        ("perf", sections.perf),
         ("timeline", checker::timeline_result()),
         ("exceptions", checker::exceptions::check(history)),
         ("stats", checker::stats::check(history)),
@@ -76,7 +110,10 @@ pub fn results(
         ("net", checker::net::check(history, &net_stats(net))),
         ("workload", workload.check(history)),
     ];
-    parts.push(("harness", harness));
+    if let Some(clock) = sections.clock {
+        parts.push(("clock", clock));
+    }
+    parts.push(("harness", sections.harness));
     checker::compose(parts)
 }
 

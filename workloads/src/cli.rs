@@ -5,11 +5,15 @@
 //! workload we support, a node binary that exists) is decided by [`crate::engine`], so that
 //! every refusal, from clap or from us, leaves with Maelstrom's bad-arguments status.
 
+use std::collections::BTreeSet;
 use std::fmt;
 use std::path::PathBuf;
 use std::str::FromStr;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::nemesis::partition::Shape;
+use crate::nemesis::Kind;
 
 /// Exit status for a valid run.
 pub const EXIT_VALID: i32 = 0;
@@ -46,6 +50,8 @@ pub enum Command {
     Analyze(AnalyzeArgs),
     /// Print the fault scenarios, or the Makefile targets / CI matrix generated from them.
     Scenarios(ScenariosArgs),
+    /// Serve the store as web pages: every run, its results, plots and logs.
+    Serve(crate::serve::ServeArgs),
 }
 
 /// Options of `workloads scenarios`.
@@ -60,8 +66,10 @@ pub struct ScenariosArgs {
 }
 
 /// Options of `workloads test`, named as Maelstrom names them.
+/// A repeated option takes its last value, as in Maelstrom, so a scenario can refine the
+/// options of its fault.
 #[derive(Debug, Clone, Args)]
-#[command(after_help = AFTER_HELP)]
+#[command(after_help = AFTER_HELP, args_override_self = true)]
 pub struct TestArgs {
     /// The workload to run: echo, unique-ids, broadcast, g-set, g-counter, pn-counter.
     /// The default is Maelstrom's (lin-kv), which this harness does not run yet.
@@ -104,9 +112,21 @@ pub struct TestArgs {
     #[arg(long, value_enum, default_value_t = LatencyDist::Constant)]
     pub latency_dist: LatencyDist,
 
-    /// Faults to inject, comma-separated. Only `partition` exists, as in Maelstrom.
-    #[arg(long, value_enum, value_delimiter = ',')]
-    pub nemesis: Vec<NemesisKind>,
+    /// Faults to inject, comma-separated and freely combined: partition, kill (SIGKILL and
+    /// restart in the same directory), pause (SIGSTOP/SIGCONT), clock (wall-clock jumps and
+    /// drift through libfaketime), lossy (dropped, duplicated, reordered messages), or all.
+    #[arg(long, value_name = "KINDS", value_delimiter = ',', value_parser = parse_kind)]
+    pub nemesis: Vec<NemesisChoice>,
+
+    /// Partition shapes to draw from, comma-separated: one, minority-third, majority (alias
+    /// halves), majorities-ring, bridge. Default: Maelstrom's first four.
+    #[arg(long, value_name = "SHAPES", value_delimiter = ',', value_parser = parse_shape)]
+    pub partition_shapes: Vec<Shape>,
+
+    /// Probability that the lossy fault drops, duplicates or reorders a node-to-node
+    /// message (each, independently).
+    #[arg(long, value_name = "P", default_value_t = 0.1)]
+    pub lossy_rate: f64,
 
     /// Mean seconds between nemesis operations.
     #[arg(long, value_name = "SECS", default_value_t = 10.0)]
@@ -214,9 +234,28 @@ pub enum LatencyDist {
     Exponential,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum NemesisKind {
-    Partition,
+/// One `--nemesis` word: a kind, or `all` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NemesisChoice {
+    One(Kind),
+    All,
+}
+
+fn parse_kind(s: &str) -> Result<NemesisChoice, String> {
+    if s == "all" {
+        return Ok(NemesisChoice::All);
+    }
+    Kind::parse(s).map(NemesisChoice::One).ok_or_else(|| {
+        let names: Vec<&str> = Kind::ALL.iter().map(|k| k.name()).collect();
+        format!("expected one of {}, or all", names.join(", "))
+    })
+}
+
+fn parse_shape(s: &str) -> Result<Shape, String> {
+    Shape::parse(s).ok_or_else(|| {
+        let names: Vec<&str> = Shape::ALL.iter().map(|k| k.keyword()).collect();
+        format!("expected one of {} (or halves)", names.join(", "))
+    })
 }
 
 /// Maelstrom's `--availability`.
@@ -264,6 +303,27 @@ pub enum Topology {
 }
 
 impl TestArgs {
+    /// The selected fault kinds, `all` expanded.
+    pub fn nemesis_kinds(&self) -> BTreeSet<Kind> {
+        self.nemesis
+            .iter()
+            .flat_map(|c| match c {
+                NemesisChoice::One(k) => vec![*k],
+                NemesisChoice::All => Kind::ALL.to_vec(),
+            })
+            .collect()
+    }
+
+    /// The partition shapes to draw from.
+    pub fn shapes(&self) -> Vec<Shape> {
+        if self.partition_shapes.is_empty() {
+            Shape::MAELSTROM.to_vec()
+        } else {
+            let set: BTreeSet<Shape> = self.partition_shapes.iter().copied().collect();
+            set.into_iter().collect()
+        }
+    }
+
     /// The options as a `workloads test` command line that replays this run with `seed`.
     pub fn replay_command(&self, seed: u64) -> String {
         let mut words = vec![
@@ -290,8 +350,17 @@ impl TestArgs {
                 .expect("no skipped variants");
             words.extend(["--latency-dist".into(), dist.get_name().to_string()]);
         }
-        if !self.nemesis.is_empty() {
-            words.extend(["--nemesis".into(), "partition".into()]);
+        let kinds = self.nemesis_kinds();
+        if !kinds.is_empty() {
+            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
+            words.extend(["--nemesis".into(), names.join(",")]);
+            if !self.partition_shapes.is_empty() {
+                let shapes: Vec<&str> = self.shapes().iter().map(|s| s.keyword()).collect();
+                words.extend(["--partition-shapes".into(), shapes.join(",")]);
+            }
+            if kinds.contains(&Kind::Lossy) {
+                words.extend(["--lossy-rate".into(), self.lossy_rate.to_string()]);
+            }
             words.extend([
                 "--nemesis-interval".into(),
                 self.nemesis_interval.to_string(),
@@ -392,10 +461,44 @@ mod tests {
     #[test]
     fn nemesis_and_topology_names() {
         let t = parse(&["--bin", "b", "--nemesis", "partition", "--topology", "tree"]);
-        assert_eq!(t.nemesis, vec![NemesisKind::Partition]);
+        assert_eq!(t.nemesis, vec![NemesisChoice::One(Kind::Partition)]);
         assert_eq!(t.topology, Topology::Tree2);
-        let argv = ["workloads", "test", "--bin", "b", "--nemesis", "kill"];
-        assert!(Cli::try_parse_from(argv).is_err());
+        assert_eq!(t.shapes(), Shape::MAELSTROM.to_vec());
+        let t = parse(&[
+            "--bin",
+            "b",
+            "--nemesis",
+            "kill,pause",
+            "--partition-shapes",
+            "bridge,halves",
+        ]);
+        assert_eq!(t.nemesis_kinds(), BTreeSet::from([Kind::Kill, Kind::Pause]));
+        assert_eq!(t.shapes(), vec![Shape::Majority, Shape::Bridge]);
+        assert_eq!(
+            parse(&["--bin", "b", "--nemesis", "all"])
+                .nemesis_kinds()
+                .len(),
+            5
+        );
+        for bad in [&["--nemesis", "flood"][..], &["--partition-shapes", "ring"]] {
+            let mut argv = vec!["workloads", "test", "--bin", "b"];
+            argv.extend_from_slice(bad);
+            assert!(Cli::try_parse_from(argv).is_err(), "{bad:?}");
+        }
+        let t = parse(&[
+            "--bin",
+            "b",
+            "--nemesis-interval",
+            "2",
+            "--nemesis-interval",
+            "1",
+        ]);
+        assert_eq!(t.nemesis_interval, 1.0, "the last value wins");
+        let line = parse(&["--bin", "b", "--nemesis", "lossy,partition"]).replay_command(1);
+        assert!(
+            line.contains("--nemesis partition,lossy --lossy-rate 0.1"),
+            "{line}"
+        );
     }
 
     #[test]

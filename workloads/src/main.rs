@@ -29,6 +29,13 @@ fn main() {
             Command::Test(args) => workloads::engine::run_test(args).await,
             Command::Analyze(args) => workloads::analysis::analyze(&args),
             Command::Scenarios(args) => workloads::scenario::print(&args),
+            Command::Serve(args) => match workloads::serve::serve(&args).await {
+                Ok(()) => 0,
+                Err(e) => {
+                    eprintln!("workloads serve: {e:#}");
+                    EXIT_UNKNOWN
+                }
+            },
         }
     });
     // Node tasks may still hold pipes; they are not worth waiting for.

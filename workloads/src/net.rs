@@ -11,6 +11,10 @@
 //! at its deadline even if the cut is active by then. Messages with a client at either end
 //! have no latency, and only node-to-node traffic can be partitioned.
 //!
+//! While the lossy fault is on, node-to-node messages are also dropped, duplicated (a second
+//! copy with its own latency) or held back by up to [`REORDER_MAX`] plus five mean latencies,
+//! so later messages overtake them, each with its configured probability.
+//!
 //! Counters follow Maelstrom's net checker: every accepted send and every delivery counts,
 //! split into client traffic (a client at either end) and server traffic (the rest,
 //! node↔service included).
@@ -23,6 +27,10 @@ use rand::rngs::StdRng;
 use rand::Rng;
 
 use crate::cli::LatencyDist;
+use crate::nemesis::Lossy;
+
+/// The least extra delay a reordered message may get.
+pub const REORDER_MAX: Nanos = 10_000_000;
 
 /// Nanoseconds since the run started.
 pub type Nanos = u64;
@@ -136,6 +144,10 @@ pub struct Counters {
     pub servers: Counts,
     /// Messages taken from a queue while their pair was partitioned.
     pub dropped: u64,
+    /// Node-to-node messages the lossy fault dropped, duplicated and held back.
+    pub lossy_dropped: u64,
+    pub duplicated: u64,
+    pub reordered: u64,
 }
 
 #[derive(Debug)]
@@ -181,6 +193,7 @@ pub struct Network {
     /// `cut[dest][src]`: node `dest` drops messages from node `src`.
     cut: Vec<Vec<bool>>,
     partitioned: bool,
+    lossy: Option<Lossy>,
     latency: Latency,
     rng: StdRng,
     next_id: u64,
@@ -203,6 +216,7 @@ impl Network {
             ready: BinaryHeap::new(),
             cut: vec![vec![false; n]; n],
             partitioned: false,
+            lossy: None,
             latency,
             rng,
             next_id: 0,
@@ -279,31 +293,62 @@ impl Network {
             return Err(SendError::UnknownDest);
         }
         let client = src.is_client() || dest.is_client();
-        let delay = if client {
-            0
-        } else {
-            self.latency.sample(&mut self.rng)
-        };
         let id = self.next_id;
         self.next_id += 1;
         self.class(client).send += 1;
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        let slot = self.slot_of(dest);
-        self.inboxes[slot].queue.push(Reverse(Queued {
-            deadline: now + delay,
-            seq,
-            packet: Packet {
-                id,
-                src,
-                dest,
-                body,
-            },
-        }));
-        if self.inboxes[slot].slot.is_none() {
-            self.refill(slot);
+        let mut copies = 1;
+        let mut extra = 0;
+        if let (Some(lossy), Addr::Node(_), Addr::Node(_)) = (self.lossy, src, dest) {
+            if self.rng.gen_bool(lossy.drop) {
+                self.counters.lossy_dropped += 1;
+                return Ok(id);
+            }
+            if self.rng.gen_bool(lossy.duplicate) {
+                self.counters.duplicated += 1;
+                copies = 2;
+            }
+            if self.rng.gen_bool(lossy.reorder) {
+                self.counters.reordered += 1;
+                let bound = REORDER_MAX.max(5 * self.latency.mean_ms * 1_000_000);
+                extra = self.rng.gen_range(0..=bound);
+            }
+        }
+        let mut body = Some(body);
+        for copy in 0..copies {
+            let body = if copy + 1 == copies {
+                body.take()
+            } else {
+                body.clone()
+            }
+            .expect("taken on the last copy only");
+            let delay = if client {
+                0
+            } else {
+                self.latency.sample(&mut self.rng)
+            };
+            let seq = self.next_seq;
+            self.next_seq += 1;
+            let slot = self.slot_of(dest);
+            self.inboxes[slot].queue.push(Reverse(Queued {
+                deadline: now + delay + if copy == 0 { extra } else { 0 },
+                seq,
+                packet: Packet {
+                    id,
+                    src,
+                    dest,
+                    body,
+                },
+            }));
+            if self.inboxes[slot].slot.is_none() {
+                self.refill(slot);
+            }
         }
         Ok(id)
+    }
+
+    /// Turns the lossy fault on (`Some`) or off.
+    pub fn set_lossy(&mut self, lossy: Option<Lossy>) {
+        self.lossy = lossy;
     }
 
     fn class(&mut self, client: bool) -> &mut Counts {
@@ -461,6 +506,59 @@ mod tests {
         }
         assert!(now <= 200 + 100 * MS);
         assert_eq!(net.in_flight(), 0);
+    }
+
+    /// Drains every message, returning the bodies in delivery order.
+    fn drain(net: &mut Network) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(at) = net.next_deadline() {
+            while let Some(p) = net.pop_due(at) {
+                out.push(p.body.to_string());
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn lossy_drops_duplicates_and_reorders_node_traffic_only() {
+        let mut net = net(2, 1);
+        net.set_lossy(Some(Lossy::uniform(0.2)));
+        let c = net.open_client();
+        for i in 0..1000 {
+            net.send(i, Addr::Node(0), Addr::Node(1), body(&i.to_string()))
+                .unwrap();
+        }
+        for i in 0..100 {
+            net.send(2000, Addr::Client(c), Addr::Node(0), body(&format!("c{i}")))
+                .unwrap();
+        }
+        let got = drain(&mut net);
+        let k = net.counters();
+        let node_msgs: Vec<u64> = got.iter().filter_map(|b| b.parse().ok()).collect();
+        assert_eq!(
+            got.len() - node_msgs.len(),
+            100,
+            "client traffic is never lossy"
+        );
+        assert_eq!(
+            node_msgs.len() as u64,
+            1000 - k.lossy_dropped + k.duplicated
+        );
+        for (count, what) in [
+            (k.lossy_dropped, "dropped"),
+            (k.duplicated, "duplicated"),
+            (k.reordered, "reordered"),
+        ] {
+            assert!(
+                (120..=280).contains(&count),
+                "{what}: {count} of 1000 at 20%"
+            );
+        }
+        assert!(node_msgs.windows(2).any(|w| w[1] < w[0]), "some overtaking");
+        net.set_lossy(None);
+        net.send(0, Addr::Node(0), Addr::Node(1), body("x"))
+            .unwrap();
+        assert_eq!(drain(&mut net), ["x"]);
     }
 
     #[test]

@@ -29,6 +29,31 @@ pub const FAULTS: &[Fault] = &[
         about: "network partitions in Maelstrom's shapes",
         options: "--nemesis partition --nemesis-interval 2",
     },
+    Fault {
+        name: "kill",
+        about: "SIGKILL and restart of nodes in their own directories",
+        options: "--nemesis kill --nemesis-interval 2",
+    },
+    Fault {
+        name: "pause",
+        about: "SIGSTOP and SIGCONT of nodes",
+        options: "--nemesis pause --nemesis-interval 2",
+    },
+    Fault {
+        name: "clock",
+        about: "wall-clock jumps and drift (libfaketime)",
+        options: "--nemesis clock --nemesis-interval 2",
+    },
+    Fault {
+        name: "lossy",
+        about: "dropped, duplicated and reordered messages",
+        options: "--nemesis lossy --nemesis-interval 2 --lossy-rate 0.2",
+    },
+    Fault {
+        name: "chaos",
+        about: "every fault at once, every partition shape",
+        options: "--nemesis all --partition-shapes one,minority-third,majority,majorities-ring,bridge --nemesis-interval 2",
+    },
 ];
 
 /// What a run must conclude.
@@ -39,42 +64,101 @@ pub enum Expect {
     Invalid,
 }
 
+/// One fault a suite runs under: what it must conclude, and options for that run only.
+#[derive(Debug, Clone, Copy)]
+pub struct Under {
+    pub fault: &'static str,
+    pub expect: Expect,
+    pub options: &'static str,
+}
+
+const fn under(fault: &'static str, expect: Expect) -> Under {
+    Under {
+        fault,
+        expect,
+        options: "",
+    }
+}
+
 /// A workload run by one node binary, and what each fault must do to it.
 #[derive(Debug, Clone, Copy)]
 pub struct Suite {
+    /// The targets' prefix: the workload's name, or a variant of it.
+    pub name: &'static str,
     pub workload: &'static str,
-    /// The node binary, relative to the release examples directory.
+    /// The node binary and its arguments, relative to the release examples directory.
     pub node: &'static str,
     pub options: &'static str,
-    pub faults: &'static [(&'static str, Expect)],
+    pub faults: &'static [Under],
 }
 
-use Expect::Valid;
+use Expect::{Invalid, Valid};
 
 pub const SUITES: &[Suite] = &[
     Suite {
+        name: "echo",
         workload: "echo",
         node: "echo",
         options: "--node-count 1 --rate 10",
-        faults: &[("none", Valid)],
+        faults: &[
+            under("none", Valid),
+            under("kill", Valid),
+            under("pause", Valid),
+        ],
     },
     Suite {
+        name: "unique-ids",
         workload: "unique-ids",
         node: "unique_ids",
-        options: "--node-count 3 --rate 100 --availability total",
-        faults: &[("none", Valid), ("partition", Valid)],
+        options: "--node-count 3 --rate 100",
+        faults: &[
+            under("none", Valid),
+            Under {
+                fault: "partition",
+                expect: Valid,
+                options: "--availability total",
+            },
+            // Its counter lives in memory: a restarted node hands out its old ids again.
+            Under {
+                fault: "kill",
+                expect: Invalid,
+                options: "--nemesis-interval 1",
+            },
+        ],
     },
     Suite {
+        name: "broadcast",
         workload: "broadcast",
         node: "broadcast",
         options: "--node-count 5 --rate 20 --latency 20",
-        faults: &[("none", Valid), ("partition", Valid)],
+        faults: &[
+            under("none", Valid),
+            under("partition", Valid),
+            under("kill", Valid),
+            under("pause", Valid),
+            under("lossy", Valid),
+            under("chaos", Valid),
+        ],
     },
     Suite {
+        // Forwards each message once and never retries: fine on a perfect network only.
+        name: "broadcast-once",
+        workload: "broadcast",
+        node: "broadcast_node -- --once",
+        options: "--node-count 5 --rate 20 --latency 20 --topology line",
+        faults: &[under("none", Valid), under("lossy", Invalid)],
+    },
+    Suite {
+        name: "g-counter",
         workload: "g-counter",
         node: "g_counter",
         options: "--node-count 3 --rate 20",
-        faults: &[("none", Valid), ("partition", Valid)],
+        faults: &[
+            under("none", Valid),
+            under("partition", Valid),
+            under("clock", Valid),
+            under("lossy", Valid),
+        ],
     },
 ];
 
@@ -84,18 +168,19 @@ pub fn fault(name: &str) -> Option<&'static Fault> {
 
 /// Every (suite, fault, expectation), in table order; the make target is
 /// `<workload>-<fault>`.
-pub fn scenarios() -> impl Iterator<Item = (&'static Suite, &'static Fault, Expect)> {
+pub fn scenarios() -> impl Iterator<Item = (&'static Suite, &'static Fault, &'static Under)> {
     SUITES.iter().flat_map(|suite| {
-        suite.faults.iter().map(move |(name, expect)| {
-            let fault = fault(name)
-                .unwrap_or_else(|| panic!("suite {} names unknown fault {name}", suite.workload));
-            (suite, fault, *expect)
+        suite.faults.iter().map(move |under| {
+            let fault = fault(under.fault).unwrap_or_else(|| {
+                panic!("suite {} names unknown fault {}", suite.name, under.fault)
+            });
+            (suite, fault, under)
         })
     })
 }
 
 pub fn target(suite: &Suite, fault: &Fault) -> String {
-    format!("{}-{}", suite.workload, fault.name)
+    format!("{}-{}", suite.name, fault.name)
 }
 
 /// `scenarios.mk`: one target per scenario, and the list of them.
@@ -106,18 +191,23 @@ pub fn makefile() -> String {
     let targets: Vec<String> = scenarios().map(|(s, f, _)| target(s, f)).collect();
     let _ = writeln!(out, "SCENARIOS := {}\n", targets.join(" "));
     let _ = writeln!(out, ".PHONY: $(SCENARIOS)\n");
-    for (suite, fault, expect) in scenarios() {
-        out.push_str(&render(suite, fault, expect));
+    for (suite, fault, under) in scenarios() {
+        out.push_str(&render(suite, fault, under));
     }
     out
 }
 
 /// One scenario's make target.
-fn render(suite: &Suite, fault: &Fault, expect: Expect) -> String {
+fn render(suite: &Suite, fault: &Fault, under: &Under) -> String {
     let mut out = String::new();
+    let expect = under.expect;
+    let (bin, node_args) = match suite.node.split_once(" -- ") {
+        Some((bin, args)) => (bin, format!("-- {args}")),
+        None => (suite.node, String::new()),
+    };
     let command = format!(
-        "$(MAELSTROM) test -w {} --bin $(EXAMPLES)/{} {} {} --time-limit $(TIME) $(SEED_FLAG)",
-        suite.workload, suite.node, suite.options, fault.options
+        "$(MAELSTROM) test -w {} --bin $(EXAMPLES)/{bin} {} {} {} --time-limit $(TIME) $(SEED_FLAG) {node_args}",
+        suite.workload, suite.options, fault.options, under.options
     )
     .split_whitespace()
     .collect::<Vec<_>>()
@@ -125,7 +215,7 @@ fn render(suite: &Suite, fault: &Fault, expect: Expect) -> String {
     let _ = writeln!(
         out,
         "## {} under {}; expected {}.",
-        suite.workload,
+        suite.name,
         fault.about,
         expect_word(expect)
     );
@@ -159,11 +249,11 @@ pub fn print(args: &crate::cli::ScenariosArgs) -> i32 {
         println!("{}", ci_matrix());
     } else {
         println!("{:<24} {:<8} {:<10} faults", "target", "expect", "workload");
-        for (suite, fault, expect) in scenarios() {
+        for (suite, fault, under) in scenarios() {
             println!(
                 "{:<24} {:<8} {:<10} {}",
                 target(suite, fault),
-                expect_word(expect),
+                expect_word(under.expect),
                 suite.workload,
                 fault.about
             );
@@ -193,9 +283,9 @@ mod tests {
     #[test]
     fn every_suite_names_known_faults_once() {
         for suite in SUITES {
-            let mut names: Vec<_> = suite.faults.iter().map(|(n, _)| *n).collect();
+            let mut names: Vec<_> = suite.faults.iter().map(|u| u.fault).collect();
             for name in &names {
-                assert!(fault(name).is_some(), "{}: {name}", suite.workload);
+                assert!(fault(name).is_some(), "{}: {name}", suite.name);
             }
             names.sort_unstable();
             names.dedup();
@@ -203,7 +293,7 @@ mod tests {
                 names.len(),
                 suite.faults.len(),
                 "{} repeats a fault",
-                suite.workload
+                suite.name
             );
         }
     }
@@ -211,15 +301,21 @@ mod tests {
     #[test]
     fn an_expected_invalid_scenario_passes_only_on_exit_status_1() {
         static SUITE: Suite = Suite {
+            name: "unique-ids",
             workload: "unique-ids",
-            node: "unique_ids",
+            node: "unique_ids -- --flag",
             options: "",
-            faults: &[("none", Expect::Invalid)],
+            faults: &[under("none", Expect::Invalid)],
         };
         let fault = fault("none").unwrap();
-        let recipe = render(&SUITE, fault, Expect::Invalid);
+        let recipe = render(&SUITE, fault, &SUITE.faults[0]);
         assert!(recipe.contains("if [ $$status -eq 1 ]"), "{recipe}");
-        assert!(render(&SUITE, fault, Expect::Valid).ends_with("$(SEED_FLAG)\n\n"));
+        let valid = render(&SUITE, fault, &under("none", Expect::Valid));
+        assert!(valid.ends_with("$(SEED_FLAG) -- --flag\n\n"), "{valid}");
+        assert!(
+            valid.contains("--bin $(EXAMPLES)/unique_ids --time-limit"),
+            "{valid}"
+        );
     }
 
     #[test]

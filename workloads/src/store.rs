@@ -17,6 +17,54 @@ use chrono::Local;
 use crate::edn::Edn;
 use crate::history::History;
 
+/// What a run was, for the run index of `workloads serve`: `run.json` in the run's folder.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct RunInfo {
+    pub workload: String,
+    /// The fault kinds, empty for none.
+    pub nemesis: Vec<String>,
+    pub nodes: Vec<String>,
+    pub seed: u64,
+    pub time_limit: u64,
+    /// The command line that replays the run.
+    pub command: String,
+    pub valid: Validity,
+}
+
+/// A run's verdict: `true`, `false` or `"unknown"` in JSON.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(untagged)]
+pub enum Validity {
+    Known(bool),
+    #[serde(with = "unknown")]
+    Unknown,
+}
+
+mod unknown {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str("unknown")
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<(), D::Error> {
+        match String::deserialize(d)?.as_str() {
+            "unknown" => Ok(()),
+            other => Err(serde::de::Error::custom(format!("not a verdict: {other}"))),
+        }
+    }
+}
+
+impl Validity {
+    /// The top-level `:valid?` of a results map.
+    pub fn of(results: &Edn) -> Validity {
+        match results.get("valid?") {
+            Some(Edn::Bool(b)) => Validity::Known(*b),
+            _ => Validity::Unknown,
+        }
+    }
+}
+
 /// One run's folder.
 #[derive(Debug, Clone)]
 pub struct Store {
@@ -57,6 +105,17 @@ impl Store {
         fs::create_dir_all(&dir)?;
         // Absolute, because the node starts in it.
         dir.canonicalize()
+    }
+
+    /// The file a node's wall-clock offset is read from under the clock nemesis; kept out of
+    /// the node's working directory so the node cannot trip over it.
+    pub fn clock_file(&self, node: &str) -> PathBuf {
+        self.dir.join("clocks").join(format!("{node}.rc"))
+    }
+
+    pub fn write_run_info(&self, info: &RunInfo) -> io::Result<()> {
+        let text = serde_json::to_string_pretty(info).map_err(io::Error::other)?;
+        fs::write(self.dir.join("run.json"), text + "\n")
     }
 
     pub fn jepsen_log(&self) -> PathBuf {
@@ -127,5 +186,29 @@ mod tests {
         );
         assert!(root.join("latest/node-logs").is_dir());
         fs::remove_dir_all(&root).unwrap();
+    }
+
+    #[test]
+    fn run_info_round_trips_with_all_three_verdicts() {
+        for valid in [
+            Validity::Known(true),
+            Validity::Known(false),
+            Validity::Unknown,
+        ] {
+            let info = RunInfo {
+                workload: "echo".into(),
+                nemesis: vec!["kill".into()],
+                nodes: vec!["n0".into()],
+                seed: 7,
+                time_limit: 10,
+                command: "workloads test".into(),
+                valid,
+            };
+            let text = serde_json::to_string(&info).unwrap();
+            assert_eq!(serde_json::from_str::<RunInfo>(&text).unwrap(), info);
+        }
+        let unknown = serde_json::to_value(Validity::Unknown).unwrap();
+        assert_eq!(unknown, serde_json::json!("unknown"));
+        assert!(serde_json::from_str::<Validity>("\"maybe\"").is_err());
     }
 }

@@ -2,107 +2,13 @@
 //! `workloads/examples/`: exit statuses, verdicts and the reasons in results.edn. Each test
 //! runs in its own temporary directory, so each has its own `store/`.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-/// `target/<profile>/examples/<name>`, found from this test's own executable
-/// (`target/<profile>/deps/runs-<hash>`).
-fn example(name: &str) -> PathBuf {
-    let exe = std::env::current_exe().unwrap();
-    let profile_dir = exe.parent().unwrap().parent().unwrap();
-    let path = profile_dir.join("examples").join(name);
-    assert!(
-        path.is_file(),
-        "{} is missing: run `cargo test -p workloads` (it builds the examples; `--test runs` alone does not)",
-        path.display()
-    );
-    path
-}
+mod common;
 
-/// A fresh working directory for one test.
-fn workdir(test: &str) -> PathBuf {
-    let dir = std::env::temp_dir().join(format!("workloads-it-{test}-{}", std::process::id()));
-    let _ = std::fs::remove_dir_all(&dir);
-    std::fs::create_dir_all(&dir).unwrap();
-    dir
-}
-
-struct Run {
-    status: i32,
-    output: String,
-    dir: PathBuf,
-}
-
-impl Run {
-    fn results(&self) -> String {
-        std::fs::read_to_string(self.dir.join("store/latest/results.edn"))
-            .unwrap_or_else(|e| panic!("no results.edn: {e}\n{}", self.output))
-    }
-
-    fn file(&self, name: &str) -> String {
-        std::fs::read_to_string(self.dir.join("store/latest").join(name))
-            .unwrap_or_else(|e| panic!("no {name}: {e}\n{}", self.output))
-    }
-
-    /// The integer after `key` in results.edn.
-    fn count(&self, key: &str) -> i64 {
-        let results = self.results();
-        let at = results
-            .find(key)
-            .unwrap_or_else(|| panic!("{key} not in results:\n{results}"));
-        results[at + key.len()..]
-            .trim_start()
-            .split(|c: char| !c.is_ascii_digit() && c != '-')
-            .next()
-            .unwrap()
-            .parse()
-            .unwrap_or_else(|_| panic!("{key} is not followed by an integer:\n{results}"))
-    }
-
-    fn expect(&self, status: i32) -> &Self {
-        assert_eq!(
-            self.status, status,
-            "unexpected exit status; output:\n{}",
-            self.output
-        );
-        self
-    }
-}
-
-/// A passing test leaves nothing behind; a failing one keeps its folder to look at.
-impl Drop for Run {
-    fn drop(&mut self) {
-        if !std::thread::panicking() {
-            let _ = std::fs::remove_dir_all(&self.dir);
-        }
-    }
-}
-
-fn run(test: &str, args: &[&str]) -> Run {
-    let dir = workdir(test);
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_workloads"))
-        .args(args)
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
-    Run {
-        status: out.status.code().unwrap_or(-1),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
-        dir,
-    }
-}
-
-fn test_args<'a>(workload: &'a str, bin: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
-    let mut v = vec!["test", "-w", workload, "--bin", bin.to_str().unwrap()];
-    v.extend_from_slice(rest);
-    v
-}
+use common::{example, run, test_args, workdir};
 
 #[test]
 fn echo_is_valid_and_writes_the_store() {

@@ -35,10 +35,13 @@ use crate::analysis;
 use crate::cli::{self, TestArgs};
 use crate::console::Console;
 use crate::edn::Edn;
+use crate::nemesis::clock::{self, Clocks};
+use crate::nemesis::{Config as NemesisConfig, Kind, Lossy};
 use crate::net::{Latency, Network};
-use crate::store::Store;
+use crate::report;
+use crate::store::{RunInfo, Store, Validity};
 use crate::workload::{self, Cluster};
-use process::{Launch, NodeProcess};
+use process::Spawner;
 use runner::{Engine, Rngs, RunError, Settings};
 
 /// A refusal of the options, reported with the bad-arguments status.
@@ -81,6 +84,19 @@ fn check_args(args: &TestArgs) -> Result<Checked, BadArgs> {
     }
     if !(args.nemesis_interval.is_finite() && args.nemesis_interval >= 0.0) {
         return Err(BadArgs("--nemesis-interval must be a number ≥ 0".into()));
+    }
+    if !(0.0..=1.0).contains(&args.lossy_rate) {
+        return Err(BadArgs(format!(
+            "--lossy-rate must be a probability 0–1, got {}",
+            args.lossy_rate
+        )));
+    }
+    if args.nemesis_kinds().contains(&Kind::Clock) && clock::find_library().is_none() {
+        return Err(BadArgs(
+            "--nemesis clock needs libfaketime (Debian: apt-get install libfaketime), or \
+             WORKLOADS_LIBFAKETIME set to the path of libfaketime.so.1"
+                .into(),
+        ));
     }
     if args.concurrency.workers(names.len()) == 0 {
         return Err(BadArgs(
@@ -161,37 +177,67 @@ async fn run_in_store(
     store: &Store,
 ) -> i32 {
     let (tx, rx) = mpsc::unbounded_channel();
-    let launch = Launch {
-        bin,
-        args: &args.args,
-        log_stderr: args.log_stderr,
-    };
-    let mut nodes = Vec::new();
+    let kinds = args.nemesis_kinds();
     let mut spawn_error = None;
-    for (i, name) in names.iter().enumerate() {
-        let spawned = store.node_dir(name).and_then(|dir| {
-            NodeProcess::spawn(
-                i as u32,
-                name,
-                &launch,
-                &dir,
-                &store.node_log(name),
-                tx.clone(),
-                console.clone(),
-            )
-        });
-        match spawned {
-            Ok(p) => nodes.push(p),
+    let mut dirs = Vec::new();
+    for name in &names {
+        match store.node_dir(name) {
+            Ok(d) => dirs.push(d),
             Err(e) => {
                 spawn_error = Some(format!(
-                    "Could not start node {name} ({}): {e}",
-                    bin.display()
+                    "Could not create the directory of node {name}: {e}"
                 ));
-                break;
+                dirs.push(PathBuf::new());
             }
         }
     }
-    drop(tx);
+    let clock_files: Vec<PathBuf> = names.iter().map(|n| store.clock_file(n)).collect();
+    let env = match (kinds.contains(&Kind::Clock), clock::find_library()) {
+        (false, _) => vec![Vec::new(); names.len()],
+        (true, Some(lib)) => clock_files
+            .iter()
+            .map(|f| clock::environment(&lib, f))
+            .collect(),
+        (true, None) => unreachable!("check_args refuses the clock nemesis without libfaketime"),
+    };
+    let spawner = Spawner {
+        bin: bin.to_path_buf(),
+        args: args.args.clone(),
+        log_stderr: args.log_stderr,
+        names: names.clone(),
+        dirs,
+        logs: names.iter().map(|n| store.node_log(n)).collect(),
+        env,
+        events: tx,
+        console: console.clone(),
+    };
+    let clock = Instant::now();
+    let clocks = if kinds.contains(&Kind::Clock) {
+        match Clocks::create(clock_files, 0) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                spawn_error.get_or_insert(format!("Could not write the clock files: {e}"));
+                None
+            }
+        }
+    } else {
+        None
+    };
+    let mut nodes = Vec::new();
+    if spawn_error.is_none() {
+        for (i, name) in names.iter().enumerate() {
+            match spawner.spawn(i as u32, 0) {
+                Ok(p) => nodes.push(p),
+                Err(e) => {
+                    spawn_error = Some(format!(
+                        "Could not start node {name} ({}): {e}",
+                        bin.display()
+                    ));
+                    break;
+                }
+            }
+        }
+    }
     console.info(
         "runner",
         "workloads.run",
@@ -209,13 +255,17 @@ async fn run_in_store(
         mean_ms: args.latency,
         dist: args.latency_dist,
     };
-    let clock = Instant::now();
     let net = Network::new(names.len() as u32, latency, net_rng);
     let settings = Settings {
         time_limit: args.time_limit * 1_000_000_000,
         rate: args.rate,
         concurrency: args.concurrency.workers(names.len()),
-        nemesis: (!args.nemesis.is_empty()).then_some(args.nemesis_interval),
+        nemesis: (!kinds.is_empty()).then(|| NemesisConfig {
+            kinds: kinds.clone(),
+            interval_s: args.nemesis_interval,
+            shapes: args.shapes(),
+            lossy: Lossy::uniform(args.lossy_rate),
+        }),
         log_net_send: args.log_net_send,
         log_net_recv: args.log_net_recv,
     };
@@ -226,6 +276,8 @@ async fn run_in_store(
     let mut engine = Engine::new(
         console.clone(),
         nodes,
+        spawner,
+        clocks,
         rx,
         workload,
         cluster,
@@ -255,18 +307,52 @@ async fn run_in_store(
         );
     }
     let harness = analysis::harness_section(seed, &engine.problems, engine.net());
+    let origin = engine.history_origin();
+    let clock_series = engine
+        .clocks
+        .as_ref()
+        .map(|c| c.series(&names, origin))
+        .unwrap_or_default();
+    let plotted = report::write_all(
+        &store.dir,
+        &engine.history,
+        &engine.journal,
+        origin,
+        &clock_series,
+    )
+    .map(|_| ())
+    .map_err(|e| format!("cannot draw the plots: {e}"));
+    if let Err(why) = &plotted {
+        console.warn("runner", "workloads.run", why);
+    }
+    let mut info = RunInfo {
+        workload: args.workload.clone(),
+        nemesis: kinds.iter().map(|k| k.name().to_string()).collect(),
+        nodes: names.clone(),
+        seed,
+        time_limit: args.time_limit,
+        command: args.replay_command(seed),
+        valid: Validity::Unknown,
+    };
 
-    match outcome {
+    let status = match outcome {
         Ok(()) => {
             console.info("runner", "workloads.run", "Analyzing...");
+            let sections = analysis::RunSections {
+                perf: analysis::perf_section(plotted),
+                clock: engine.clocks.as_ref().map(|c| c.summary(&names, origin)),
+                harness,
+            };
             let results = analysis::results(
                 engine.workload(),
                 &engine.history,
                 engine.net().counters(),
                 args.availability,
-                harness,
+                sections,
             );
-            finish(console, store, &results, seed_line)
+            let status = finish(console, store, &results, seed_line);
+            info.valid = Validity::of(&results);
+            status
         }
         Err(err) => {
             let level_msg = match &err {
@@ -291,7 +377,15 @@ async fn run_in_store(
             eprintln!("\n{err}\n");
             cli::EXIT_UNKNOWN
         }
+    };
+    if let Err(e) = store.write_run_info(&info) {
+        console.warn(
+            "runner",
+            "workloads.run",
+            &format!("cannot write run.json: {e}"),
+        );
     }
+    status
 }
 
 /// Writes and prints the results, then the verdict line; returns the exit status.

@@ -10,7 +10,7 @@
 //! and finally SIGKILL, so nothing a node started outlives the run.
 
 use std::collections::VecDeque;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
@@ -70,7 +70,12 @@ pub fn parse_line(text: &str) -> Result<Envelope, LineError> {
 #[derive(Debug)]
 pub enum NodeEvent {
     Line(NodeLine),
-    Exited { node: u32, status: String },
+    /// `generation` tells a restarted node's exit from its killed predecessor's.
+    Exited {
+        node: u32,
+        generation: u32,
+        status: String,
+    },
 }
 
 /// The last lines of a stream, for crash reports.
@@ -93,33 +98,58 @@ pub fn tail_text(tail: &Tail) -> String {
 #[derive(Debug)]
 pub struct NodeProcess {
     pub name: String,
+    pub generation: u32,
     pub pid: Option<u32>,
     stdin: Option<mpsc::UnboundedSender<Vec<u8>>>,
     pub stdout_tail: Tail,
     pub stderr_tail: Tail,
 }
 
-/// How to start the nodes.
-#[derive(Debug, Clone)]
-pub struct Launch<'a> {
-    pub bin: &'a Path,
-    pub args: &'a [String],
+/// Everything needed to start node `i`, again and again: the kill nemesis restarts nodes
+/// with the same id, working directory and log.
+#[derive(Debug)]
+pub struct Spawner {
+    pub bin: PathBuf,
+    pub args: Vec<String>,
     pub log_stderr: bool,
+    pub names: Vec<String>,
+    pub dirs: Vec<PathBuf>,
+    pub logs: Vec<PathBuf>,
+    /// Extra environment per node (libfaketime's, under the clock nemesis).
+    pub env: Vec<Vec<(String, String)>>,
+    pub events: mpsc::UnboundedSender<NodeEvent>,
+    pub console: Arc<Console>,
+}
+
+impl Spawner {
+    /// Starts incarnation `generation` of node `index`; its stderr is appended to the log.
+    pub fn spawn(&self, index: u32, generation: u32) -> std::io::Result<NodeProcess> {
+        let i = index as usize;
+        NodeProcess::spawn(
+            index,
+            generation,
+            &self.names[i],
+            self,
+            &self.dirs[i],
+            &self.logs[i],
+        )
+    }
 }
 
 impl NodeProcess {
-    /// Starts node `index` named `name` in `workdir`, with stderr copied to `log_path`.
-    pub fn spawn(
+    fn spawn(
         index: u32,
+        generation: u32,
         name: &str,
-        launch: &Launch<'_>,
+        launch: &Spawner,
         workdir: &Path,
         log_path: &Path,
-        events: mpsc::UnboundedSender<NodeEvent>,
-        console: Arc<Console>,
     ) -> std::io::Result<NodeProcess> {
-        let mut cmd = Command::new(launch.bin);
-        cmd.args(launch.args)
+        let events = launch.events.clone();
+        let console = launch.console.clone();
+        let mut cmd = Command::new(&launch.bin);
+        cmd.args(&launch.args)
+            .envs(launch.env[index as usize].iter().map(|(k, v)| (k, v)))
             .current_dir(workdir)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -183,7 +213,10 @@ impl NodeProcess {
             }
         });
 
-        let log_file = std::fs::File::create(log_path)?;
+        let log_file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(log_path)?;
         let tail = stderr_tail.clone();
         let thread = format!("{name} stderr");
         let log_stderr = launch.log_stderr;
@@ -219,12 +252,14 @@ impl NodeProcess {
             };
             let _ = events.send(NodeEvent::Exited {
                 node: index,
+                generation,
                 status,
             });
         });
 
         Ok(NodeProcess {
             name: name.to_string(),
+            generation,
             pid,
             stdin: Some(tx),
             stdout_tail,
@@ -266,7 +301,7 @@ fn describe_status(status: std::process::ExitStatus) -> String {
 /// which the standard library does not offer.
 #[allow(unsafe_code)]
 pub mod signals {
-    pub use libc::{SIGKILL, SIGTERM};
+    pub use libc::{SIGCONT, SIGKILL, SIGSTOP, SIGTERM};
 
     /// `kill(-pgid, signal)`. Errors (the group is gone) are ignored on purpose.
     pub fn kill_group(pgid: u32, signal: i32) {

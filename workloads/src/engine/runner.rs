@@ -6,8 +6,10 @@
 //!
 //! Phases follow Maelstrom: `init` to every node from clients c0…, one setup client per node
 //! (broadcast's `topology`), worker clients, the main phase (operations staggered at
-//! `--rate`, the partition nemesis), then for workloads with a final phase: heal, wait 10 s,
-//! one final operation per worker.
+//! `--rate`, the nemesis), healing every fault, then for workloads with a final phase: wait
+//! 10 s, one final operation per worker. The nemesis's actions are carried out in [`faults`].
+
+mod faults;
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
@@ -20,12 +22,13 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::outcome::{self, Outcome};
-use super::process::{tail_text, LineError, NodeEvent, NodeLine, NodeProcess};
+use super::process::{tail_text, LineError, NodeEvent, NodeLine, NodeProcess, Spawner};
 use crate::console::Console;
-use crate::edn::Edn;
 use crate::history::{History, Op, OpType, Process};
+use crate::journal::Journal;
+use crate::nemesis::clock::Clocks;
+use crate::nemesis::{Config as NemesisConfig, Planner};
 use crate::net::{Addr, Nanos, Network, SendError, ServiceId};
-use crate::partition::{NemesisStep, Schedule, Shape};
 use crate::services::Services;
 use crate::workload::{Cluster, GenOp, Workload};
 
@@ -65,7 +68,7 @@ pub struct Settings {
     pub time_limit: Nanos,
     pub rate: f64,
     pub concurrency: usize,
-    pub nemesis: Option<f64>,
+    pub nemesis: Option<NemesisConfig>,
     pub log_net_send: bool,
     pub log_net_recv: bool,
 }
@@ -78,6 +81,10 @@ pub struct Problems {
     pub unknown_dest: u64,
     pub unknown_src: u64,
     pub examples: Vec<String>,
+    /// Messages that arrived while their destination node was killed.
+    pub lost_to_dead_nodes: u64,
+    /// Restarted nodes that did not answer `init` with `init_ok`.
+    pub failed_restarts: u64,
 }
 
 impl Problems {
@@ -85,7 +92,7 @@ impl Problems {
         self.not_json + self.malformed + self.unknown_dest + self.unknown_src
     }
 
-    fn note(&mut self, example: String) {
+    pub(super) fn note(&mut self, example: String) {
         if self.examples.len() < EXAMPLES {
             self.examples.push(example);
         }
@@ -95,6 +102,8 @@ impl Problems {
 #[derive(Debug)]
 enum Role {
     Init(usize),
+    /// The `init` of a node restarted by the kill nemesis.
+    Reinit(usize),
     Setup(usize),
     Worker(usize),
 }
@@ -138,6 +147,13 @@ pub struct Engine {
     net: Network,
     services: Services,
     nodes: Vec<NodeProcess>,
+    spawner: Spawner,
+    /// Nodes killed by the nemesis and not restarted yet.
+    down: Vec<bool>,
+    /// Nodes stopped with SIGSTOP.
+    paused: Vec<bool>,
+    pub clocks: Option<Clocks>,
+    pub journal: Journal,
     names: Vec<String>,
     by_name: HashMap<String, Addr>,
     events: mpsc::UnboundedReceiver<NodeEvent>,
@@ -148,8 +164,8 @@ pub struct Engine {
     pub history: History,
     settings: Settings,
     gen_rng: StdRng,
-    nemesis_rng: StdRng,
-    schedule: Option<Schedule>,
+    nemesis_rng: Option<StdRng>,
+    planner: Option<Planner>,
     phase: Phase,
     next_op_at: Nanos,
     next_worker: usize,
@@ -182,6 +198,8 @@ impl Engine {
     pub fn new(
         console: Arc<Console>,
         nodes: Vec<NodeProcess>,
+        spawner: Spawner,
+        clocks: Option<Clocks>,
         events: mpsc::UnboundedReceiver<NodeEvent>,
         workload: Box<dyn Workload>,
         cluster: Cluster,
@@ -207,6 +225,11 @@ impl Engine {
             net,
             services: Services::new(rngs.services),
             nodes,
+            spawner,
+            down: vec![false; n],
+            paused: vec![false; n],
+            clocks,
+            journal: Journal::default(),
             names,
             by_name,
             events,
@@ -217,8 +240,8 @@ impl Engine {
             history: History::default(),
             settings,
             gen_rng: rngs.generator,
-            nemesis_rng: rngs.nemesis,
-            schedule: None,
+            nemesis_rng: Some(rngs.nemesis),
+            planner: None,
             phase: Phase::Setup,
             next_op_at: 0,
             next_worker: 0,
@@ -352,8 +375,9 @@ impl Engine {
         let end = now + self.settings.time_limit;
         self.phase = Phase::Main { end };
         self.next_op_at = now;
-        if let Some(interval) = self.settings.nemesis {
-            self.schedule = Some(Schedule::new(interval, now));
+        if let (Some(config), Some(rng)) = (self.settings.nemesis.clone(), self.nemesis_rng.take())
+        {
+            self.planner = Some(Planner::new(config, now, rng));
         }
         self.log(
             "runner",
@@ -366,8 +390,14 @@ impl Engine {
             ),
         );
         let sent_before = self.sent();
-        self.pump(Some(end), move |e| e.now() >= end && e.idle())
-            .await?;
+        self.pump(Some(end), move |e| e.now() >= end).await?;
+        // Heal before waiting for the last replies, so that no request outlives the run
+        // only because its node is still paused, killed or cut off.
+        if self.planner.is_some() {
+            self.log("runner", "Healing cluster");
+            self.heal(self.now());
+        }
+        self.pump(None, |e| e.idle()).await?;
         self.phase = Phase::Quiet;
         let secs = (self.now() - now) as f64 / SEC as f64;
         let routed = self.sent() - sent_before;
@@ -382,10 +412,6 @@ impl Engine {
     }
 
     async fn final_phase(&mut self, op: GenOp) -> Result<(), RunError> {
-        if self.schedule.is_some() {
-            self.log("runner", "Healing cluster");
-            self.nemesis_step(self.now(), NemesisStep::Stop);
-        }
         self.log("runner", "Waiting for recovery...");
         let until = self.now() + RECOVERY;
         self.pump(Some(until), move |e| e.now() >= until).await?;
@@ -461,9 +487,12 @@ impl Engine {
             if self.settings.rate > 0.0 && self.free_worker().is_some() {
                 wake = wake.min(self.next_op_at);
             }
-            if let Some(s) = &self.schedule {
-                wake = wake.min(s.next_at());
+            if let Some(p) = &self.planner {
+                wake = wake.min(p.next_at());
             }
+        }
+        if let Some(at) = self.clocks.as_ref().and_then(Clocks::next_tick) {
+            wake = wake.min(at);
         }
         wake
     }
@@ -475,8 +504,14 @@ impl Engine {
                 self.on_line(now, line);
                 Ok(())
             }
-            NodeEvent::Exited { node, status } => {
-                if self.shutting_down {
+            NodeEvent::Exited {
+                node,
+                generation,
+                status,
+            } => {
+                let n = node as usize;
+                if self.shutting_down || self.down[n] || generation != self.nodes[n].generation {
+                    // A node the nemesis killed, or its predecessor.
                     return Ok(());
                 }
                 // Let the reader tasks catch the last lines.
@@ -509,14 +544,13 @@ impl Engine {
             self.deliver(now, packet);
         }
         self.expire(now);
+        self.drift_clocks(now);
         if let Phase::Main { end } = self.phase {
             if now < end {
-                let step = self
-                    .schedule
-                    .as_mut()
-                    .and_then(|s| s.poll(now, &mut self.nemesis_rng));
-                if let Some(step) = step {
-                    self.nemesis_step(now, step);
+                let n = self.names.len() as u32;
+                let action = self.planner.as_mut().and_then(|p| p.poll(now, n));
+                if let Some(action) = action {
+                    self.nemesis(now, action);
                 }
                 self.generate(now, end);
             }
@@ -553,6 +587,11 @@ impl Engine {
             let gap = self.gen_rng.gen_range(0.0..=2.0 * mean_gap) as Nanos;
             self.next_op_at = base + gap;
         }
+    }
+
+    /// Engine time (the clock traces' and journal's) at which the history starts.
+    pub fn history_origin(&self) -> Nanos {
+        self.history_origin
     }
 
     fn history_time(&self, now: Nanos) -> u64 {
@@ -630,7 +669,9 @@ impl Engine {
             self.log_message("send", src, dest, &text);
         }
         // Clients and nodes are always registered here.
-        let _ = self.net.send(now, src, dest, text.into());
+        if let Ok(id) = self.net.send(now, src, dest, text.as_str().into()) {
+            self.journal_sent(id, src, dest, now, &text);
+        }
     }
 
     fn name_of(&self, addr: Addr) -> String {
@@ -697,10 +738,10 @@ impl Engine {
         let src = self.resolve(&env.src);
         let dest = self.resolve(&env.dest);
         let result = match (src, dest) {
-            (Some(s), Some(d)) => self
-                .net
-                .send(now, s, d, env.body.get().into())
-                .map(|_| (s, d)),
+            (Some(s), Some(d)) => self.net.send(now, s, d, env.body.get().into()).map(|id| {
+                self.journal_sent(id, s, d, now, env.body.get());
+                (s, d)
+            }),
             (None, _) => Err(SendError::UnknownSrc),
             (_, None) => Err(SendError::UnknownDest),
         };
@@ -741,10 +782,27 @@ impl Engine {
         }
     }
 
+    fn journal_sent(&mut self, id: u64, src: Addr, dest: Addr, now: Nanos, body: &str) {
+        if self.journal.hops.len() < crate::journal::LIMIT {
+            let (src, dest) = (self.name_of(src), self.name_of(dest));
+            self.journal.sent(id, &src, &dest, now, body);
+        } else {
+            self.journal.truncated += 1;
+        }
+    }
+
     fn deliver(&mut self, now: Nanos, packet: crate::net::Packet) {
         if self.settings.log_net_recv {
             self.log_message("recv", packet.src, packet.dest, &packet.body);
         }
+        if let Addr::Node(i) = packet.dest {
+            if self.down[i as usize] {
+                // A killed process reads nothing: what reaches it is lost.
+                self.problems.lost_to_dead_nodes += 1;
+                return;
+            }
+        }
+        self.journal.received(packet.id, now);
         match packet.dest {
             Addr::Node(i) => {
                 let src = self.name_of(packet.src);
@@ -769,9 +827,13 @@ impl Engine {
                 };
                 let src = self.name_of(packet.src);
                 if let Some(reply) = self.services.handle(s, &src, &body) {
-                    let _ = self
-                        .net
-                        .send(now, packet.dest, packet.src, reply.to_string().into());
+                    let text = reply.to_string();
+                    if let Ok(id) =
+                        self.net
+                            .send(now, packet.dest, packet.src, text.as_str().into())
+                    {
+                        self.journal_sent(id, packet.dest, packet.src, now, &text);
+                    }
                 }
             }
             Addr::Client(c) => self.client_received(now, c, &packet.body),
@@ -803,6 +865,15 @@ impl Engine {
                         Value::Object(body.clone())
                     ))
                 });
+            }
+            Role::Reinit(i) => {
+                let ok = body.get("type").and_then(Value::as_str) == Some("init_ok");
+                self.reinit_done(
+                    i,
+                    client,
+                    ok.then_some(())
+                        .ok_or_else(|| Value::Object(body.clone()).to_string()),
+                );
             }
             Role::Setup(i) => {
                 let schema = self
@@ -859,6 +930,7 @@ impl Engine {
                         INIT_TIMEOUT / SEC
                     )))
                 }
+                Role::Reinit(i) => self.reinit_done(i, id, Err("no reply".into())),
                 Role::Setup(i) => {
                     self.setup_results[i] = Some(Err(format!(
                         "no reply to the setup request {} within {} s",
@@ -922,63 +994,22 @@ impl Engine {
         }
     }
 
-    fn nemesis_step(&mut self, now: Nanos, step: NemesisStep) {
-        let (f, invoke_value, done_value) = match step {
-            NemesisStep::Start => {
-                let shape = Shape::random(&mut self.nemesis_rng);
-                let grudge = shape.grudge(self.names.len() as u32, &mut self.nemesis_rng);
-                self.net.partition(&grudge);
-                let map = grudge
-                    .iter()
-                    .map(|(dest, srcs)| {
-                        let set = srcs
-                            .iter()
-                            .map(|s| Edn::Str(self.names[*s as usize].clone()))
-                            .collect();
-                        (Edn::Str(self.names[*dest as usize].clone()), Edn::Set(set))
-                    })
-                    .collect();
-                (
-                    "start-partition",
-                    Edn::kw(shape.keyword()),
-                    Edn::Vector(vec![Edn::kw("isolated"), Edn::Map(map)]),
-                )
-            }
-            NemesisStep::Stop => {
-                self.net.heal();
-                ("stop-partition", Edn::Nil, Edn::kw("network-healed"))
-            }
-        };
-        for value in [invoke_value, done_value] {
-            let op = Op {
-                index: 0,
-                time_ns: self.history_time(now),
-                op_type: OpType::Info,
-                process: Process::Nemesis,
-                f: f.to_string(),
-                value,
-                error: None,
-                final_read: false,
-                extra: Vec::new(),
-            };
-            self.log_op(&op);
-            self.history.push(op);
-        }
-    }
-
     /// Closes every node's stdin, then escalates to SIGTERM and SIGKILL for nodes still
     /// running after the grace period. Also called after errors.
     pub async fn shut_down(&mut self) {
         self.shutting_down = true;
-        let mut running = vec![true; self.nodes.len()];
-        for n in &mut self.nodes {
+        let mut running: Vec<bool> = self.down.iter().map(|d| !d).collect();
+        for (i, n) in self.nodes.iter_mut().enumerate() {
+            if self.paused[i] {
+                n.signal(libc::SIGCONT);
+            }
             n.close_stdin();
         }
         let grace = Duration::from_millis(500);
         for signal in [None, Some(libc::SIGTERM), Some(libc::SIGKILL)] {
             if let Some(sig) = signal {
                 for (i, n) in self.nodes.iter().enumerate() {
-                    if running[i] || sig == libc::SIGKILL {
+                    if running[i] || (sig == libc::SIGKILL && !self.down[i]) {
                         n.signal(sig);
                     }
                 }
@@ -986,7 +1017,13 @@ impl Engine {
             let deadline = tokio::time::Instant::now() + grace;
             while running.iter().any(|r| *r) {
                 match tokio::time::timeout_at(deadline, self.events.recv()).await {
-                    Ok(Some(NodeEvent::Exited { node, .. })) => running[node as usize] = false,
+                    Ok(Some(NodeEvent::Exited {
+                        node, generation, ..
+                    })) => {
+                        if generation == self.nodes[node as usize].generation {
+                            running[node as usize] = false;
+                        }
+                    }
                     Ok(Some(NodeEvent::Line(_))) => {}
                     Ok(None) | Err(_) => break,
                 }

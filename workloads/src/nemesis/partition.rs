@@ -1,9 +1,10 @@
-//! The partition nemesis, as pure functions of a seeded RNG: the four grudge shapes Maelstrom
-//! draws from, and the flip-flop schedule of start/stop operations.
+//! Partition shapes, as pure functions of a seeded RNG.
 //!
 //! A grudge maps each receiving node to the set of nodes it drops messages from; nodes are
-//! indices into the node list. Shapes are drawn uniformly from `one`, `minority-third`,
-//! `majority` and `majorities-ring` (Maelstrom has no `primaries`).
+//! indices into the node list. By default shapes are drawn uniformly from Maelstrom's four,
+//! `one`, `minority-third`, `majority` (random halves) and `majorities-ring` (Maelstrom has no
+//! `primaries`); `bridge` (Jepsen's: two halves joined by one node that sees both) can be
+//! added with `--partition-shapes`.
 
 use std::collections::BTreeSet;
 
@@ -14,21 +15,39 @@ use rand::Rng;
 /// Receiver → senders it drops, in receiver order.
 pub type Grudge = Vec<(u32, BTreeSet<u32>)>;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub enum Shape {
     One,
     MinorityThird,
     Majority,
     MajoritiesRing,
+    Bridge,
 }
 
 impl Shape {
-    pub const ALL: [Shape; 4] = [
+    /// Maelstrom's shapes: the default pool.
+    pub const MAELSTROM: [Shape; 4] = [
         Shape::One,
         Shape::MinorityThird,
         Shape::Majority,
         Shape::MajoritiesRing,
     ];
+
+    pub const ALL: [Shape; 5] = [
+        Shape::One,
+        Shape::MinorityThird,
+        Shape::Majority,
+        Shape::MajoritiesRing,
+        Shape::Bridge,
+    ];
+
+    /// Parses a keyword; `halves` is another name for `majority`.
+    pub fn parse(name: &str) -> Option<Shape> {
+        if name == "halves" {
+            return Some(Shape::Majority);
+        }
+        Shape::ALL.into_iter().find(|s| s.keyword() == name)
+    }
 
     /// Maelstrom's keyword for the shape, without the colon.
     pub fn keyword(self) -> &'static str {
@@ -37,11 +56,13 @@ impl Shape {
             Shape::MinorityThird => "minority-third",
             Shape::Majority => "majority",
             Shape::MajoritiesRing => "majorities-ring",
+            Shape::Bridge => "bridge",
         }
     }
 
-    pub fn random(rng: &mut StdRng) -> Shape {
-        Shape::ALL[rng.gen_range(0..Shape::ALL.len())]
+    /// One shape of `pool`, uniformly.
+    pub fn random(pool: &[Shape], rng: &mut StdRng) -> Shape {
+        pool[rng.gen_range(0..pool.len())]
     }
 
     /// The grudge of this shape over nodes `0..n`.
@@ -64,6 +85,16 @@ impl Shape {
             }
             Shape::MajoritiesRing if n <= 5 => ring_perfect(&nodes),
             Shape::MajoritiesRing => ring_stochastic(n, rng),
+            Shape::Bridge if n < 3 => Vec::new(),
+            Shape::Bridge => {
+                let k = (n as usize - 1) / 2;
+                let (left, rest) = nodes.split_at(k);
+                let right = &rest[1..];
+                let mut grudge = complete(&[left, right]);
+                // `complete` saw only the two halves; the bridge node keeps both.
+                grudge.retain(|(node, _)| *node != rest[0]);
+                grudge
+            }
         }
     }
 }
@@ -135,55 +166,6 @@ fn ring_stochastic(n: u32, rng: &mut StdRng) -> Grudge {
         grudge.push((me, dropped));
     }
     grudge
-}
-
-/// What the nemesis does next.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum NemesisStep {
-    Start,
-    Stop,
-}
-
-/// Maelstrom's schedule: start and stop alternate (flip-flop), the first right away and
-/// each next one a uniform 0…2×interval seconds after the previous.
-#[derive(Debug)]
-pub struct Schedule {
-    interval_ns: u64,
-    next_at: u64,
-    next: NemesisStep,
-}
-
-impl Schedule {
-    pub fn new(interval_secs: f64, start_ns: u64) -> Self {
-        Schedule {
-            interval_ns: (interval_secs.max(0.0) * 1e9) as u64,
-            next_at: start_ns,
-            next: NemesisStep::Start,
-        }
-    }
-
-    pub fn next_at(&self) -> u64 {
-        self.next_at
-    }
-
-    /// The step due at `now`, if any, advancing the schedule.
-    pub fn poll(&mut self, now: u64, rng: &mut StdRng) -> Option<NemesisStep> {
-        if now < self.next_at {
-            return None;
-        }
-        let step = self.next;
-        self.next = match step {
-            NemesisStep::Start => NemesisStep::Stop,
-            NemesisStep::Stop => NemesisStep::Start,
-        };
-        let gap = if self.interval_ns == 0 {
-            0
-        } else {
-            rng.gen_range(0..=2 * self.interval_ns)
-        };
-        self.next_at = now + gap;
-        Some(step)
-    }
 }
 
 #[cfg(test)]
@@ -259,24 +241,19 @@ mod tests {
     }
 
     #[test]
-    fn schedule_flip_flops_starting_at_once() {
-        let mut s = Schedule::new(1.0, 0);
-        let mut rng = rng();
-        assert_eq!(s.poll(0, &mut rng), Some(NemesisStep::Start));
-        let next = s.next_at();
-        assert!(next <= 2_000_000_000);
-        assert_eq!(
-            s.poll(next.saturating_sub(1).min(next), &mut rng).is_some(),
-            next == 0
-        );
-        let mut s = Schedule::new(1.0, 0);
-        let steps: Vec<_> = (0..4)
-            .map(|_| {
-                let at = s.next_at();
-                s.poll(at, &mut rng).unwrap()
-            })
-            .collect();
-        use NemesisStep::*;
-        assert_eq!(steps, vec![Start, Stop, Start, Stop]);
+    fn bridge_keeps_one_node_connected_to_both_halves() {
+        assert!(Shape::Bridge.grudge(2, &mut rng()).is_empty());
+        for n in [3u32, 5, 6] {
+            let g = Shape::Bridge.grudge(n, &mut rng());
+            let bridge: Vec<u32> = (0..n).filter(|x| dropped_by(&g, *x).is_empty()).collect();
+            assert_eq!(bridge.len(), 1, "n={n} {g:?}");
+            for (node, srcs) in &g {
+                assert!(!srcs.contains(&bridge[0]), "nobody drops the bridge");
+                assert!(!srcs.is_empty() && !srcs.contains(node));
+            }
+        }
+        assert_eq!(Shape::parse("halves"), Some(Shape::Majority));
+        assert_eq!(Shape::parse("bridge"), Some(Shape::Bridge));
+        assert_eq!(Shape::parse("ring"), None);
     }
 }

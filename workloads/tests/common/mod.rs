@@ -1,0 +1,104 @@
+//! What the end-to-end tests share: finding the example nodes, a fresh directory per test,
+//! and running the real `workloads` binary there.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+/// `target/<profile>/examples/<name>`, found from this test's own executable
+/// (`target/<profile>/deps/runs-<hash>`).
+pub fn example(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let profile_dir = exe.parent().unwrap().parent().unwrap();
+    let path = profile_dir.join("examples").join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `cargo test -p workloads` (it builds the examples; `--test runs` alone does not)",
+        path.display()
+    );
+    path
+}
+
+/// A fresh working directory for one test.
+pub fn workdir(test: &str) -> PathBuf {
+    let dir = std::env::temp_dir().join(format!("workloads-it-{test}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    dir
+}
+
+pub struct Run {
+    pub status: i32,
+    pub output: String,
+    pub dir: PathBuf,
+}
+
+impl Run {
+    pub fn results(&self) -> String {
+        std::fs::read_to_string(self.dir.join("store/latest/results.edn"))
+            .unwrap_or_else(|e| panic!("no results.edn: {e}\n{}", self.output))
+    }
+
+    pub fn file(&self, name: &str) -> String {
+        std::fs::read_to_string(self.dir.join("store/latest").join(name))
+            .unwrap_or_else(|e| panic!("no {name}: {e}\n{}", self.output))
+    }
+
+    /// The integer after `key` in results.edn.
+    pub fn count(&self, key: &str) -> i64 {
+        let results = self.results();
+        let at = results
+            .find(key)
+            .unwrap_or_else(|| panic!("{key} not in results:\n{results}"));
+        results[at + key.len()..]
+            .trim_start()
+            .split(|c: char| !c.is_ascii_digit() && c != '-')
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap_or_else(|_| panic!("{key} is not followed by an integer:\n{results}"))
+    }
+
+    pub fn expect(&self, status: i32) -> &Self {
+        assert_eq!(
+            self.status, status,
+            "unexpected exit status; output:\n{}",
+            self.output
+        );
+        self
+    }
+}
+
+/// A passing test leaves nothing behind; a failing one keeps its folder to look at.
+impl Drop for Run {
+    fn drop(&mut self) {
+        if !std::thread::panicking() {
+            let _ = std::fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub fn run(test: &str, args: &[&str]) -> Run {
+    let dir = workdir(test);
+    let out: Output = Command::new(env!("CARGO_BIN_EXE_workloads"))
+        .args(args)
+        .current_dir(&dir)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    Run {
+        status: out.status.code().unwrap_or(-1),
+        output: format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+        dir,
+    }
+}
+
+pub fn test_args<'a>(workload: &'a str, bin: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
+    let mut v = vec!["test", "-w", workload, "--bin", bin.to_str().unwrap()];
+    v.extend_from_slice(rest);
+    v
+}
