@@ -19,7 +19,7 @@ SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 # workloads/src/scenario.rs; `make scenarios` regenerates them and the CI matrix.
 include scenarios.mk
 
-.PHONY: run test deps build bench bench-core bench-harness smoke-echo scenarios
+.PHONY: run test deps build bench bench-core bench-harness bench-giftid smoke-echo scenarios
 
 # Debian packages the tests need: libfaketime for the clock nemesis, Chromium for the
 # browser test of `workloads serve`.
@@ -59,7 +59,12 @@ run: deps build
 	exit $$failed
 
 ## Benchmarks that print figures.
-bench: bench-core bench-harness
+bench: bench-core bench-harness bench-giftid
+
+## Gift IDs per second: the generator alone, and through the Maelstrom protocol with and
+## without batching, in one run.
+bench-giftid:
+	$(CARGO) bench -p giftid-node --bench generator
 
 ## Echo requests per second through maelstrom-core's driver, next to a minimal serde_json
 ## loop and `cat`, in one run.

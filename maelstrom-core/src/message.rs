@@ -209,8 +209,11 @@ impl RawMessage {
             }),
             Err(err) => {
                 let text = err.to_string();
-                if let Some(rest) = text.strip_prefix("unknown variant") {
-                    // serde lists the variants it knows: "`x`, expected `a` or `b` at line…"
+                // Only the body's own `type` makes an unknown type; an unknown variant of a
+                // field inside the body is a malformed body.
+                let own = format!("unknown variant `{}`", self.kind);
+                if let Some(rest) = text.strip_prefix(own.as_str()) {
+                    // serde lists the variants it knows: ", expected `a` or `b` at line…"
                     let known = rest
                         .split_once("expected ")
                         .map(|(_, known)| known.split(" at line").next().unwrap_or(known))
