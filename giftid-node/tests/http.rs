@@ -3,7 +3,7 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 use giftid::http::{router, Service};
@@ -11,8 +11,8 @@ use giftid::layout::{decode, GiftType};
 use serde_json::Value;
 
 /// A server on a free loopback port, running until the test's runtime is dropped.
-fn start(runtime: &tokio::runtime::Runtime, dir: &PathBuf) -> SocketAddr {
-    let service = Arc::new(Service::open(7, dir.clone()).unwrap());
+fn start(runtime: &tokio::runtime::Runtime, dir: &Path) -> SocketAddr {
+    let service = Arc::new(Service::open(7, dir.to_path_buf()).unwrap());
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap();
