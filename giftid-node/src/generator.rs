@@ -107,8 +107,10 @@ impl Generator {
             mark
         };
         let (last, next_seq, anchor_wall) = match mark {
-            // Start past the mark: its millisecond may have been fully used.
-            Some(m) if m >= wall => (m, SEQUENCES, m),
+            // Start past the mark (its millisecond may have been fully used), but anchor the
+            // reference only as far ahead as the next ID needs: anchoring at the mark would
+            // add a lease of lead at every restart.
+            Some(m) if m >= wall => (m, SEQUENCES, wall.max((m + 1).saturating_sub(MAX_LEAD_MS))),
             _ => (wall, 0, wall),
         };
         Generator {
@@ -198,7 +200,10 @@ impl Generator {
             return Err(Exhausted::OutOfRange);
         }
         if self.last > self.mark && self.flaw != Flaw::ForgetHighWaterMark {
-            self.mark = self.last + LEASE_MS;
+            // A lease ahead of the reference, not of `last`: a restart anchors at most
+            // `MAX_LEAD_MS` below the mark, so lead borrowed before a crash is not
+            // carried over into the next run's clock.
+            self.mark = self.last.max(reference + LEASE_MS);
             self.mark_dirty = true;
         }
         let id = layout::encode(self.last, self.workshop, self.next_seq as u16, gift_type);
@@ -355,6 +360,25 @@ mod tests {
             decode(after as i64).unwrap().unix_ms(),
             EPOCH_UNIX_MS + mark + 1
         );
+    }
+
+    #[test]
+    fn restarts_do_not_add_up_lead() {
+        let mut g = fresh();
+        let (mut real, mut mono) = (0, 0);
+        let mut mark = None;
+        for restart in 0..10 {
+            for _ in 0..300 {
+                real += 1;
+                mono += 1;
+                let id = g.next(at(T0 + real, mono), GiftType::Toy).unwrap();
+                let ahead = decode(id as i64).unwrap().unix_ms() - (T0 + real);
+                assert!(ahead <= LEASE_MS + 1, "restart {restart}: {ahead} ms ahead");
+                mark = g.take_mark().or(mark);
+            }
+            g = Generator::new(7, mark, at(T0 + real, 0), Flaw::None);
+            mono = 0;
+        }
     }
 
     #[test]

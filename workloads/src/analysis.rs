@@ -16,7 +16,8 @@ use crate::edn::Edn;
 use crate::engine::runner::Problems;
 use crate::history::History;
 use crate::net::{Counters, Network};
-use crate::workload::{self, Workload};
+use crate::store::RunInfo;
+use crate::workload::{self, RunFacts, Workload};
 
 pub const VALID_LINE: &str = "Everything looks good! ヽ(‘ー`)ノ";
 pub const INVALID_LINE: &str = "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻";
@@ -94,6 +95,7 @@ pub fn perf_section(plotted: Result<(), String>) -> Edn {
 pub fn results(
     workload: &dyn Workload,
     history: &History,
+    facts: &RunFacts,
     net: Counters,
     availability: Availability,
     sections: RunSections,
@@ -108,7 +110,7 @@ pub fn results(
             checker::availability::check(history, availability_req(availability)),
         ),
         ("net", checker::net::check(history, &net_stats(net))),
-        ("workload", workload.check(history)),
+        ("workload", workload.check(history, facts)),
     ];
     if let Some(clock) = sections.clock {
         parts.push(("clock", clock));
@@ -201,7 +203,17 @@ fn analyze_dir(
     if let Some(net) = net {
         parts.push(("net", net));
     }
-    parts.push(("workload", w.check(&history)));
+    // The run's shape, from run.json when the run left one; its clocks are not stored.
+    let facts = std::fs::read_to_string(dir.join("run.json"))
+        .ok()
+        .and_then(|t| serde_json::from_str::<RunInfo>(&t).ok())
+        .map(|info| RunFacts {
+            nodes: info.nodes,
+            workers: info.workers,
+            ..RunFacts::default()
+        })
+        .unwrap_or_default();
+    parts.push(("workload", w.check(&history, &facts)));
     let results = checker::compose(parts);
     let status = verdict(&results).1;
     Ok((results, status))

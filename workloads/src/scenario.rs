@@ -160,7 +160,57 @@ pub const SUITES: &[Suite] = &[
             under("lossy", Valid),
         ],
     },
+    Suite {
+        // Maelstrom's own unique-ids workload against the gift ID node.
+        name: "giftid-unique-ids",
+        workload: "unique-ids",
+        node: "../giftid-node",
+        options: "--node-count 3 --rate 200",
+        faults: &[
+            Under {
+                fault: "partition",
+                expect: Valid,
+                options: "--availability total",
+            },
+            under("kill", Valid),
+        ],
+    },
+    Suite {
+        name: "gift-ids",
+        workload: "gift-ids",
+        node: "../giftid-node",
+        options: "--node-count 3 --rate 200",
+        faults: &[
+            AVAILABLE_UNDER_NONE,
+            Under {
+                fault: "partition",
+                ..AVAILABLE_UNDER_NONE
+            },
+            under("kill", Valid),
+            under("pause", Valid),
+            Under {
+                fault: "clock",
+                ..AVAILABLE_UNDER_NONE
+            },
+            under("chaos", Valid),
+        ],
+    },
+    Suite {
+        // Trusts the wall clock: a backwards jump repeats and reorders IDs.
+        name: "gift-ids-regress",
+        workload: "gift-ids",
+        node: "../giftid-node -- --broken ignore-clock-regressions",
+        options: "--node-count 3 --rate 200",
+        faults: &[under("none", Valid), under("clock", Invalid)],
+    },
 ];
+
+/// Gift IDs need no coordination, so nodes that are up answer 99% of requests or more.
+const AVAILABLE_UNDER_NONE: Under = Under {
+    fault: "none",
+    expect: Valid,
+    options: "--availability 0.99",
+};
 
 pub fn fault(name: &str) -> Option<&'static Fault> {
     FAULTS.iter().find(|f| f.name == name)

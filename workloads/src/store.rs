@@ -24,6 +24,9 @@ pub struct RunInfo {
     /// The fault kinds, empty for none.
     pub nemesis: Vec<String>,
     pub nodes: Vec<String>,
+    /// Client workers, so a re-analysis knows which node each process talked to.
+    #[serde(default)]
+    pub workers: usize,
     pub seed: u64,
     pub time_limit: u64,
     /// The command line that replays the run.
@@ -199,6 +202,7 @@ mod tests {
                 workload: "echo".into(),
                 nemesis: vec!["kill".into()],
                 nodes: vec!["n0".into()],
+                workers: 1,
                 seed: 7,
                 time_limit: 10,
                 command: "workloads test".into(),

@@ -9,6 +9,7 @@ pub mod availability;
 pub mod counter;
 pub mod echo;
 pub mod exceptions;
+pub mod gift_ids;
 pub mod net;
 pub mod set_full;
 pub mod stats;

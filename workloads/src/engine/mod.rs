@@ -25,7 +25,7 @@ pub mod runner;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
@@ -40,7 +40,7 @@ use crate::nemesis::{Config as NemesisConfig, Kind, Lossy};
 use crate::net::{Latency, Network};
 use crate::report;
 use crate::store::{RunInfo, Store, Validity};
-use crate::workload::{self, Cluster};
+use crate::workload::{self, Cluster, RunFacts};
 use process::Spawner;
 use runner::{Engine, Rngs, RunError, Settings};
 
@@ -212,6 +212,7 @@ async fn run_in_store(
         console: console.clone(),
     };
     let clock = Instant::now();
+    let wall_at_start = SystemTime::now();
     let clocks = if kinds.contains(&Kind::Clock) {
         match Clocks::create(clock_files, 0) {
             Ok(c) => Some(c),
@@ -256,10 +257,11 @@ async fn run_in_store(
         dist: args.latency_dist,
     };
     let net = Network::new(names.len() as u32, latency, net_rng);
+    let settings_workers = args.concurrency.workers(names.len());
     let settings = Settings {
         time_limit: args.time_limit * 1_000_000_000,
         rate: args.rate,
-        concurrency: args.concurrency.workers(names.len()),
+        concurrency: settings_workers,
         nemesis: (!kinds.is_empty()).then(|| NemesisConfig {
             kinds: kinds.clone(),
             interval_s: args.nemesis_interval,
@@ -329,6 +331,7 @@ async fn run_in_store(
         workload: args.workload.clone(),
         nemesis: kinds.iter().map(|k| k.name().to_string()).collect(),
         nodes: names.clone(),
+        workers: settings_workers,
         seed,
         time_limit: args.time_limit,
         command: args.replay_command(seed),
@@ -343,9 +346,20 @@ async fn run_in_store(
                 clock: engine.clocks.as_ref().map(|c| c.summary(&names, origin)),
                 harness,
             };
+            let wall_origin_ms = wall_at_start
+                .duration_since(UNIX_EPOCH)
+                .ok()
+                .map(|d| d.as_secs_f64() * 1e3 + origin as f64 / 1e6);
+            let facts = RunFacts {
+                nodes: names.clone(),
+                workers: settings_workers,
+                wall_origin_ms,
+                clock_offsets: clock_series.iter().map(|(_, s)| s.clone()).collect(),
+            };
             let results = analysis::results(
                 engine.workload(),
                 &engine.history,
+                &facts,
                 engine.net().counters(),
                 args.availability,
                 sections,

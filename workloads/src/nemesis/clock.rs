@@ -40,8 +40,10 @@ pub fn find_library() -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-/// The environment that puts a node's wall clock under the file at `file`.
+/// The environment that puts a node's wall clock under the file at `file`. The path is
+/// made absolute: nodes run in their own working directories.
 pub fn environment(library: &Path, file: &Path) -> Vec<(String, String)> {
+    let file = std::path::absolute(file).unwrap_or_else(|_| file.to_path_buf());
     let preload = match std::env::var("LD_PRELOAD") {
         Ok(existing) if !existing.is_empty() => format!("{}:{existing}", library.display()),
         _ => library.display().to_string(),

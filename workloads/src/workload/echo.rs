@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{body, GenOp, Request, Workload};
+use super::{body, GenOp, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -50,7 +50,7 @@ impl Workload for Echo {
         Edn::from_json(&Value::Object(reply.clone()), true)
     }
 
-    fn check(&self, history: &History) -> Edn {
+    fn check(&self, history: &History, _facts: &RunFacts) -> Edn {
         crate::checker::echo::check(history)
     }
 }

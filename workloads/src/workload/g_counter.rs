@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
 use super::pn_counter::CounterClient;
-use super::{GenOp, Request, Workload};
+use super::{GenOp, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 
@@ -51,7 +51,7 @@ impl Workload for GCounter {
         self.client.ok_value(op, reply)
     }
 
-    fn check(&self, history: &History) -> Edn {
+    fn check(&self, history: &History, _facts: &RunFacts) -> Edn {
         crate::checker::counter::check(history)
     }
 }

@@ -5,7 +5,7 @@
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
-use super::{body, GenOp, Request, Workload};
+use super::{body, GenOp, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -73,7 +73,7 @@ impl Workload for GSet {
         }
     }
 
-    fn check(&self, history: &History) -> Edn {
+    fn check(&self, history: &History, _facts: &RunFacts) -> Edn {
         crate::checker::set_full::check(history, "add")
     }
 }

@@ -8,6 +8,7 @@ pub mod broadcast;
 pub mod echo;
 pub mod g_counter;
 pub mod g_set;
+pub mod gift_ids;
 pub mod pn_counter;
 pub mod unique_ids;
 
@@ -20,13 +21,14 @@ use crate::history::History;
 use crate::schema::Schema;
 
 /// Names accepted by `-w`, in the order the help and errors list them.
-pub const SUPPORTED: [&str; 6] = [
+pub const SUPPORTED: [&str; 7] = [
     "echo",
     "unique-ids",
     "broadcast",
     "g-set",
     "g-counter",
     "pn-counter",
+    "gift-ids",
 ];
 
 /// Workloads Maelstrom has that this harness does not run yet.
@@ -84,6 +86,29 @@ pub struct Cluster {
     pub topology: Topology,
 }
 
+/// What the harness knew of a run besides its history, for checkers that judge answers
+/// against the node that gave them or its clock.
+#[derive(Debug, Clone, Default)]
+pub struct RunFacts {
+    pub nodes: Vec<String>,
+    /// Client workers; worker `w` talks to node `w % nodes`, and its process numbers are
+    /// `w` plus multiples of `workers`.
+    pub workers: usize,
+    /// Unix milliseconds at history time zero; unknown when re-analysing a stored run.
+    pub wall_origin_ms: Option<f64>,
+    /// Per node, (history nanoseconds, offset in ms) at every change of its clock; empty
+    /// when clocks were not touched.
+    pub clock_offsets: Vec<Vec<(u64, f64)>>,
+}
+
+impl RunFacts {
+    /// The index of the node a worker process talks to, when the run's shape is known.
+    pub fn node_of(&self, process: u64) -> Option<usize> {
+        (self.workers > 0 && !self.nodes.is_empty())
+            .then(|| (process as usize % self.workers) % self.nodes.len())
+    }
+}
+
 /// A request to send to a node, and the reply schema to hold its answer to.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
@@ -133,7 +158,7 @@ pub trait Workload: Send {
     fn ok_value(&self, op: &GenOp, reply: &Map<String, Value>) -> Edn;
 
     /// The workload checker's result map (`:workload` in results.edn).
-    fn check(&self, history: &History) -> Edn;
+    fn check(&self, history: &History, facts: &RunFacts) -> Edn;
 }
 
 /// The workload named `name`, or a message listing the supported ones.
@@ -145,6 +170,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Workload>, String> {
         "g-set" => Box::new(g_set::GSet::new()),
         "g-counter" => Box::new(g_counter::GCounter::new()),
         "pn-counter" => Box::new(pn_counter::PnCounter::new()),
+        "gift-ids" => Box::new(gift_ids::GiftIds::new()),
         other => {
             let why = if NOT_YET.contains(&other) {
                 format!("Maelstrom's workload {other:?} is not supported by this harness yet")

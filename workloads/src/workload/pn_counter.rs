@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{body, GenOp, Request, Workload};
+use super::{body, GenOp, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -99,7 +99,7 @@ impl Workload for PnCounter {
         self.client.ok_value(op, reply)
     }
 
-    fn check(&self, history: &History) -> Edn {
+    fn check(&self, history: &History, _facts: &RunFacts) -> Edn {
         crate::checker::counter::check(history)
     }
 }

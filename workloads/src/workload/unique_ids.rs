@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
-use super::{body, reply_field, GenOp, Request, Workload};
+use super::{body, reply_field, GenOp, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -52,7 +52,7 @@ impl Workload for UniqueIds {
         reply_field(reply, "id")
     }
 
-    fn check(&self, history: &History) -> Edn {
+    fn check(&self, history: &History, _facts: &RunFacts) -> Edn {
         crate::checker::unique_ids::check(history)
     }
 }

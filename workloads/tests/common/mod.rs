@@ -19,6 +19,19 @@ pub fn example(name: &str) -> PathBuf {
     path
 }
 
+/// `target/<profile>/<name>`: a workspace binary such as `giftid-node`, built by
+/// `make test` (`cargo build --workspace --bins`).
+pub fn binary(name: &str) -> PathBuf {
+    let exe = std::env::current_exe().unwrap();
+    let path = exe.parent().unwrap().parent().unwrap().join(name);
+    assert!(
+        path.is_file(),
+        "{} is missing: run `make test`, or `cargo build --workspace --bins` first",
+        path.display()
+    );
+    path
+}
+
 /// A fresh working directory for one test.
 pub fn workdir(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("workloads-it-{test}-{}", std::process::id()));
