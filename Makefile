@@ -19,7 +19,7 @@ SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 # workloads/src/scenario.rs; `make scenarios` regenerates them and the CI matrix.
 include scenarios.mk
 
-.PHONY: run test deps build bench bench-core bench-harness bench-giftid smoke-echo scenarios
+.PHONY: run test deps build bench bench-core bench-harness bench-giftid bench-raft lin-kv-seeds smoke-echo scenarios
 
 # Debian packages the tests need: libfaketime for the clock nemesis, Chromium for the
 # browser test of `workloads serve`.
@@ -59,7 +59,7 @@ run: deps build
 	exit $$failed
 
 ## Benchmarks that print figures.
-bench: bench-core bench-harness bench-giftid
+bench: bench-core bench-harness bench-giftid bench-raft
 
 ## Gift IDs per second: the generator alone, and through the Maelstrom protocol with and
 ## without batching, in one run.
@@ -72,10 +72,30 @@ bench-core:
 	$(CARGO) build --release --examples -p maelstrom-core
 	$(CARGO) bench -p maelstrom-core --bench driver
 
-## Harness throughput: ops/s at --rate 10000, routed messages/s and peak memory for 25 nodes.
+## Raft in-process, 3 and 5 nodes side by side: commits/s on one core, commit latency.
+bench-raft:
+	$(CARGO) bench -p maelstrom-core --bench raft
+
+## Harness throughput: ops/s at --rate 10000, routed messages/s and peak memory for 25 nodes,
+## and Raft (the lin-kv example) through real processes on 3 and 5 nodes.
 bench-harness:
-	$(CARGO) build --release -p workloads --bins --examples
+	$(CARGO) build --release --workspace --bins --examples
 	$(EXAMPLES)/bench_harness 10
+
+## lin-kv on many seeds under partition, kill, pause and chaos, with a pass count:
+## `make lin-kv-seeds SEEDS=20 TIME=30`.
+SEEDS ?= 10
+lin-kv-seeds: build
+	@pass=0; total=0; \
+	for fault in partition kill pause chaos; do \
+	  for seed in $$(seq 1 $(SEEDS)); do \
+	    total=$$((total + 1)); \
+	    if $(MAKE) --no-print-directory -s lin-kv-$$fault SEED=$$seed > /dev/null 2>&1; \
+	    then pass=$$((pass + 1)); else echo "lin-kv-$$fault --seed $$seed: not valid"; fi; \
+	  done; \
+	done; \
+	echo "lin-kv: $$pass of $$total seeded runs valid"; \
+	[ $$pass -eq $$total ]
 
 ## Pipes init and a few requests through the echo node and shows the replies.
 smoke-echo:

@@ -1,6 +1,7 @@
 //! Harness benchmark: runs the `workloads` binary built next to this example against the
 //! example nodes and prints throughput, routed messages per second, the harness's peak RSS
-//! and how long each run took past its time limit.
+//! and how long each run took past its time limit; and Raft's commits per second and
+//! commit latency through real processes (maelstrom-core's `lin-kv` example).
 //!
 //! `cargo build --release -p workloads --bins --examples && target/release/examples/bench_harness`
 //! (optional argument: seconds per run, default 10).
@@ -77,7 +78,72 @@ fn main() {
             b.valid
         );
     }
+    // Raft through real processes: the lin-kv example of maelstrom-core.
+    let lin_kv = examples.join("lin-kv");
+    if lin_kv.is_file() {
+        for nodes in ["3", "5"] {
+            let r = run(
+                &harness,
+                &work,
+                &lin_kv,
+                &[
+                    "-w",
+                    "lin-kv",
+                    "--node-count",
+                    nodes,
+                    "--concurrency",
+                    "30n",
+                    "--rate",
+                    "20000",
+                    "--time-limit",
+                    &secs_s,
+                ],
+                secs,
+            );
+            let (commits, p50, p99) = commit_figures(&work.join("store/latest/history.edn"));
+            println!(
+                "lin-kv (Raft), {nodes} nodes, --concurrency 30n: {:.0} writes and cas committed/s; \
+                 commit latency p50 {p50:.1} ms, p99 {p99:.1} ms; valid? {}",
+                commits as f64 / secs as f64,
+                r.valid
+            );
+        }
+    } else {
+        println!("lin-kv: build maelstrom-core's examples for the Raft figures");
+    }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Writes and cas operations that went through the log, with their latency quantiles in ms.
+fn commit_figures(history: &Path) -> (usize, f64, f64) {
+    use workloads::history::{History, OpType};
+    let text = std::fs::read_to_string(history).unwrap_or_default();
+    let Ok(h) = History::from_edn_lines(&text) else {
+        return (0, 0.0, 0.0);
+    };
+    let mut ms: Vec<f64> = h
+        .pairs()
+        .into_iter()
+        .filter_map(|(inv, done)| {
+            // A cas refused by the register (error 20 or 22) went through the log too.
+            let applied = |d: &&workloads::history::Op| match d.op_type {
+                OpType::Ok => true,
+                OpType::Fail => d.error.as_ref().is_some_and(|e| {
+                    let e = e.to_compact();
+                    e.contains("precondition-failed") || e.contains("key-does-not-exist")
+                }),
+                _ => false,
+            };
+            let done = done.filter(|d| d.f != "read" && applied(d))?;
+            Some((done.time_ns - inv.time_ns) as f64 / 1e6)
+        })
+        .collect();
+    if ms.is_empty() {
+        return (0, 0.0, 0.0);
+    }
+    ms.sort_by(f64::total_cmp);
+    let q = |p: f64| ms[((ms.len() - 1) as f64 * p) as usize];
+    (ms.len(), q(0.5), q(0.99))
 }
 
 struct Figures {

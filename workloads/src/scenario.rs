@@ -203,6 +203,28 @@ pub const SUITES: &[Suite] = &[
         options: "--node-count 3 --rate 200",
         faults: &[under("none", Valid), under("clock", Invalid)],
     },
+    Suite {
+        // Raft from maelstrom-core: reads by read-index, followers forward to the leader.
+        name: "lin-kv",
+        workload: "lin-kv",
+        node: "lin-kv",
+        options: "--node-count 5 --concurrency 2n --rate 100",
+        faults: &[
+            under("none", Valid),
+            under("partition", Valid),
+            under("kill", Valid),
+            under("pause", Valid),
+            under("chaos", Valid),
+        ],
+    },
+    Suite {
+        // Answers reads from local state on any node: stale once a partition splits it.
+        name: "lin-kv-stale-reads",
+        workload: "lin-kv",
+        node: "lin-kv -- --flaw stale-reads",
+        options: "--node-count 5 --concurrency 2n --rate 100",
+        faults: &[under("partition", Invalid)],
+    },
 ];
 
 /// Gift IDs need no coordination, so nodes that are up answer 99% of requests or more.

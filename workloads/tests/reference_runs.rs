@@ -140,3 +140,21 @@ fn reference_results_print_exactly_as_maelstrom_wrote_them() {
     let text = std::fs::read_to_string(dir.join("results.edn")).unwrap();
     assert_eq!(r.to_pretty().trim_end(), text.trim_end());
 }
+
+#[test]
+fn lin_kv_not_linearizable_invalid() {
+    let Some((h, r)) = reference("lin-kv-not-linearizable-invalid") else {
+        return;
+    };
+    let ours = checker::linearizable::check(&h);
+    let theirs = r.get("workload").unwrap();
+    assert_same(&ours, theirs, &["valid?"]);
+    assert_same(&checker::stats::check(&h), r.get("stats").unwrap(), STATS);
+    // Maelstrom names the keys that failed; ours must name one of them.
+    let failures = theirs.get("failures").and_then(Edn::elements).unwrap();
+    let failed = ours.get("failed-key").expect("the failing key is named");
+    assert!(
+        failures.contains(failed),
+        "ours {failed}, Maelstrom's {failures:?}"
+    );
+}

@@ -460,7 +460,7 @@ fn a_wrong_init_reply_fails_the_run() {
 #[test]
 fn unsupported_workloads_and_bad_options_exit_254() {
     let bin = example("echo_node");
-    let r = run("bad-wl", &test_args("lin-kv", &bin, &["--time-limit", "1"]));
+    let r = run("bad-wl", &test_args("kafka", &bin, &["--time-limit", "1"]));
     r.expect(254);
     assert!(
         r.output.contains("supported workloads: echo, unique-ids"),

@@ -10,6 +10,7 @@ pub mod counter;
 pub mod echo;
 pub mod exceptions;
 pub mod gift_ids;
+pub mod linearizable;
 pub mod net;
 pub mod set_full;
 pub mod stats;

@@ -262,6 +262,7 @@ async fn run_in_store(
         time_limit: args.time_limit * 1_000_000_000,
         rate: args.rate,
         concurrency: settings_workers,
+        client_timeout: workload.client_timeout_ms(args.latency) * 1_000_000,
         nemesis: (!kinds.is_empty()).then(|| NemesisConfig {
             kinds: kinds.clone(),
             interval_s: args.nemesis_interval,

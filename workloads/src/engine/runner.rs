@@ -68,6 +68,8 @@ pub struct Settings {
     pub time_limit: Nanos,
     pub rate: f64,
     pub concurrency: usize,
+    /// How long a worker waits for a reply: the workload's choice.
+    pub client_timeout: Nanos,
     pub nemesis: Option<NemesisConfig>,
     pub log_net_send: bool,
     pub log_net_recv: bool,
@@ -638,7 +640,8 @@ impl Engine {
         self.history.push(inv);
         let body = self.workload.request(&op).body;
         let (client, node) = (self.workers[w].client, self.workers[w].node);
-        self.send_request(now, client, node, body, CLIENT_TIMEOUT, Some(op));
+        let timeout = self.settings.client_timeout;
+        self.send_request(now, client, node, body, timeout, Some(op));
     }
 
     fn send_request(

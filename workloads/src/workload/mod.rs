@@ -9,6 +9,7 @@ pub mod echo;
 pub mod g_counter;
 pub mod g_set;
 pub mod gift_ids;
+pub mod lin_kv;
 pub mod pn_counter;
 pub mod unique_ids;
 
@@ -21,18 +22,19 @@ use crate::history::History;
 use crate::schema::Schema;
 
 /// Names accepted by `-w`, in the order the help and errors list them.
-pub const SUPPORTED: [&str; 7] = [
+pub const SUPPORTED: [&str; 8] = [
     "echo",
     "unique-ids",
     "broadcast",
     "g-set",
     "g-counter",
     "pn-counter",
+    "lin-kv",
     "gift-ids",
 ];
 
 /// Workloads Maelstrom has that this harness does not run yet.
-pub const NOT_YET: [&str; 4] = ["lin-kv", "txn-list-append", "txn-rw-register", "kafka"];
+pub const NOT_YET: [&str; 3] = ["txn-list-append", "txn-rw-register", "kafka"];
 
 /// An operation the generator asks for: Jepsen's `{:f … :value …}`.
 #[derive(Debug, Clone, PartialEq)]
@@ -133,6 +135,11 @@ pub trait Workload: Send {
         false
     }
 
+    /// How long a worker waits for a reply, given `--latency` (Maelstrom's 5 s by default).
+    fn client_timeout_ms(&self, _latency_ms: u64) -> u64 {
+        5_000
+    }
+
     /// Whether a worker keeps its client (and client id) after an `:info`.
     fn reusable_client(&self) -> bool {
         false
@@ -171,6 +178,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Workload>, String> {
         "g-counter" => Box::new(g_counter::GCounter::new()),
         "pn-counter" => Box::new(pn_counter::PnCounter::new()),
         "gift-ids" => Box::new(gift_ids::GiftIds::new()),
+        "lin-kv" => Box::new(lin_kv::LinKv::new()),
         other => {
             let why = if NOT_YET.contains(&other) {
                 format!("Maelstrom's workload {other:?} is not supported by this harness yet")
@@ -223,7 +231,7 @@ mod tests {
         for name in SUPPORTED {
             assert_eq!(by_name(name).map(|w| w.name()).unwrap(), name);
         }
-        let err = by_name("lin-kv").err().unwrap();
+        let err = by_name("kafka").err().unwrap();
         assert!(
             err.contains("not supported") && err.contains("unique-ids"),
             "{err}"
