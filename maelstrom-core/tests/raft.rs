@@ -40,6 +40,10 @@ struct Sim {
     violations: Vec<String>,
     /// (node, read id) of every read reported ready.
     reads: Vec<(usize, u64)>,
+    /// Compact a node's log once it applied this many entries past its snapshot.
+    compact_every: Option<u64>,
+    /// Snapshots installed, from a leader or from a node's own saved state.
+    installs: usize,
 }
 
 impl Sim {
@@ -67,6 +71,8 @@ impl Sim {
             next_cmd: 1,
             violations: Vec::new(),
             reads: Vec::new(),
+            compact_every: None,
+            installs: 0,
         }
     }
 
@@ -106,6 +112,18 @@ impl Sim {
             }
         }
         self.reads.extend(ready.reads.iter().map(|r| (i, *r)));
+        if let Some((_, data)) = ready.install {
+            let snapshot: BTreeMap<u64, Option<Cmd>> = serde_json::from_value(data).unwrap();
+            for (index, command) in &snapshot {
+                if self.committed.get(index).is_some_and(|(_, c)| c != command) {
+                    self.violations.push(format!(
+                        "state machine safety: n{i}'s snapshot differs at {index}"
+                    ));
+                }
+            }
+            self.nodes[i].applied = snapshot;
+            self.installs += 1;
+        }
         for entry in ready.committed {
             let record = (entry.term, entry.command);
             match self.committed.get(&entry.index) {
@@ -119,6 +137,15 @@ impl Sim {
                 }
             }
             self.nodes[i].applied.insert(entry.index, entry.command);
+        }
+        let node = &mut self.nodes[i];
+        let last = node.applied.keys().next_back().copied();
+        if let (Some(every), Some(last), Some(raft)) =
+            (self.compact_every, last, node.raft.as_mut())
+        {
+            if last >= raft.log().snapshot_index + every {
+                raft.compact(last, serde_json::to_value(&node.applied).unwrap());
+            }
         }
         for (to, msg) in ready.messages {
             let to = self.index_of(&to);
@@ -265,6 +292,8 @@ fn a_leader_is_elected_and_commands_commit_everywhere() {
 /// first safety violation, or whether the healed cluster made progress.
 fn random_faults(seed: u64, config: Config) -> Result<bool, String> {
     let mut sim = Sim::new(5, seed, config);
+    // Half the schedules also compact logs, so snapshots travel and restarts load them.
+    sim.compact_every = (seed % 2 == 1).then_some(25);
     let mut rng = StdRng::seed_from_u64(seed + 1000);
     for round in 0..40 {
         match rng.gen_range(0..6) {
@@ -326,6 +355,42 @@ fn random_faults_never_break_safety_and_the_cluster_recovers() {
             Err(violation) => panic!("seed {seed}: {violation}"),
         }
     }
+}
+
+#[test]
+fn a_node_that_fell_behind_a_compacted_log_catches_up_from_a_snapshot() {
+    let mut sim = Sim::new(3, 5, Config::default());
+    sim.compact_every = Some(20);
+    sim.run_until(2_000);
+    let leader = sim.leader().unwrap();
+    let behind = (leader + 1) % 3;
+    for other in 0..3 {
+        if other != behind {
+            sim.cut.insert((behind, other));
+            sim.cut.insert((other, behind));
+        }
+    }
+    for _ in 0..200 {
+        sim.propose();
+        sim.step();
+    }
+    sim.run_until(sim.now + 1_000);
+    let log = sim.nodes[leader].raft.as_ref().unwrap().log();
+    assert!(
+        log.snapshot_index >= 150,
+        "the leader compacted: {}",
+        log.snapshot_index
+    );
+    sim.cut.clear();
+    sim.run_until(sim.now + 3_000);
+    assert!(sim.installs > 0, "a snapshot was sent");
+    let applied: Vec<usize> = sim.nodes.iter().map(|n| n.applied.len()).collect();
+    assert!(
+        applied.iter().all(|a| *a == applied[0] && *a > 200),
+        "{applied:?}"
+    );
+    assert_eq!(sim.nodes[behind].applied, sim.nodes[leader].applied);
+    assert!(sim.violations.is_empty(), "{:?}", sim.violations);
 }
 
 #[test]
