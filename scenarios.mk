@@ -133,6 +133,7 @@ lin-kv-pause:
 	$(MAELSTROM) test -w lin-kv --bin $(EXAMPLES)/lin-kv --node-count 5 --concurrency 2n --rate 100 --nemesis pause --nemesis-interval 2 --time-limit $(TIME) $(SEED_FLAG)
 
 ## lin-kv under every fault at once, every partition shape; expected valid.
+lin-kv-chaos: TIME = 30
 lin-kv-chaos:
 	$(MAELSTROM) test -w lin-kv --bin $(EXAMPLES)/lin-kv --node-count 5 --concurrency 2n --rate 100 --nemesis all --partition-shapes one,minority-third,majority,majorities-ring,bridge --nemesis-interval 2 --time-limit $(TIME) $(SEED_FLAG)
 
