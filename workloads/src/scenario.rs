@@ -104,11 +104,9 @@ pub const SUITES: &[Suite] = &[
         workload: "echo",
         node: "echo",
         options: "--node-count 1 --rate 10",
-        faults: &[
-            under("none", Valid),
-            under("kill", Valid),
-            under("pause", Valid),
-        ],
+        // Not `kill`: Maelstrom's echo checker wants every request answered, and a request
+        // sent to a dead node is lost, as on a real network.
+        faults: &[under("none", Valid), under("pause", Valid)],
     },
     Suite {
         name: "unique-ids",
