@@ -14,7 +14,7 @@ fn lin_kv(test: &str, nemesis: &str, seed: &str, node_args: &[&str]) -> common::
         "--concurrency",
         "2n",
         "--time-limit",
-        "8",
+        "10",
         "--rate",
         "100",
         "--nemesis",
