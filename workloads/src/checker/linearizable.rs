@@ -1170,6 +1170,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::checker::simulated_register::simulate;
     use crate::checker::tests_support::op_at;
 
     fn n(i: i64) -> Edn {
@@ -1451,119 +1452,6 @@ mod tests {
         assert!(r.get("cause").unwrap().to_compact().contains("gave up"));
         assert_eq!(r.get("unknown-keys").unwrap().to_compact(), "[0]");
         assert_eq!(valid(&b.check()), Validity::False);
-    }
-
-    /// A linearizable lin-kv history: each op takes effect on a real register at a random
-    /// instant between its invocation and completion. Indefinite ops take effect half the
-    /// time; their process is replaced, as Jepsen does.
-    pub(super) fn simulate(
-        seed: u64,
-        ops: usize,
-        keys: i64,
-        concurrency: usize,
-        info: f64,
-    ) -> History {
-        struct Planned {
-            process: u64,
-            key: i64,
-            f: &'static str,
-            arg: Edn,
-            info: bool,
-        }
-        let mut rng = StdRng::seed_from_u64(seed);
-        let mut clock = vec![0u64; concurrency];
-        let mut process: Vec<u64> = (0..concurrency as u64).collect();
-        let mut plans = Vec::with_capacity(ops);
-        // (time, tiebreak, what: 0 invoke, 1 take effect, 2 complete, op)
-        let mut events: Vec<(u64, u64, u8, usize)> = Vec::with_capacity(ops * 3);
-        for i in 0..ops {
-            let w = i % concurrency;
-            let t0 = clock[w] + rng.gen_range(1..=40);
-            let t1 = t0 + rng.gen_range(1..=60);
-            let t2 = t1 + rng.gen_range(1..=60);
-            clock[w] = t2;
-            let key = rng.gen_range(0..keys);
-            let (f, arg) = match rng.gen_range(0..6) {
-                0..=2 => ("read", Edn::Nil),
-                3 => ("write", Edn::Int(rng.gen_range(0..5))),
-                _ => (
-                    "cas",
-                    Edn::Vector(vec![
-                        Edn::Int(rng.gen_range(0..5)),
-                        Edn::Int(rng.gen_range(0..5)),
-                    ]),
-                ),
-            };
-            let info = rng.gen_bool(info);
-            plans.push(Planned {
-                process: process[w],
-                key,
-                f,
-                arg,
-                info,
-            });
-            if info {
-                process[w] += concurrency as u64;
-            }
-            events.push((t0, rng.gen(), 0, i));
-            if !info || rng.gen_bool(0.5) {
-                events.push((t1, rng.gen(), 1, i));
-            }
-            events.push((t2, rng.gen(), 2, i));
-        }
-        events.sort_unstable();
-        let mut register: HashMap<i64, i64> = HashMap::new();
-        let mut result: Vec<Option<Edn>> = vec![None; ops];
-        let mut h = History::default();
-        for (t, _, what, i) in events {
-            let p = &plans[i];
-            let time = t * 100_000;
-            let pair = |v: Edn| Edn::Vector(vec![Edn::Int(p.key), v]);
-            match what {
-                0 => {
-                    h.push(op_at(
-                        p.process,
-                        OpType::Invoke,
-                        p.f,
-                        pair(p.arg.clone()),
-                        time,
-                    ));
-                }
-                1 => {
-                    let cur = register.get(&p.key).copied();
-                    result[i] = Some(match (p.f, &p.arg) {
-                        ("read", _) => cur.map_or(Edn::Nil, Edn::Int),
-                        ("write", Edn::Int(v)) => {
-                            register.insert(p.key, *v);
-                            Edn::Bool(true)
-                        }
-                        (_, arg) => {
-                            let [from, to] = pair_of(arg);
-                            let won = cur == Some(from);
-                            if won {
-                                register.insert(p.key, to);
-                            }
-                            Edn::Bool(won)
-                        }
-                    });
-                }
-                _ => {
-                    let (t, value) = match (&result[i], p.info, p.f) {
-                        (_, true, _) => (OpType::Info, pair(p.arg.clone())),
-                        (Some(v), _, "read") => (OpType::Ok, pair(v.clone())),
-                        (Some(Edn::Bool(false)), _, _) => (OpType::Fail, pair(p.arg.clone())),
-                        _ => (OpType::Ok, pair(p.arg.clone())),
-                    };
-                    h.push(op_at(p.process, t, p.f, value, time));
-                }
-            }
-        }
-        h
-    }
-
-    fn pair_of(e: &Edn) -> [i64; 2] {
-        let items = e.elements().unwrap();
-        [items[0].as_i64().unwrap(), items[1].as_i64().unwrap()]
     }
 
     #[test]

@@ -13,6 +13,7 @@ pub mod gift_ids;
 pub mod linearizable;
 pub mod net;
 pub mod set_full;
+pub mod simulated_register;
 pub mod stats;
 pub mod unique_ids;
 
