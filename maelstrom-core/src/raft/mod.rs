@@ -603,11 +603,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
                 last_index,
                 round,
             } => {
-                if term > self.term {
-                    self.become_follower(term, None);
-                    return;
-                }
-                if self.role != Role::Leader || term != self.term {
+                if !self.answers_my_leadership(term) {
                     return;
                 }
                 let now = self.now;
@@ -649,75 +645,49 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
         commit: Index,
         round: u64,
     ) {
-        if term < self.term {
-            let reply = RaftMsg::AppendReply {
-                term: self.term,
-                success: false,
-                index: 0,
-                conflict_term: 0,
-                rejected: prev_index,
-                round,
-            };
-            self.send(from, reply);
-            return;
-        }
-        self.heard_from_leader(term, from);
-        if prev_index < self.log.snapshot_index {
-            // Already compacted here: everything up to the snapshot matches.
-            let reply = RaftMsg::AppendReply {
-                term: self.term,
-                success: true,
-                index: self.log.snapshot_index,
-                conflict_term: 0,
-                rejected: 0,
-                round,
-            };
-            self.send(from, reply);
-            return;
-        }
-        match self.log.term(prev_index) {
-            None => {
-                let reply = RaftMsg::AppendReply {
-                    term: self.term,
-                    success: false,
-                    index: self.log.last_index() + 1,
-                    conflict_term: 0,
-                    rejected: prev_index,
-                    round,
-                };
-                self.send(from, reply);
-            }
-            Some(t) if t != prev_term => {
-                let reply = RaftMsg::AppendReply {
-                    term: self.term,
-                    success: false,
-                    index: self.log.first_index_of_term(prev_index),
-                    conflict_term: t,
-                    rejected: prev_index,
-                    round,
-                };
-                self.send(from, reply);
-            }
-            Some(_) => {
-                let last_new = prev_index + entries.len() as u64;
-                if self.log.merge(entries) {
-                    self.dirty = true;
+        // Ok(the last index known to match), or Err((where to retry, the conflicting term)).
+        let outcome = if term < self.term {
+            Err((0, 0))
+        } else {
+            self.heard_from_leader(term, from);
+            match self.log.term(prev_index) {
+                // Already compacted here: everything up to the snapshot matches.
+                _ if prev_index < self.log.snapshot_index => Ok(self.log.snapshot_index),
+                None => Err((self.log.last_index() + 1, 0)),
+                Some(t) if t != prev_term => Err((self.log.first_index_of_term(prev_index), t)),
+                Some(_) => {
+                    let last_new = prev_index + entries.len() as u64;
+                    if self.log.merge(entries) {
+                        self.dirty = true;
+                    }
+                    self.commit = self.commit.max(commit.min(last_new));
+                    Ok(last_new)
                 }
-                let new_commit = commit.min(last_new);
-                if new_commit > self.commit {
-                    self.commit = new_commit;
-                }
-                let reply = RaftMsg::AppendReply {
-                    term: self.term,
-                    success: true,
-                    index: last_new,
-                    conflict_term: 0,
-                    rejected: 0,
-                    round,
-                };
-                self.send(from, reply);
             }
+        };
+        let (success, index, conflict_term, rejected) = match outcome {
+            Ok(index) => (true, index, 0, 0),
+            Err((index, conflict)) => (false, index, conflict, prev_index),
+        };
+        let reply = RaftMsg::AppendReply {
+            term: self.term,
+            success,
+            index,
+            conflict_term,
+            rejected,
+            round,
+        };
+        self.send(from, reply);
+    }
+
+    /// Whether a follower's reply of `term` is to this node's current leadership; a newer
+    /// term makes this node a follower first.
+    fn answers_my_leadership(&mut self, term: Term) -> bool {
+        if term > self.term {
+            self.become_follower(term, None);
+            return false;
         }
+        self.role == Role::Leader && term == self.term
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -731,11 +701,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
         rejected: Index,
         round: u64,
     ) {
-        if term > self.term {
-            self.become_follower(term, None);
-            return;
-        }
-        if self.role != Role::Leader || term != self.term {
+        if !self.answers_my_leadership(term) {
             return;
         }
         let now = self.now;
