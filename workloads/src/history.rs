@@ -74,6 +74,21 @@ pub struct Op {
 }
 
 impl Op {
+    /// An op with no error, extra keys or final flag; `index` is set when it is pushed.
+    pub fn new(time_ns: u64, op_type: OpType, process: Process, f: &str, value: Edn) -> Op {
+        Op {
+            index: 0,
+            time_ns,
+            op_type,
+            process,
+            f: f.to_string(),
+            value,
+            error: None,
+            final_read: false,
+            extra: Vec::new(),
+        }
+    }
+
     pub fn is_client(&self) -> bool {
         matches!(self.process, Process::Worker(_))
     }
@@ -116,17 +131,7 @@ impl Op {
         let Edn::Map(entries) = e else {
             return Err(format!("an op must be a map, got {}", e.to_compact()));
         };
-        let mut op = Op {
-            index: 0,
-            time_ns: 0,
-            op_type: OpType::Info,
-            process: Process::Nemesis,
-            f: String::new(),
-            value: Edn::Nil,
-            error: None,
-            final_read: false,
-            extra: Vec::new(),
-        };
+        let mut op = Op::new(0, OpType::Info, Process::Nemesis, "", Edn::Nil);
         let (mut has_type, mut has_process) = (false, false);
         for (k, v) in entries {
             let Edn::Keyword(key) = k else {
@@ -293,17 +298,7 @@ mod tests {
     use super::*;
 
     fn op(process: Process, op_type: OpType, f: &str, value: Edn) -> Op {
-        Op {
-            index: 0,
-            time_ns: 5,
-            op_type,
-            process,
-            f: f.into(),
-            value,
-            error: None,
-            final_read: false,
-            extra: Vec::new(),
-        }
+        Op::new(5, op_type, process, f, value)
     }
 
     #[test]

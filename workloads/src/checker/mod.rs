@@ -143,17 +143,7 @@ pub(crate) mod tests_support {
     use crate::history::{Op, OpType, Process};
 
     pub fn op_at(process: u64, op_type: OpType, f: &str, value: Edn, time_ns: u64) -> Op {
-        Op {
-            index: 0,
-            time_ns,
-            op_type,
-            process: Process::Worker(process),
-            f: f.to_string(),
-            value,
-            error: None,
-            final_read: false,
-            extra: Vec::new(),
-        }
+        Op::new(time_ns, op_type, Process::Worker(process), f, value)
     }
 
     pub fn invoke(process: u64, f: &str, value: Edn) -> Op {

@@ -71,12 +71,13 @@ pub fn simulate(seed: u64, ops: usize, keys: i64, concurrency: usize, info: f64)
         let pair = |v: Edn| Edn::Vector(vec![Edn::Int(p.key), v]);
         match what {
             0 => {
-                h.push(op(
-                    p.process,
+                let worker = Process::Worker(p.process);
+                h.push(Op::new(
+                    time,
                     OpType::Invoke,
+                    worker,
                     p.f,
                     pair(p.arg.clone()),
-                    time,
                 ));
             }
             1 => {
@@ -105,23 +106,9 @@ pub fn simulate(seed: u64, ops: usize, keys: i64, concurrency: usize, info: f64)
                     (Some(Edn::Bool(false)), _, _) => (OpType::Fail, pair(p.arg.clone())),
                     _ => (OpType::Ok, pair(p.arg.clone())),
                 };
-                h.push(op(p.process, t, p.f, value, time));
+                h.push(Op::new(time, t, Process::Worker(p.process), p.f, value));
             }
         }
     }
     h
-}
-
-fn op(process: u64, op_type: OpType, f: &str, value: Edn, time_ns: u64) -> Op {
-    Op {
-        index: 0,
-        time_ns,
-        op_type,
-        process: Process::Worker(process),
-        f: f.to_string(),
-        value,
-        error: None,
-        final_read: false,
-        extra: Vec::new(),
-    }
 }

@@ -106,17 +106,7 @@ pub(crate) mod test_support {
     use crate::history::{History, Op, OpType, Process};
 
     pub fn op(time_ns: u64, op_type: OpType, process: Process, f: &str, value: Edn) -> Op {
-        Op {
-            index: 0,
-            time_ns,
-            op_type,
-            process,
-            f: f.into(),
-            value,
-            error: None,
-            final_read: false,
-            extra: Vec::new(),
-        }
+        Op::new(time_ns, op_type, process, f, value)
     }
 
     /// A client op invoked at `start_ms` and completed as `outcome` at `end_ms`.

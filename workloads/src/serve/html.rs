@@ -30,21 +30,8 @@ iframe{width:100%;height:36em;border:1px solid #ddd}\
 ul.files{columns:3 14em;padding-left:1.2em}\
 nav{margin-bottom:1em}nav a{margin-right:.8em}";
 
-/// Escapes text for an HTML text node or a quoted attribute value.
-pub fn escape(text: &str) -> String {
-    let mut out = String::with_capacity(text.len());
-    for c in text.chars() {
-        match c {
-            '&' => out.push_str("&amp;"),
-            '<' => out.push_str("&lt;"),
-            '>' => out.push_str("&gt;"),
-            '"' => out.push_str("&quot;"),
-            '\'' => out.push_str("&#39;"),
-            c => out.push(c),
-        }
-    }
-    out
-}
+/// Escapes text for an HTML text node or a quoted attribute value, as the reports do.
+pub(crate) use crate::report::escape;
 
 /// Percent-encodes one URL path segment (or query value): everything but RFC 3986's
 /// unreserved characters.

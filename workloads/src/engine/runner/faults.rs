@@ -38,17 +38,13 @@ impl Engine {
     }
 
     fn record_nemesis(&mut self, now: Nanos, f: &str, value: Edn) {
-        let op = Op {
-            index: 0,
-            time_ns: self.history_time(now),
-            op_type: OpType::Info,
-            process: Process::Nemesis,
-            f: f.to_string(),
+        let op = Op::new(
+            self.history_time(now),
+            OpType::Info,
+            Process::Nemesis,
+            f,
             value,
-            error: None,
-            final_read: false,
-            extra: Vec::new(),
-        };
+        );
         self.log_op(&op);
         self.history.push(op);
     }
