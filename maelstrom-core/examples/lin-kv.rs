@@ -4,8 +4,9 @@
 //! read-index round (a quorum confirmed its leadership after the read arrived), so no read
 //! is ever stale. Any node accepts any request: a follower forwards it to the leader it
 //! knows and relays the answer. Raft's persistent state is written to the working
-//! directory before the messages that depend on it leave, and the log is compacted into
-//! a snapshot of the map every `COMPACT_EVERY` entries.
+//! directory (a [`RaftStore`]: only what changed, appended to a log file) before the
+//! messages that depend on it leave, and the log is compacted into a snapshot of the map
+//! every `COMPACT_EVERY` entries.
 //!
 //! `--flaw stale-reads|forget-vote|commit-old-terms` makes the node wrong on purpose, for
 //! the harness's tests: reads from local state on any node; a vote forgotten on restart;
@@ -15,7 +16,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use maelstrom_core::raft::{Config, Flaw, Persistent, Raft, RaftMsg};
+use maelstrom_core::raft::{Config, Flaw, Raft, RaftMsg, RaftStore};
 use maelstrom_core::{
     Context, ErrorCode, InitError, Message, Node, Outbox, Payload, RawMessage, ReplyTo, RpcError,
     Storage,
@@ -29,7 +30,8 @@ const TICK: Duration = Duration::from_millis(10);
 const BATCH: Duration = Duration::from_millis(1);
 const FORWARD_TIMEOUT: Duration = Duration::from_millis(1_000);
 const COMPACT_EVERY: u64 = 1_000;
-const STATE_FILE: &str = "raft.json";
+/// Raft's files are `raft.meta`, `raft.snap` and `raft.log`.
+const STATE_PREFIX: &str = "raft";
 
 /// How the node is wrong on purpose, from the command line.
 static FLAW: OnceLock<NodeFlaw> = OnceLock::new();
@@ -90,6 +92,7 @@ type Outcome = Result<Msg, (ErrorCode, String)>;
 
 struct LinKv {
     raft: Raft<Cmd>,
+    store: RaftStore,
     /// The map, keyed by each key's JSON text (keys may be any JSON value).
     kv: BTreeMap<String, Value>,
     applied: u64,
@@ -158,7 +161,7 @@ impl LinKv {
     fn drive(&mut self, out: &mut Outbox<Self>) {
         let ready = self.raft.ready();
         if ready.persist {
-            out.persist(STATE_FILE, self.raft.save());
+            self.store.save(&self.raft, &ready.changes, out);
         }
         for (to, raft) in ready.messages {
             out.send(to, Msg::Raft { raft });
@@ -226,14 +229,8 @@ impl Node for LinKv {
         out: &mut Outbox<Self>,
     ) -> Result<Self, InitError> {
         let flaw = *FLAW.get().unwrap_or(&NodeFlaw::None);
-        let state: Option<Persistent<Cmd>> = match storage.load(STATE_FILE) {
-            Ok(Some(bytes)) => Some(
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| InitError::new(format!("cannot read {STATE_FILE}: {e}")))?,
-            ),
-            Ok(None) => None,
-            Err(e) => return Err(InitError::new(format!("cannot read {STATE_FILE}: {e}"))),
-        };
+        let (store, state) = RaftStore::load::<Cmd>(storage, STATE_PREFIX)
+            .map_err(|e| InitError::new(e.to_string()))?;
         let config = Config {
             flaw: match flaw {
                 NodeFlaw::Raft(f) => f,
@@ -253,6 +250,7 @@ impl Node for LinKv {
         out.set_timer(TICK, Timer::Tick);
         let mut node = LinKv {
             raft,
+            store,
             kv: BTreeMap::new(),
             applied: 0,
             proposals: HashMap::new(),

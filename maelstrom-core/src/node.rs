@@ -217,6 +217,13 @@ pub enum Command<N: Node> {
         name: String,
         bytes: Vec<u8>,
     },
+    /// Durably add `bytes` at the end of the file `name` (creating it) before anything
+    /// recorded after this command is sent: a log grows by its new records instead of being
+    /// rewritten whole.
+    Append {
+        name: String,
+        bytes: Vec<u8>,
+    },
 }
 
 /// The commands a handler records, plus the counters that name messages and timers.
@@ -341,6 +348,15 @@ impl<N: Node> Outbox<N> {
     /// Stores a small file durably before any later command takes effect.
     pub fn persist(&mut self, name: impl Into<String>, bytes: Vec<u8>) {
         self.commands.push(Command::Persist {
+            name: name.into(),
+            bytes,
+        });
+    }
+
+    /// Appends to a file durably before any later command takes effect; a crash may leave
+    /// a prefix of `bytes`, so what is appended must be readable when torn.
+    pub fn append(&mut self, name: impl Into<String>, bytes: Vec<u8>) {
+        self.commands.push(Command::Append {
             name: name.into(),
             bytes,
         });

@@ -9,7 +9,7 @@
 //!   exactly one timeout;
 //! - answers requests it cannot hand to the node: unknown `type` with code 10, a body that
 //!   does not fit its type with code 12, a handler panic with code 13;
-//! - carries out the node's commands in order: persists before it sends.
+//! - carries out the node's commands in order: persists (and appends) before it sends.
 //!
 //! Invariants: a message is never answered on behalf of a sender it did not come from;
 //! replies (`in_reply_to` set) and errors are never answered, so two nodes can never
@@ -47,8 +47,8 @@ pub struct Now {
 pub struct Output {
     pub stdout: Vec<u8>,
     pub logs: Vec<String>,
-    /// Set when the node can no longer keep its promises (a persist failed); the driver
-    /// must stop the process.
+    /// Set when the node can no longer keep its promises (a persist or an append failed);
+    /// the driver must stop the process.
     pub fatal: Option<String>,
 }
 
@@ -362,8 +362,8 @@ impl<N: Node> Runtime<N> {
         )));
     }
 
-    /// Carries out the recorded commands in order. A failed persist stops everything
-    /// after it: the node must not speak once it cannot remember what it said.
+    /// Carries out the recorded commands in order. A failed persist or append stops
+    /// everything after it: the node must not speak once it cannot remember what it said.
     fn flush(&mut self, out: &mut Output) {
         let commands: Vec<Command<N>> = self.outbox.drain().collect();
         let src = self.ctx.node_id.clone();
@@ -402,6 +402,13 @@ impl<N: Node> Runtime<N> {
                 Command::Persist { name, bytes } => {
                     if let Err(err) = self.storage.store(&name, &bytes) {
                         let text = format!("cannot persist {name:?}: {err}");
+                        out.log(text.clone());
+                        out.fatal = Some(text);
+                    }
+                }
+                Command::Append { name, bytes } => {
+                    if let Err(err) = self.storage.append(&name, &bytes) {
+                        let text = format!("cannot append to {name:?}: {err}");
                         out.log(text.clone());
                         out.fatal = Some(text);
                     }

@@ -6,7 +6,8 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap};
 
-use maelstrom_core::raft::{Config, Flaw, Persistent, Raft, RaftMsg, Role};
+use maelstrom_core::raft::{Config, Flaw, Persistent, Raft, RaftMsg, RaftStore, Role};
+use maelstrom_core::{Command, Context, InitError, MemStorage, Message, Outbox, Storage};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 
@@ -17,7 +18,28 @@ struct Node {
     saved: Option<Vec<u8>>,
     /// Applied commands by index.
     applied: BTreeMap<u64, Option<Cmd>>,
+    /// The same state written incrementally, when the simulation restarts from it.
+    store: RaftStore,
+    disk: MemStorage,
 }
+
+/// A node type only for the [`Outbox`] a [`RaftStore`] records its writes in.
+#[derive(Debug)]
+struct Host;
+
+impl maelstrom_core::Node for Host {
+    type Msg = serde_json::Value;
+    type Timer = ();
+    type Call = ();
+
+    fn init(_: &Context, _: &dyn Storage, _: &mut Outbox<Self>) -> Result<Self, InitError> {
+        Ok(Host)
+    }
+
+    fn on_message(&mut self, _: &Context, _: Message<serde_json::Value>, _: &mut Outbox<Self>) {}
+}
+
+const STORE_PREFIX: &str = "raft";
 
 /// (deliver at, sequence, from, to, message as sent on the wire)
 type InFlight = (u64, u64, usize, usize, String);
@@ -44,6 +66,8 @@ struct Sim {
     compact_every: Option<u64>,
     /// Snapshots installed, from a leader or from a node's own saved state.
     installs: usize,
+    /// Restart nodes from their [`RaftStore`] files rather than from [`Raft::save`].
+    from_store: bool,
 }
 
 impl Sim {
@@ -54,6 +78,10 @@ impl Sim {
                 raft: Some(Raft::new(&names[i], &names, config.clone(), None, 0, seed)),
                 saved: None,
                 applied: BTreeMap::new(),
+                store: RaftStore::load::<Cmd>(&MemStorage::default(), STORE_PREFIX)
+                    .unwrap()
+                    .0,
+                disk: MemStorage::default(),
             })
             .collect();
         Sim {
@@ -73,6 +101,7 @@ impl Sim {
             reads: Vec::new(),
             compact_every: None,
             installs: 0,
+            from_store: false,
         }
     }
 
@@ -89,6 +118,15 @@ impl Sim {
         let ready = raft.ready();
         if ready.persist {
             node.saved = Some(raft.save());
+        }
+        let mut out = Outbox::<Host>::new();
+        node.store.save(raft, &ready.changes, &mut out);
+        for command in out.drain() {
+            match command {
+                Command::Persist { name, bytes } => node.disk.store(&name, &bytes).unwrap(),
+                Command::Append { name, bytes } => node.disk.append(&name, &bytes).unwrap(),
+                other => panic!("a store only writes: {other:?}"),
+            }
         }
         if raft.role() == Role::Leader {
             let term = raft.term();
@@ -239,10 +277,15 @@ impl Sim {
     }
 
     fn restart(&mut self, i: usize, seed: u64) {
-        let state: Option<Persistent<Cmd>> = self.nodes[i]
+        let saved: Option<Persistent<Cmd>> = self.nodes[i]
             .saved
             .as_ref()
             .map(|b| serde_json::from_slice(b).unwrap());
+        let (store, stored) = RaftStore::load::<Cmd>(&self.nodes[i].disk, STORE_PREFIX).unwrap();
+        self.nodes[i].store = store;
+        // Both ways of persisting hold the same state; either restarts the node.
+        assert_eq!(stored, saved, "n{i}'s store and save() disagree");
+        let state = if self.from_store { stored } else { saved };
         let raft = Raft::new(
             &self.names[i],
             &self.names,
@@ -288,10 +331,35 @@ fn a_leader_is_elected_and_commands_commit_everywhere() {
     }
 }
 
+#[test]
+fn the_leader_reports_how_far_each_follower_matches() {
+    let mut sim = Sim::new(3, 2, Config::default());
+    sim.run_until(2_000);
+    let leader = sim.leader().unwrap();
+    let follower = (leader + 1) % 3;
+    let cut_off = (leader + 2) % 3;
+    sim.cut.insert((leader, cut_off));
+    for _ in 0..10 {
+        sim.propose();
+        sim.step();
+    }
+    sim.run_until(sim.now + 500);
+    let raft = sim.nodes[leader].raft.as_ref().unwrap();
+    let last = raft.log().last_index();
+    let matched: BTreeMap<String, u64> = raft.match_indexes().into_iter().collect();
+    assert_eq!(matched.len(), 2);
+    assert_eq!(matched[&sim.names[follower]], last);
+    assert!(matched[&sim.names[cut_off]] < last, "{matched:?}");
+    let other = sim.nodes[follower].raft.as_ref().unwrap();
+    assert!(other.match_indexes().is_empty(), "only a leader knows");
+}
+
 /// Forty rounds of random partitions, crashes, restarts and loss, then healing. Returns the
 /// first safety violation, or whether the healed cluster made progress.
 fn random_faults(seed: u64, config: Config) -> Result<bool, String> {
     let mut sim = Sim::new(5, seed, config);
+    // Half the schedules restart nodes from their RaftStore files.
+    sim.from_store = seed % 4 >= 2;
     // Half the schedules also compact logs, so snapshots travel and restarts load them.
     sim.compact_every = (seed % 2 == 1).then_some(25);
     let mut rng = StdRng::seed_from_u64(seed + 1000);

@@ -40,6 +40,11 @@ enum Msg {
         note: String,
     },
     Remembered,
+    /// Asks the node to append `line` to its journal.
+    Jot {
+        line: String,
+    },
+    Jotted,
 }
 
 #[derive(Debug)]
@@ -82,7 +87,15 @@ impl Node for Probe {
                 out.persist("note", note.into_bytes());
                 out.reply(&from, Msg::Remembered);
             }
-            Msg::EchoOk { .. } | Msg::Fetched { .. } | Msg::Fired { .. } | Msg::Remembered => {
+            Msg::Jot { line } => {
+                out.append("journal", format!("{line}\n").into_bytes());
+                out.reply(&from, Msg::Jotted);
+            }
+            Msg::EchoOk { .. }
+            | Msg::Fetched { .. }
+            | Msg::Fired { .. }
+            | Msg::Remembered
+            | Msg::Jotted => {
                 let _ = ctx;
             }
         }
@@ -413,6 +426,9 @@ fn persisted_state_is_stored_before_the_reply_leaves() {
         fn store(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
             self.0.borrow_mut().store(name, bytes)
         }
+        fn append(&mut self, name: &str, bytes: &[u8]) -> std::io::Result<()> {
+            self.0.borrow_mut().append(name, bytes)
+        }
     }
     let shared = Shared::default();
     let mut h = Harness::with_storage(Box::new(shared.clone()));
@@ -420,6 +436,11 @@ fn persisted_state_is_stored_before_the_reply_leaves() {
     let out = h.send("c1", json!({"type":"remember","note":"milk","msg_id":1}));
     assert_eq!(out[0]["body"]["type"], "remembered");
     assert_eq!(shared.0.borrow().files["note"], b"milk");
+    for (i, line) in ["eggs", "flour"].into_iter().enumerate() {
+        let out = h.send("c1", json!({"type":"jot","line":line,"msg_id":2 + i}));
+        assert_eq!(out[0]["body"]["type"], "jotted");
+    }
+    assert_eq!(shared.0.borrow().files["journal"], b"eggs\nflour\n");
 }
 
 #[test]
@@ -446,6 +467,36 @@ fn a_failed_persist_silences_the_node() {
         "no reply may promise what was not stored"
     );
     assert!(out.fatal.unwrap().contains("disk full"));
+}
+
+#[test]
+fn a_failed_append_silences_the_node() {
+    struct Full;
+    impl Storage for Full {
+        fn load(&self, _: &str) -> std::io::Result<Option<Vec<u8>>> {
+            Ok(None)
+        }
+        fn store(&mut self, _: &str, _: &[u8]) -> std::io::Result<()> {
+            Ok(())
+        }
+        fn append(&mut self, _: &str, _: &[u8]) -> std::io::Result<()> {
+            Err(std::io::Error::other("disk full"))
+        }
+    }
+    let mut h = Harness::with_storage(Box::new(Full));
+    h.init();
+    let mut out = Output::default();
+    h.runtime.handle_line(
+        r#"{"src":"c1","dest":"n1","body":{"type":"jot","line":"x","msg_id":1}}"#,
+        h.now(),
+        &mut out,
+    );
+    assert!(out.stdout.is_empty(), "no reply after a failed append");
+    let fatal = out.fatal.unwrap();
+    assert!(
+        fatal.contains("journal") && fatal.contains("disk full"),
+        "{fatal}"
+    );
 }
 
 #[test]

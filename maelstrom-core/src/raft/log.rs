@@ -81,9 +81,16 @@ impl<C: Clone> Log<C> {
     /// one (a stale, shorter append must not erase newer entries). Returns whether the log
     /// changed.
     pub fn merge(&mut self, entries: Vec<Entry<C>>) -> bool {
-        let mut changed = false;
+        self.splice(entries).is_some()
+    }
+
+    /// [`Log::merge`], returning the lowest index it wrote (the log from there on is new,
+    /// and what was there before is gone), so storage can rewrite only that.
+    pub fn splice(&mut self, entries: Vec<Entry<C>>) -> Option<Index> {
+        let mut changed = None;
         for entry in entries {
-            if entry.index <= self.snapshot_index {
+            let index = entry.index;
+            if index <= self.snapshot_index {
                 continue;
             }
             match self.term(entry.index) {
@@ -94,7 +101,7 @@ impl<C: Clone> Log<C> {
                 }
                 None => self.entries.push_back(entry),
             }
-            changed = true;
+            changed = changed.or(Some(index));
         }
         changed
     }

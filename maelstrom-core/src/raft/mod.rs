@@ -16,6 +16,7 @@
 //! to followers that fell behind them.
 
 pub mod log;
+pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
@@ -24,6 +25,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 pub use log::{Entry, Index, Log, Term};
+pub use store::{RaftStore, StoreError};
 
 /// Timing and batching. Times are in milliseconds of the caller's monotonic clock.
 #[derive(Debug, Clone)]
@@ -170,12 +172,39 @@ pub struct NotLeader {
     pub leader: Option<String>,
 }
 
+/// What of the persistent state changed since the last [`Raft::ready`], so that storage
+/// can write only that ([`RaftStore::save`]) instead of the whole state every time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Changes {
+    /// `term` or `voted_for` changed.
+    pub hard_state: bool,
+    /// The lowest log index appended, overwritten or truncated: the log from here on is
+    /// new, and whatever was stored from here on is stale.
+    pub entries_from: Option<Index>,
+    /// The snapshot changed (a compaction or an install), and with it the log's start.
+    pub snapshot: bool,
+}
+
+impl Changes {
+    /// Whether anything must be persisted.
+    pub fn any(&self) -> bool {
+        self.hard_state || self.entries_from.is_some() || self.snapshot
+    }
+
+    fn log_from(&mut self, index: Index) {
+        self.entries_from = Some(self.entries_from.map_or(index, |i| i.min(index)));
+    }
+}
+
 /// Everything the node must do after an event.
 #[derive(Debug)]
 pub struct Ready<C> {
     pub messages: Vec<(String, RaftMsg<C>)>,
-    /// Persist [`Raft::save`] before sending `messages` or acting on `committed`.
+    /// Persist [`Raft::save`] (or `changes` through a [`RaftStore`]) before sending
+    /// `messages` or acting on `committed`.
     pub persist: bool,
+    /// What changed, in detail: `persist` is `changes.any()`.
+    pub changes: Changes,
     /// Newly committed entries, in order, to apply to the state machine.
     pub committed: Vec<Entry<C>>,
     /// A snapshot from the leader: replace the state machine with it (before `committed`).
@@ -235,7 +264,8 @@ pub struct Raft<C> {
     ready_reads: Vec<u64>,
     failed_reads: Vec<u64>,
     messages: Vec<(String, RaftMsg<C>)>,
-    dirty: bool,
+    /// What to persist before the messages leave, since the last `ready`.
+    changes: Changes,
     install: Option<(Index, serde_json::Value)>,
     /// Entries proposed since the last `ready`, sent as one batch.
     replicate: bool,
@@ -284,7 +314,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
             ready_reads: Vec::new(),
             failed_reads: Vec::new(),
             messages: Vec::new(),
-            dirty: false,
+            changes: Changes::default(),
             install,
             replicate: false,
             config,
@@ -320,6 +350,18 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
         &self.log
     }
 
+    /// The leader's view of how far each follower's log matches its own, for health
+    /// reports; empty when this node does not lead.
+    pub fn match_indexes(&self) -> Vec<(String, Index)> {
+        if self.role != Role::Leader {
+            return Vec::new();
+        }
+        self.progress
+            .iter()
+            .map(|(peer, p)| (peer.clone(), p.matched))
+            .collect()
+    }
+
     /// The earliest time `tick` has something to do.
     pub fn next_deadline(&self) -> u64 {
         match self.role {
@@ -351,7 +393,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
         if term > self.term {
             self.term = term;
             self.voted_for = None;
-            self.dirty = true;
+            self.changes.hard_state = true;
         }
     }
 
@@ -407,6 +449,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
         if self.peers.is_empty() {
             self.set_term(self.term + 1);
             self.voted_for = Some(self.id.clone());
+            self.changes.hard_state = true;
             self.become_leader();
             return;
         }
@@ -427,7 +470,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
         self.role = Role::Candidate;
         self.set_term(self.term + 1);
         self.voted_for = Some(self.id.clone());
-        self.dirty = true;
+        self.changes.hard_state = true;
         self.votes = BTreeSet::from([self.id.clone()]);
         self.reset_election();
         let msg = RaftMsg::Vote {
@@ -473,8 +516,8 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
             })
             .collect();
         // A no-op of the new term lets earlier entries commit through it.
-        self.log.append(self.term, None);
-        self.dirty = true;
+        let noop = self.log.append(self.term, None);
+        self.changes.log_from(noop);
         self.maybe_commit();
         self.heartbeat();
     }
@@ -531,7 +574,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
                     && self.up_to_date(last_index, last_term);
                 if granted {
                     self.voted_for = Some(from.to_string());
-                    self.dirty = true;
+                    self.changes.hard_state = true;
                     self.reset_election();
                 }
                 let reply = RaftMsg::VoteReply {
@@ -589,7 +632,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
                     self.commit = last_index;
                     self.applied = last_index;
                     self.install = Some((last_index, data));
-                    self.dirty = true;
+                    self.changes.snapshot = true;
                 }
                 let reply = RaftMsg::SnapshotReply {
                     term: self.term,
@@ -657,8 +700,8 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
                 Some(t) if t != prev_term => Err((self.log.first_index_of_term(prev_index), t)),
                 Some(_) => {
                     let last_new = prev_index + entries.len() as u64;
-                    if self.log.merge(entries) {
-                        self.dirty = true;
+                    if let Some(from) = self.log.splice(entries) {
+                        self.changes.log_from(from);
                     }
                     self.commit = self.commit.max(commit.min(last_new));
                     Ok(last_new)
@@ -828,7 +871,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
             });
         }
         let index = self.log.append(self.term, Some(command));
-        self.dirty = true;
+        self.changes.log_from(index);
         self.replicate = true;
         if self.peers.is_empty() {
             self.maybe_commit();
@@ -887,7 +930,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
         };
         self.log.compact(index, term);
         self.snapshot = Some(data);
-        self.dirty = true;
+        self.changes.snapshot = true;
     }
 
     /// Takes what the node must do now.
@@ -906,10 +949,11 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
         } else {
             Vec::new()
         };
-        let persist = std::mem::take(&mut self.dirty);
+        let changes = std::mem::take(&mut self.changes);
         Ready {
             messages: std::mem::take(&mut self.messages),
-            persist,
+            persist: changes.any(),
+            changes,
             committed,
             install: self.install.take(),
             reads: std::mem::take(&mut self.ready_reads),
@@ -918,16 +962,22 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
     }
 }
 
+impl<C> Raft<C> {
+    /// The vote as it must be stored: [`Flaw::ForgetVote`] forgets it.
+    fn durable_vote(&self) -> Option<&str> {
+        match self.config.flaw {
+            Flaw::ForgetVote => None,
+            _ => self.voted_for.as_deref(),
+        }
+    }
+}
+
 impl<C: Serialize> Raft<C> {
     /// The persistent state as JSON, for [`Persistent`] to read back after a restart.
     pub fn save(&self) -> Vec<u8> {
-        let voted_for = match self.config.flaw {
-            Flaw::ForgetVote => None,
-            _ => self.voted_for.as_deref(),
-        };
         let state = PersistentRef {
             term: self.term,
-            voted_for,
+            voted_for: self.durable_vote(),
             log: &self.log,
             snapshot: self.snapshot.as_ref(),
         };
