@@ -50,6 +50,7 @@ pub mod message;
 pub mod node;
 pub mod raft;
 pub mod runtime;
+pub mod sim;
 pub mod storage;
 
 pub use driver::{drive, run};

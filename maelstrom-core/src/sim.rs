@@ -1,0 +1,322 @@
+//! A whole cluster in one process, on simulated time: every node runs in its own
+//! [`Runtime`] exactly as under the stdin/stdout driver, and every message travels as the
+//! JSON line it would be on the wire, through a network with latency, partitions, crashes
+//! and restarts. Tests and benchmarks use it to drive real nodes deterministically and far
+//! faster than processes allow.
+//!
+//! Time moves only when [`Cluster::run_for`] or [`Cluster::run_until`] move it: to the next
+//! message delivery or node deadline, never in real time.
+
+use std::cell::RefCell;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::io;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde_json::{json, Value};
+
+use crate::message::RawMessage;
+use crate::node::Node;
+use crate::runtime::{Now, Output, Runtime};
+use crate::storage::{MemStorage, Storage};
+
+/// A node's disk: it outlives the node's crashes.
+#[derive(Debug, Clone, Default)]
+pub struct SharedStorage(Rc<RefCell<MemStorage>>);
+
+impl Storage for SharedStorage {
+    fn load(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
+        self.0.borrow().load(name)
+    }
+
+    fn store(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.0.borrow_mut().store(name, bytes)
+    }
+
+    fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
+        self.0.borrow_mut().append(name, bytes)
+    }
+}
+
+/// A line in flight, ordered by delivery time and then by sending order.
+#[derive(Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct InFlight {
+    at: Duration,
+    seq: u64,
+    dest: String,
+    src: String,
+    line: String,
+}
+
+/// Counts of what the network carried.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Traffic {
+    /// Messages between nodes.
+    pub internal: u64,
+    /// Messages from clients to nodes and back.
+    pub client: u64,
+    pub dropped: u64,
+}
+
+pub struct Cluster<N: Node> {
+    names: Vec<String>,
+    nodes: Vec<Option<Runtime<N>>>,
+    disks: Vec<SharedStorage>,
+    now: Duration,
+    wall_origin: SystemTime,
+    latency: Duration,
+    wire: BinaryHeap<Reverse<InFlight>>,
+    seq: u64,
+    /// Pairs of nodes that cannot reach each other.
+    cut: HashSet<(String, String)>,
+    /// Replies and other messages for clients, in arrival order.
+    inbox: Vec<(String, Value)>,
+    next_client_msg: u64,
+    pub traffic: Traffic,
+    /// stderr lines of the nodes, kept when `keep_logs` is set.
+    pub logs: Vec<String>,
+    pub keep_logs: bool,
+}
+
+impl<N: Node> std::fmt::Debug for Cluster<N> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Cluster")
+            .field("nodes", &self.names)
+            .field("now", &self.now)
+            .field("in_flight", &self.wire.len())
+            .finish()
+    }
+}
+
+impl<N: Node> Cluster<N> {
+    /// Nodes `n0..n{count}`, initialised, with `latency` on every link.
+    pub fn new(count: usize, latency: Duration) -> Self {
+        let names: Vec<String> = (0..count).map(|i| format!("n{i}")).collect();
+        let mut cluster = Cluster {
+            nodes: (0..count).map(|_| None).collect(),
+            disks: (0..count).map(|_| SharedStorage::default()).collect(),
+            names,
+            now: Duration::ZERO,
+            wall_origin: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            latency,
+            wire: BinaryHeap::new(),
+            seq: 0,
+            cut: HashSet::new(),
+            inbox: Vec::new(),
+            next_client_msg: 0,
+            traffic: Traffic::default(),
+            logs: Vec::new(),
+            keep_logs: false,
+        };
+        for i in 0..count {
+            cluster.start(i);
+        }
+        cluster
+    }
+
+    pub fn names(&self) -> &[String] {
+        &self.names
+    }
+
+    pub fn now(&self) -> Duration {
+        self.now
+    }
+
+    /// The node, if it is up and initialised.
+    pub fn node(&self, i: usize) -> Option<&N> {
+        self.nodes[i].as_ref().and_then(Runtime::node)
+    }
+
+    fn clock(&self) -> Now {
+        Now {
+            mono: self.now,
+            wall: self.wall_origin + self.now,
+        }
+    }
+
+    /// Boots node `i` from its disk and sends it `init`.
+    fn start(&mut self, i: usize) {
+        let mut runtime = Runtime::new(Box::new(self.disks[i].clone()));
+        let init = json!({
+            "src": "c-init", "dest": self.names[i],
+            "body": {"type": "init", "msg_id": 1, "node_id": self.names[i], "node_ids": self.names},
+        });
+        let mut out = Output::default();
+        runtime.handle_line(&init.to_string(), self.clock(), &mut out);
+        self.nodes[i] = Some(runtime);
+        self.emit(i, out);
+        // The init reply is not interesting to anyone.
+        self.inbox.retain(|(client, _)| client != "c-init");
+    }
+
+    /// Kills node `i`: its memory and the messages it had not yet received are gone; its
+    /// disk stays.
+    pub fn crash(&mut self, i: usize) {
+        self.nodes[i] = None;
+    }
+
+    pub fn restart(&mut self, i: usize) {
+        if self.nodes[i].is_none() {
+            self.start(i);
+        }
+    }
+
+    /// Cuts every link between `a` and the other nodes `b` (both directions).
+    pub fn isolate(&mut self, i: usize) {
+        for j in 0..self.names.len() {
+            if i != j {
+                self.cut
+                    .insert((self.names[i].clone(), self.names[j].clone()));
+                self.cut
+                    .insert((self.names[j].clone(), self.names[i].clone()));
+            }
+        }
+    }
+
+    pub fn heal(&mut self) {
+        self.cut.clear();
+    }
+
+    /// Sends a client request to node `i`; returns its `msg_id`.
+    pub fn request(&mut self, client: &str, i: usize, mut body: Value) -> u64 {
+        self.next_client_msg += 1;
+        let msg_id = self.next_client_msg;
+        if let Some(fields) = body.as_object_mut() {
+            fields.insert("msg_id".into(), json!(msg_id));
+        }
+        let line = json!({"src": client, "dest": self.names[i], "body": body}).to_string();
+        self.traffic.client += 1;
+        self.post(client.to_string(), self.names[i].clone(), line);
+        msg_id
+    }
+
+    /// Messages that reached clients since the last call: (client, body).
+    pub fn take_inbox(&mut self) -> Vec<(String, Value)> {
+        std::mem::take(&mut self.inbox)
+    }
+
+    fn post(&mut self, src: String, dest: String, line: String) {
+        self.seq += 1;
+        self.wire.push(Reverse(InFlight {
+            at: self.now + self.latency,
+            seq: self.seq,
+            dest,
+            src,
+            line,
+        }));
+    }
+
+    /// Routes what node `i` printed.
+    fn emit(&mut self, i: usize, out: Output) {
+        if self.keep_logs {
+            let name = &self.names[i];
+            self.logs
+                .extend(out.logs.into_iter().map(|l| format!("{name}: {l}")));
+        }
+        if out.fatal.is_some() {
+            self.nodes[i] = None;
+        }
+        let text = String::from_utf8_lossy(&out.stdout).into_owned();
+        for line in text.lines() {
+            let Ok(raw) = RawMessage::parse(line) else {
+                continue;
+            };
+            if self.names.contains(&raw.dest) {
+                self.traffic.internal += 1;
+                if self.cut.contains(&(raw.src.clone(), raw.dest.clone())) {
+                    self.traffic.dropped += 1;
+                    continue;
+                }
+                self.post(raw.src, raw.dest, line.to_string());
+            } else {
+                self.traffic.client += 1;
+                let body: Value = serde_json::from_str(raw.body_json()).unwrap_or(Value::Null);
+                self.inbox.push((raw.dest, body));
+            }
+        }
+    }
+
+    /// Handles everything due up to `until`, moving time forward; returns when nothing
+    /// more is due by then.
+    pub fn run_until(&mut self, until: Duration) {
+        loop {
+            let next_msg = self.wire.peek().map(|Reverse(m)| m.at);
+            let next_timer = self
+                .nodes
+                .iter()
+                .flatten()
+                .filter_map(Runtime::next_deadline)
+                .min();
+            let next = match (next_msg, next_timer) {
+                (Some(a), Some(b)) => a.min(b),
+                (Some(a), None) | (None, Some(a)) => a,
+                (None, None) => break,
+            };
+            if next > until {
+                break;
+            }
+            self.now = self.now.max(next);
+            if next_msg == Some(next) {
+                let Some(Reverse(msg)) = self.wire.pop() else {
+                    break;
+                };
+                self.deliver(msg);
+            } else {
+                self.fire_timers();
+            }
+        }
+        self.now = self.now.max(until);
+    }
+
+    pub fn run_for(&mut self, span: Duration) {
+        self.run_until(self.now + span);
+    }
+
+    fn deliver(&mut self, msg: InFlight) {
+        let Some(i) = self.names.iter().position(|n| *n == msg.dest) else {
+            return;
+        };
+        if self.cut.contains(&(msg.src.clone(), msg.dest.clone())) {
+            self.traffic.dropped += 1;
+            return;
+        }
+        let clock = self.clock();
+        let Some(runtime) = self.nodes[i].as_mut() else {
+            self.traffic.dropped += 1;
+            return;
+        };
+        let mut out = Output::default();
+        runtime.handle_line(&msg.line, clock, &mut out);
+        self.emit(i, out);
+    }
+
+    fn fire_timers(&mut self) {
+        let clock = self.clock();
+        for i in 0..self.nodes.len() {
+            let due = self.nodes[i]
+                .as_ref()
+                .and_then(Runtime::next_deadline)
+                .is_some_and(|at| at <= self.now);
+            if !due {
+                continue;
+            }
+            let mut out = Output::default();
+            if let Some(runtime) = self.nodes[i].as_mut() {
+                runtime.fire_due(clock, &mut out);
+            }
+            self.emit(i, out);
+        }
+    }
+}
+
+/// Replies in `inbox` keyed by the request they answer.
+pub fn replies_by_request(inbox: &[(String, Value)]) -> HashMap<(String, u64), Value> {
+    inbox
+        .iter()
+        .filter_map(|(client, body)| {
+            let id = body.get("in_reply_to")?.as_u64()?;
+            Some(((client.clone(), id), body.clone()))
+        })
+        .collect()
+}
