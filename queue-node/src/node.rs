@@ -1,0 +1,1183 @@
+//! The queue as a Maelstrom node: Raft groups for the partitions it replicates, routing of
+//! every request to its partition's leader, polls that steal work when this node's own
+//! partitions are idle, heartbeats and health.
+//!
+//! A request about one task goes to the leader of the task's partition: handled here when
+//! this node leads it, otherwise passed on (at most [`MAX_HOPS`] times) to the leader this
+//! node knows of (its own Raft group's, or the one peers announce in heartbeats), or to a
+//! replica that will know. Changes are proposed to the partition's Raft log and answered
+//! once committed and applied, so an `enqueue_ok` means a majority of replicas hold the
+//! task. Leases are part of the replicated state, with their expiry times, so a new leader
+//! expires the leases its predecessor handed out.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::OnceLock;
+use std::time::Duration;
+
+use maelstrom_core::raft::store::RaftStore;
+use maelstrom_core::raft::{Config, Raft, Role};
+use maelstrom_core::{
+    Context, ErrorCode, InitError, Message, Node, Outbox, Payload, RawMessage, ReplyTo, RpcError,
+    Storage,
+};
+
+use crate::message::{relayed, DeadLetter, Health, LeadInfo, Msg, PartitionHealth};
+use crate::partition::{Cmd, Outcome, Partition};
+use crate::task::{TaskId, TaskSpec};
+
+const TICK: Duration = Duration::from_millis(10);
+/// How long requests gather before one round persists and sends for all of them.
+const BATCH: Duration = Duration::from_millis(1);
+const HEARTBEAT: Duration = Duration::from_millis(100);
+/// A peer silent this long is presumed dead.
+const PEER_TIMEOUT_MS: u64 = 1_000;
+const FORWARD_TIMEOUT: Duration = Duration::from_millis(1_000);
+/// How long a request waits for its partition to elect a leader before it is refused.
+const PARK_MS: u64 = 1_000;
+/// A request is passed on at most this many times (a non-replica to a replica, a
+/// follower to its leader), so stale leader hints cannot make it circle.
+pub const MAX_HOPS: u8 = 2;
+/// Replicas per partition (all nodes, when fewer).
+pub const REPLICAS: usize = 3;
+const COMPACT_EVERY: u64 = 20_000;
+/// Remote dependencies asked about per lookup.
+const LOOKUP_BATCH: usize = 256;
+
+/// How the node is wrong on purpose, for showing that the workload's checker catches it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flaw {
+    #[default]
+    None,
+    /// Answers `enqueue_ok` as soon as the leader appended the task, before a majority
+    /// holds it.
+    AckBeforeReplication,
+    /// Keeps lease timers only in the leader's memory: a new leader never expires the
+    /// leases its predecessor handed out.
+    ForgetLeases,
+}
+
+/// Settings from the command line.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Settings {
+    /// Partitions; the number of nodes when unset.
+    pub partitions: Option<u32>,
+    pub flaw: Flaw,
+}
+
+pub static SETTINGS: OnceLock<Settings> = OnceLock::new();
+
+#[derive(Debug)]
+pub enum Timer {
+    Tick,
+    Flush,
+    Heartbeat,
+}
+
+/// What an outstanding RPC was for.
+#[derive(Debug)]
+pub enum Call {
+    /// A request passed on; the answer goes back to this requester.
+    Relay(ReplyTo),
+    /// Part of checking an enqueue's remote dependencies.
+    EnqueueLookup(u64),
+    /// Checking whether remote dependencies of `group`'s tasks completed.
+    DepWatch { group: u32, partition: u32 },
+    /// One partition's share of a `dlq` request.
+    DlqPart(u64),
+}
+
+/// One partition this node replicates.
+struct Group {
+    raft: Raft<Cmd>,
+    /// Writes only what changed in `raft`: an append per batch, a snapshot per compaction.
+    store: RaftStore,
+    sm: Partition,
+    applied: u64,
+    /// Log index -> (term proposed in, who waits for the outcome).
+    proposals: HashMap<u64, (u64, ReplyTo)>,
+    /// The index of a proposed `Tick` not applied yet: one at a time is enough.
+    tick_at: Option<u64>,
+    /// Leases granted while leading, kept in memory only (the `forget-leases` flaw).
+    granted: HashMap<TaskId, (u32, u64)>,
+    was_leader: bool,
+}
+
+/// An enqueue waiting for other partitions to confirm its dependencies.
+struct PendingEnqueue {
+    from: ReplyTo,
+    task: TaskSpec,
+    group: u32,
+    waiting: usize,
+    found: Vec<(TaskId, bool)>,
+}
+
+/// A `dlq` request gathering every partition's dead letters.
+struct DlqGather {
+    from: ReplyTo,
+    waiting: usize,
+    tasks: Vec<DeadLetter>,
+    failed: Option<String>,
+}
+
+/// A request waiting for its partition to have a leader.
+struct Parked {
+    until: u64,
+    partition: u32,
+    from: ReplyTo,
+    hops: u8,
+    req: Msg,
+}
+
+/// What peers announced they lead.
+#[derive(Debug, Clone)]
+struct Hint {
+    info: LeadInfo,
+    leader: String,
+    at: u64,
+}
+
+pub struct QueueNode {
+    flaw: Flaw,
+    partitions: u32,
+    groups: BTreeMap<u32, Group>,
+    hints: HashMap<u32, Hint>,
+    last_seen: HashMap<String, u64>,
+    enqueues: HashMap<u64, PendingEnqueue>,
+    dlqs: HashMap<u64, DlqGather>,
+    next_pending: u64,
+    watching: HashSet<(u32, u32)>,
+    parked: Vec<Parked>,
+    flush_armed: bool,
+    stolen: u64,
+    forwarded: u64,
+}
+
+impl std::fmt::Debug for QueueNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("QueueNode")
+            .field("partitions", &self.partitions)
+            .field("groups", &self.groups.keys().collect::<Vec<_>>())
+            .finish_non_exhaustive()
+    }
+}
+
+fn millis(ctx: &Context) -> u64 {
+    ctx.now.as_millis() as u64
+}
+
+/// The prefix of a partition's Raft files.
+fn state_prefix(group: u32) -> String {
+    format!("p{group}")
+}
+
+/// The nodes that replicate `partition`, in a fixed order every node computes alike.
+pub fn replicas(node_ids: &[String], partition: u32) -> Vec<String> {
+    let n = node_ids.len();
+    (0..REPLICAS.min(n))
+        .map(|i| node_ids[(partition as usize + i) % n].clone())
+        .collect()
+}
+
+/// Where a request for a partition should go.
+enum Target {
+    Here,
+    Node(String),
+    Nowhere,
+}
+
+impl QueueNode {
+    fn peer_alive(&self, ctx: &Context, peer: &str) -> bool {
+        self.last_seen
+            .get(peer)
+            .is_some_and(|&at| millis(ctx) <= at + PEER_TIMEOUT_MS)
+    }
+
+    fn target(&self, ctx: &Context, partition: u32) -> Target {
+        if let Some(group) = self.groups.get(&partition) {
+            if group.raft.is_leader() {
+                return Target::Here;
+            }
+            if let Some(leader) = group.raft.leader() {
+                if leader != ctx.node_id {
+                    return Target::Node(leader.to_string());
+                }
+            }
+        }
+        if let Some(hint) = self.hints.get(&partition) {
+            if hint.leader != ctx.node_id && self.peer_alive(ctx, &hint.leader) {
+                return Target::Node(hint.leader.clone());
+            }
+        }
+        if !self.groups.contains_key(&partition) {
+            let replicas = replicas(&ctx.node_ids, partition);
+            if let Some(r) = replicas.iter().find(|r| self.peer_alive(ctx, r)) {
+                return Target::Node(r.clone());
+            }
+            if let Some(r) = replicas.first() {
+                return Target::Node(r.clone());
+            }
+        }
+        Target::Nowhere
+    }
+
+    /// Passes `req` on towards `partition`'s leader, or refuses it when there is nowhere
+    /// to go. Returns false when the request should be handled here.
+    fn route(
+        &mut self,
+        ctx: &Context,
+        from: &ReplyTo,
+        hops: u8,
+        partition: u32,
+        req: &Msg,
+        out: &mut Outbox<Self>,
+    ) -> bool {
+        match self.target(ctx, partition) {
+            Target::Here => false,
+            Target::Node(node) if hops < MAX_HOPS => {
+                self.forwarded += 1;
+                out.rpc(
+                    node,
+                    Msg::Fwd {
+                        hops: hops + 1,
+                        req: Box::new(req.clone()),
+                    },
+                    FORWARD_TIMEOUT,
+                    Call::Relay(from.clone()),
+                );
+                true
+            }
+            Target::Nowhere => {
+                // An election is under way: wait for it rather than fail at once.
+                self.parked.push(Parked {
+                    until: millis(ctx) + PARK_MS,
+                    partition,
+                    from: from.clone(),
+                    hops,
+                    req: req.clone(),
+                });
+                true
+            }
+            Target::Node(_) => {
+                out.reply_error(
+                    from,
+                    ErrorCode::TemporarilyUnavailable,
+                    format!("no leader known for partition {partition}"),
+                );
+                true
+            }
+        }
+    }
+
+    /// Takes up parked requests whose partition found a leader; refuses those that
+    /// waited too long.
+    fn unpark(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
+        if self.parked.is_empty() {
+            return;
+        }
+        let now = millis(ctx);
+        let parked = std::mem::take(&mut self.parked);
+        for p in parked {
+            if !matches!(self.target(ctx, p.partition), Target::Nowhere) {
+                self.handle(ctx, p.from, p.hops, p.req, out);
+            } else if now >= p.until {
+                out.reply_error(
+                    &p.from,
+                    ErrorCode::TemporarilyUnavailable,
+                    format!("no leader known for partition {}", p.partition),
+                );
+            } else {
+                self.parked.push(p);
+            }
+        }
+    }
+
+    /// Sends an internal request to `partition`'s leader, or says it could not.
+    fn ask(
+        &mut self,
+        ctx: &Context,
+        partition: u32,
+        req: Msg,
+        call: Call,
+        out: &mut Outbox<Self>,
+    ) -> Result<(), Call> {
+        match self.target(ctx, partition) {
+            Target::Node(node) => {
+                out.rpc(
+                    node,
+                    Msg::Fwd {
+                        hops: 1,
+                        req: Box::new(req),
+                    },
+                    FORWARD_TIMEOUT,
+                    call,
+                );
+                Ok(())
+            }
+            _ => Err(call),
+        }
+    }
+
+    fn arm_flush(&mut self, out: &mut Outbox<Self>) {
+        if !self.flush_armed {
+            self.flush_armed = true;
+            out.set_timer(BATCH, Timer::Flush);
+        }
+    }
+
+    fn propose(
+        &mut self,
+        partition: u32,
+        cmd: Cmd,
+        waiter: Option<ReplyTo>,
+        out: &mut Outbox<Self>,
+    ) {
+        let flaw = self.flaw;
+        let Some(group) = self.groups.get_mut(&partition) else {
+            if let Some(to) = waiter {
+                out.reply_error(&to, ErrorCode::TemporarilyUnavailable, "not a replica");
+            }
+            return;
+        };
+        let term = group.raft.term();
+        let early = match (&cmd, flaw) {
+            (Cmd::Enqueue { task, .. }, Flaw::AckBeforeReplication) => Some(task.id.clone()),
+            _ => None,
+        };
+        let is_tick = matches!(cmd, Cmd::Tick { .. } | Cmd::Expire { .. });
+        match group.raft.propose(cmd) {
+            Ok(index) => {
+                if is_tick {
+                    group.tick_at = Some(index);
+                }
+                match (waiter, early) {
+                    (Some(to), Some(id)) => out.reply(
+                        &to,
+                        Msg::EnqueueOk {
+                            id,
+                            partition,
+                            duplicate: false,
+                        },
+                    ),
+                    (Some(to), None) => {
+                        group.proposals.insert(index, (term, to));
+                    }
+                    (None, _) => {}
+                }
+            }
+            Err(_) => {
+                if let Some(to) = waiter {
+                    out.reply_error(
+                        &to,
+                        ErrorCode::TemporarilyUnavailable,
+                        format!("lost the leadership of partition {partition}"),
+                    );
+                }
+            }
+        }
+        self.arm_flush(out);
+    }
+
+    fn answer(&mut self, out: &mut Outbox<Self>, to: &ReplyTo, partition: u32, outcome: Outcome) {
+        let msg = match outcome {
+            Outcome::Enqueued { id, duplicate } => Msg::EnqueueOk {
+                id,
+                partition,
+                duplicate,
+            },
+            Outcome::Polled(tasks) => {
+                self.stolen += tasks.iter().filter(|t| t.stolen).count() as u64;
+                Msg::PollOk { tasks }
+            }
+            Outcome::Started => Msg::StartOk {},
+            Outcome::Acked { duplicate } => Msg::AckOk { duplicate },
+            Outcome::Nacked { dead_lettered } => Msg::NackOk { dead_lettered },
+            Outcome::Replayed => Msg::ReplayOk {},
+            Outcome::Done => return,
+            Outcome::Refused(r) => return out.reply_error(to, r.code, r.text),
+        };
+        out.reply(to, msg);
+    }
+
+    /// Carries out what each group's Raft asks for: persist, send, apply and answer.
+    fn drive(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
+        let flaw = self.flaw;
+        let mut answers = Vec::new();
+        for (&p, group) in self.groups.iter_mut() {
+            let ready = group.raft.ready();
+            if ready.persist {
+                group.store.save(&group.raft, &ready.changes, out);
+            }
+            for (to, raft) in ready.messages {
+                out.send(to, Msg::Raft { group: p, raft });
+            }
+            if let Some((index, data)) = ready.install {
+                match Partition::from_snapshot(data) {
+                    Ok(sm) => {
+                        group.sm = sm;
+                        group.applied = index;
+                    }
+                    Err(e) => eprintln!("partition {p}: cannot read snapshot: {e}"),
+                }
+            }
+            let leading = group.raft.is_leader();
+            if leading != group.was_leader {
+                group.was_leader = leading;
+                group.granted.clear();
+                group.tick_at = None;
+            }
+            for entry in ready.committed {
+                if entry.index <= group.applied {
+                    continue;
+                }
+                group.applied = entry.index;
+                if group.tick_at.is_some_and(|i| i <= entry.index) {
+                    group.tick_at = None;
+                }
+                let Some(cmd) = entry.command else {
+                    continue;
+                };
+                let outcome = group.sm.apply(cmd);
+                if flaw == Flaw::ForgetLeases && leading {
+                    if let Outcome::Polled(tasks) = &outcome {
+                        for t in tasks {
+                            group
+                                .granted
+                                .insert(t.id.clone(), (t.attempt, t.lease_until));
+                        }
+                    }
+                }
+                if let Some((term, to)) = group.proposals.remove(&entry.index) {
+                    if term == entry.term {
+                        answers.push((to, p, outcome));
+                    } else {
+                        out.reply_error(
+                            &to,
+                            ErrorCode::TemporarilyUnavailable,
+                            "leadership changed before the request committed",
+                        );
+                    }
+                }
+            }
+            if group.applied >= group.raft.log().snapshot_index + COMPACT_EVERY {
+                match serde_json::to_value(&group.sm) {
+                    Ok(data) => group.raft.compact(group.applied, data),
+                    Err(e) => eprintln!("partition {p}: cannot snapshot: {e}"),
+                }
+            }
+        }
+        for (to, p, outcome) in answers {
+            self.answer(out, &to, p, outcome);
+        }
+        let _ = ctx;
+    }
+
+    /// Proposes the expiry of leases and deadlines that fell due, where this node leads.
+    fn expire_due(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
+        let now = ctx.wall_ms();
+        let mut proposals = Vec::new();
+        for (&p, group) in self.groups.iter_mut() {
+            if !group.raft.is_leader() || group.tick_at.is_some() {
+                continue;
+            }
+            match self.flaw {
+                Flaw::ForgetLeases => {
+                    let due: Vec<(TaskId, u32)> = group
+                        .granted
+                        .iter()
+                        .filter(|(_, (_, until))| *until <= now)
+                        .map(|(id, (attempt, _))| (id.clone(), *attempt))
+                        .collect();
+                    if !due.is_empty() {
+                        for (id, _) in &due {
+                            group.granted.remove(id);
+                        }
+                        proposals.push((p, Cmd::Expire { leases: due }));
+                    }
+                }
+                _ => {
+                    if group.sm.next_due().is_some_and(|due| due <= now) {
+                        proposals.push((p, Cmd::Tick { now }));
+                    }
+                }
+            }
+        }
+        for (p, cmd) in proposals {
+            self.propose(p, cmd, None, out);
+        }
+    }
+
+    /// Asks other partitions whether the dependencies this node's led partitions wait
+    /// for have completed.
+    fn watch_dependencies(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
+        let mut asks: Vec<(u32, u32, Vec<TaskId>)> = Vec::new();
+        for (&p, group) in &self.groups {
+            if !group.raft.is_leader() {
+                continue;
+            }
+            let mut by_partition: BTreeMap<u32, Vec<TaskId>> = BTreeMap::new();
+            for dep in group.sm.remote_waits() {
+                let q = dep.partition(self.partitions);
+                let ids = by_partition.entry(q).or_default();
+                if ids.len() < LOOKUP_BATCH {
+                    ids.push(dep.clone());
+                }
+            }
+            for (q, ids) in by_partition {
+                if !self.watching.contains(&(p, q)) {
+                    asks.push((p, q, ids));
+                }
+            }
+        }
+        for (p, q, ids) in asks {
+            let done: Option<Vec<TaskId>> =
+                self.groups.get(&q).filter(|g| g.raft.is_leader()).map(|g| {
+                    ids.iter()
+                        .filter(|id| g.sm.lookup(id) == Some(true))
+                        .cloned()
+                        .collect()
+                });
+            match done {
+                Some(done) => {
+                    if !done.is_empty() {
+                        self.propose(p, Cmd::DepsDone { ids: done }, None, out);
+                    }
+                }
+                None => {
+                    let call = Call::DepWatch {
+                        group: p,
+                        partition: q,
+                    };
+                    let req = Msg::Lookup { partition: q, ids };
+                    if self.ask(ctx, q, req, call, out).is_ok() {
+                        self.watching.insert((p, q));
+                    }
+                }
+            }
+        }
+    }
+
+    fn heartbeat(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
+        let leads: Vec<LeadInfo> = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.raft.is_leader())
+            .map(|(&p, g)| LeadInfo {
+                partition: p,
+                term: g.raft.term(),
+                depths: g.sm.depths(),
+            })
+            .collect();
+        for peer in ctx.peers() {
+            out.send(
+                peer,
+                Msg::Heartbeat {
+                    leads: leads.clone(),
+                },
+            );
+        }
+    }
+
+    fn on_heartbeat(&mut self, ctx: &Context, src: &str, leads: Vec<LeadInfo>) {
+        let now = millis(ctx);
+        self.last_seen.insert(src.to_string(), now);
+        for info in leads {
+            let newer = self.hints.get(&info.partition).map_or(true, |h| {
+                h.info.term <= info.term || now > h.at + PEER_TIMEOUT_MS
+            });
+            if newer {
+                self.hints.insert(
+                    info.partition,
+                    Hint {
+                        info,
+                        leader: src.to_string(),
+                        at: now,
+                    },
+                );
+            }
+        }
+    }
+
+    /// Handles a request from a client or passed on by a peer (`hops` times so far).
+    fn handle(&mut self, ctx: &Context, from: ReplyTo, hops: u8, req: Msg, out: &mut Outbox<Self>) {
+        if let Some(id) = req.task_id() {
+            let p = id.partition(self.partitions);
+            if self.route(ctx, &from, hops, p, &req, out) {
+                return;
+            }
+            return self.handle_here(ctx, from, p, req, out);
+        }
+        match req {
+            Msg::Poll {
+                max,
+                lease_ms,
+                consumer,
+                partition,
+            } => {
+                let consumer = consumer.unwrap_or_else(|| from.src.clone());
+                self.poll(ctx, from, hops, max, lease_ms, consumer, partition, out)
+            }
+            Msg::Dlq {} => self.gather_dlq(ctx, from, out),
+            Msg::DlqPart { partition } => {
+                let req = Msg::DlqPart { partition };
+                if !self.route(ctx, &from, hops, partition, &req, out) {
+                    let tasks = self.dead_letters(partition);
+                    out.reply(&from, Msg::DlqOk { tasks });
+                }
+            }
+            Msg::Lookup { partition, ids } => {
+                let req = Msg::Lookup { partition, ids };
+                if !self.route(ctx, &from, hops, partition, &req, out) {
+                    let Msg::Lookup { ids, .. } = req else {
+                        return;
+                    };
+                    let found = self
+                        .groups
+                        .get(&partition)
+                        .map(|g| {
+                            ids.into_iter()
+                                .filter_map(|id| g.sm.lookup(&id).map(|done| (id, done)))
+                                .collect()
+                        })
+                        .unwrap_or_default();
+                    out.reply(&from, Msg::LookupOk { found });
+                }
+            }
+            Msg::Health {} => {
+                let health = self.health(ctx);
+                out.reply(&from, Msg::HealthOk(Box::new(health)));
+            }
+            other => out.reply_error(
+                &from,
+                ErrorCode::NotSupported,
+                format!("{} is not a request", message_type(&other)),
+            ),
+        }
+    }
+
+    /// A task request for a partition this node leads.
+    fn handle_here(
+        &mut self,
+        ctx: &Context,
+        from: ReplyTo,
+        p: u32,
+        req: Msg,
+        out: &mut Outbox<Self>,
+    ) {
+        let now = ctx.wall_ms();
+        let cmd = match req {
+            Msg::Enqueue { task } => return self.enqueue(ctx, from, p, task, out),
+            Msg::Status { id } => {
+                let report = self.groups.get(&p).and_then(|g| g.sm.status(&id));
+                return match report {
+                    Some(r) => out.reply(
+                        &from,
+                        Msg::StatusOk {
+                            id,
+                            status: r.status,
+                            attempts: r.attempts,
+                            max_attempts: r.max_attempts,
+                            blocked_by: r.blocked_by,
+                        },
+                    ),
+                    None => out.reply_error(
+                        &from,
+                        ErrorCode::KeyDoesNotExist,
+                        format!("unknown task {id}"),
+                    ),
+                };
+            }
+            Msg::Start {
+                id,
+                attempt,
+                lease_ms,
+            } => Cmd::Start {
+                id,
+                attempt,
+                now,
+                lease_ms,
+            },
+            Msg::Ack { id, attempt } => Cmd::Ack { id, attempt, now },
+            Msg::Nack { id, attempt } => Cmd::Nack { id, attempt },
+            Msg::Replay { id } => Cmd::Replay { id },
+            _ => return,
+        };
+        self.propose(p, cmd, Some(from), out);
+    }
+
+    fn enqueue(
+        &mut self,
+        ctx: &Context,
+        from: ReplyTo,
+        p: u32,
+        task: TaskSpec,
+        out: &mut Outbox<Self>,
+    ) {
+        let mut remote: BTreeMap<u32, Vec<TaskId>> = BTreeMap::new();
+        for dep in &task.deps {
+            let q = dep.partition(self.partitions);
+            if q != p {
+                remote.entry(q).or_default().push(dep.clone());
+            }
+        }
+        let now = ctx.wall_ms();
+        if remote.is_empty() {
+            let cmd = Cmd::Enqueue {
+                task,
+                remote: Vec::new(),
+                now,
+            };
+            return self.propose(p, cmd, Some(from), out);
+        }
+        let id = self.next_pending;
+        self.next_pending += 1;
+        let mut pending = PendingEnqueue {
+            from,
+            task,
+            group: p,
+            waiting: 0,
+            found: Vec::new(),
+        };
+        let mut unreachable = None;
+        for (q, ids) in remote {
+            if let Some(g) = self.groups.get(&q).filter(|g| g.raft.is_leader()) {
+                pending.found.extend(
+                    ids.iter()
+                        .filter_map(|i| g.sm.lookup(i).map(|d| (i.clone(), d))),
+                );
+                continue;
+            }
+            let req = Msg::Lookup { partition: q, ids };
+            match self.ask(ctx, q, req, Call::EnqueueLookup(id), out) {
+                Ok(()) => pending.waiting += 1,
+                Err(_) => unreachable = Some(q),
+            }
+        }
+        if let Some(q) = unreachable {
+            // Answers to lookups already sent find no pending enqueue and are dropped.
+            return out.reply_error(
+                &pending.from,
+                ErrorCode::TemporarilyUnavailable,
+                format!("cannot check dependencies: no leader known for partition {q}"),
+            );
+        }
+        if pending.waiting == 0 {
+            self.finish_enqueue(ctx, pending, out);
+        } else {
+            self.enqueues.insert(id, pending);
+        }
+    }
+
+    fn finish_enqueue(&mut self, ctx: &Context, pending: PendingEnqueue, out: &mut Outbox<Self>) {
+        let cmd = Cmd::Enqueue {
+            task: pending.task,
+            remote: pending.found,
+            now: ctx.wall_ms(),
+        };
+        self.propose(pending.group, cmd, Some(pending.from), out);
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn poll(
+        &mut self,
+        ctx: &Context,
+        from: ReplyTo,
+        hops: u8,
+        max: u32,
+        lease_ms: u64,
+        consumer: String,
+        partition: Option<u32>,
+        out: &mut Outbox<Self>,
+    ) {
+        let now = ctx.wall_ms();
+        let max = max.clamp(1, 1_000);
+        let source = match partition {
+            Some(p) => Some(p),
+            None => self.poll_source(ctx, hops),
+        };
+        let Some(p) = source else {
+            return out.reply(&from, Msg::PollOk { tasks: Vec::new() });
+        };
+        let leads = self.groups.get(&p).is_some_and(|g| g.raft.is_leader());
+        if leads {
+            let cmd = Cmd::Poll {
+                max,
+                consumer,
+                now,
+                lease_ms,
+                stolen: hops > 0,
+            };
+            return self.propose(p, cmd, Some(from), out);
+        }
+        if partition.is_some() || hops > 0 {
+            // Asked to take from a partition this node no longer leads: nothing here.
+            return out.reply(&from, Msg::PollOk { tasks: Vec::new() });
+        }
+        let req = Msg::Poll {
+            max,
+            lease_ms,
+            consumer: Some(consumer),
+            partition: Some(p),
+        };
+        self.route(ctx, &from, hops, p, &req, out);
+    }
+
+    /// The partition a poll should take from: the one with the most urgent ready work,
+    /// this node's own on a tie, and others' (stealing) only when they have more urgent
+    /// or any work while this node's partitions are idle.
+    fn poll_source(&self, ctx: &Context, hops: u8) -> Option<u32> {
+        let local = self
+            .groups
+            .iter()
+            .filter(|(_, g)| g.raft.is_leader())
+            .filter_map(|(&p, g)| {
+                g.sm.best_ready()
+                    .map(|(prio, n)| ((prio.rank(), 0u8, usize::MAX - n), p))
+            });
+        let now = millis(ctx);
+        let remote = self
+            .hints
+            .iter()
+            .filter(|_| hops == 0)
+            .filter(|(p, h)| {
+                !self.groups.get(p).is_some_and(|g| g.raft.is_leader())
+                    && h.leader != ctx.node_id
+                    && now <= h.at + PEER_TIMEOUT_MS
+            })
+            .filter_map(|(&p, h)| {
+                let rank = h.info.depths.best()?;
+                Some((
+                    (rank, 1u8, usize::MAX - h.info.depths.ready_total() as usize),
+                    p,
+                ))
+            });
+        local.chain(remote).min().map(|(_, p)| p)
+    }
+
+    fn dead_letters(&self, partition: u32) -> Vec<DeadLetter> {
+        self.groups
+            .get(&partition)
+            .map(|g| {
+                g.sm.dead_letters()
+                    .into_iter()
+                    .map(|(id, attempts, max_attempts)| DeadLetter {
+                        id,
+                        attempts,
+                        max_attempts,
+                    })
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    fn gather_dlq(&mut self, ctx: &Context, from: ReplyTo, out: &mut Outbox<Self>) {
+        let id = self.next_pending;
+        self.next_pending += 1;
+        let mut gather = DlqGather {
+            from,
+            waiting: 0,
+            tasks: Vec::new(),
+            failed: None,
+        };
+        for p in 0..self.partitions {
+            if self.groups.get(&p).is_some_and(|g| g.raft.is_leader()) {
+                gather.tasks.extend(self.dead_letters(p));
+                continue;
+            }
+            match self.ask(
+                ctx,
+                p,
+                Msg::DlqPart { partition: p },
+                Call::DlqPart(id),
+                out,
+            ) {
+                Ok(()) => gather.waiting += 1,
+                Err(_) => gather.failed = Some(format!("no leader known for partition {p}")),
+            }
+        }
+        self.dlqs.insert(id, gather);
+        self.finish_dlq(id, out);
+    }
+
+    fn finish_dlq(&mut self, id: u64, out: &mut Outbox<Self>) {
+        let done = self.dlqs.get(&id).is_some_and(|g| g.waiting == 0);
+        if !done {
+            return;
+        }
+        let Some(gather) = self.dlqs.remove(&id) else {
+            return;
+        };
+        match gather.failed {
+            Some(why) => out.reply_error(
+                &gather.from,
+                ErrorCode::TemporarilyUnavailable,
+                format!("cannot list the dead-letter queue: {why}"),
+            ),
+            None => out.reply(
+                &gather.from,
+                Msg::DlqOk {
+                    tasks: gather.tasks,
+                },
+            ),
+        }
+    }
+
+    fn health(&self, ctx: &Context) -> Health {
+        let partitions = self
+            .groups
+            .iter()
+            .map(|(&p, g)| {
+                let commit = g.raft.commit_index();
+                let last = g.raft.log().last_index();
+                let replica_lag = g
+                    .raft
+                    .match_indexes()
+                    .into_iter()
+                    .map(|(peer, m)| (peer, last.saturating_sub(m)))
+                    .collect();
+                PartitionHealth {
+                    partition: p,
+                    role: match g.raft.role() {
+                        Role::Leader => "leader",
+                        Role::Follower => "follower",
+                        _ => "candidate",
+                    }
+                    .to_string(),
+                    leader: g.raft.leader().map(str::to_string),
+                    term: g.raft.term(),
+                    commit,
+                    applied: g.applied,
+                    depths: g.sm.depths(),
+                    replica_lag,
+                    tasks: g.sm.len(),
+                }
+            })
+            .collect();
+        let peers = ctx
+            .peers()
+            .map(|peer| {
+                let state = if self.peer_alive(ctx, peer) {
+                    "alive"
+                } else {
+                    "dead"
+                };
+                (peer.to_string(), state.to_string())
+            })
+            .collect();
+        Health {
+            node: ctx.node_id.clone(),
+            partitions,
+            peers,
+            stolen: self.stolen,
+            forwarded: self.forwarded,
+        }
+    }
+}
+
+/// A message's `type`, for error texts.
+fn message_type(msg: &Msg) -> String {
+    serde_json::to_value(msg)
+        .ok()
+        .and_then(|v| v.get("type").and_then(|t| t.as_str()).map(str::to_string))
+        .unwrap_or_else(|| "this message".to_string())
+}
+
+impl Node for QueueNode {
+    type Msg = Msg;
+    type Timer = Timer;
+    type Call = Call;
+
+    fn init(
+        ctx: &Context,
+        storage: &dyn Storage,
+        out: &mut Outbox<Self>,
+    ) -> Result<Self, InitError> {
+        let settings = SETTINGS.get().copied().unwrap_or_default();
+        let partitions = settings
+            .partitions
+            .unwrap_or(ctx.node_ids.len() as u32)
+            .max(1);
+        let mut groups = BTreeMap::new();
+        for p in 0..partitions {
+            let members = replicas(&ctx.node_ids, p);
+            if !members.contains(&ctx.node_id) {
+                continue;
+            }
+            let (store, state) = RaftStore::load(storage, &state_prefix(p)).map_err(|e| {
+                InitError::new(format!("cannot read partition {p}'s Raft state: {e}"))
+            })?;
+            let seed = ctx.wall_ms() ^ ctx.now.as_nanos() as u64 ^ u64::from(p) << 32;
+            let raft = Raft::new(
+                &ctx.node_id,
+                &members,
+                Config::default(),
+                state,
+                millis(ctx),
+                seed,
+            );
+            groups.insert(
+                p,
+                Group {
+                    raft,
+                    store,
+                    sm: Partition::new(p, partitions),
+                    applied: 0,
+                    proposals: HashMap::new(),
+                    tick_at: None,
+                    granted: HashMap::new(),
+                    was_leader: false,
+                },
+            );
+        }
+        out.set_timer(TICK, Timer::Tick);
+        out.set_timer(HEARTBEAT, Timer::Heartbeat);
+        let mut node = QueueNode {
+            flaw: settings.flaw,
+            partitions,
+            groups,
+            hints: HashMap::new(),
+            last_seen: HashMap::new(),
+            enqueues: HashMap::new(),
+            dlqs: HashMap::new(),
+            next_pending: 0,
+            watching: HashSet::new(),
+            parked: Vec::new(),
+            flush_armed: false,
+            stolen: 0,
+            forwarded: 0,
+        };
+        node.drive(ctx, out);
+        Ok(node)
+    }
+
+    fn on_message(&mut self, ctx: &Context, msg: Message<Msg>, out: &mut Outbox<Self>) {
+        let src = msg.src.clone();
+        let (from, payload) = msg.into_parts();
+        match payload {
+            Msg::Raft { group, raft } => {
+                self.last_seen.insert(src.clone(), millis(ctx));
+                if let Some(g) = self.groups.get_mut(&group) {
+                    g.raft.step(millis(ctx), &src, raft);
+                    self.arm_flush(out);
+                }
+            }
+            Msg::Heartbeat { leads } => self.on_heartbeat(ctx, &src, leads),
+            Msg::Fwd { hops, req } => self.handle(ctx, from, hops, *req, out),
+            Msg::EnqueueOk { .. }
+            | Msg::PollOk { .. }
+            | Msg::StartOk {}
+            | Msg::AckOk { .. }
+            | Msg::NackOk { .. }
+            | Msg::StatusOk { .. }
+            | Msg::DlqOk { .. }
+            | Msg::ReplayOk {}
+            | Msg::HealthOk(_)
+            | Msg::LookupOk { .. } => {}
+            req => self.handle(ctx, from, 0, req, out),
+        }
+    }
+
+    fn on_timer(&mut self, ctx: &Context, timer: Timer, out: &mut Outbox<Self>) {
+        match timer {
+            Timer::Tick => {
+                for group in self.groups.values_mut() {
+                    group.raft.tick(millis(ctx));
+                }
+                self.expire_due(ctx, out);
+                self.unpark(ctx, out);
+                self.drive(ctx, out);
+                out.set_timer(TICK, Timer::Tick);
+            }
+            Timer::Flush => {
+                self.flush_armed = false;
+                self.drive(ctx, out);
+            }
+            Timer::Heartbeat => {
+                self.heartbeat(ctx, out);
+                self.watch_dependencies(ctx, out);
+                out.set_timer(HEARTBEAT, Timer::Heartbeat);
+            }
+        }
+    }
+
+    fn on_reply(
+        &mut self,
+        ctx: &Context,
+        call: Call,
+        reply: Result<RawMessage, RpcError>,
+        out: &mut Outbox<Self>,
+    ) {
+        match call {
+            Call::Relay(to) => match reply {
+                Ok(raw) => {
+                    let body = relayed(raw.into_value().body.payload);
+                    out.reply_to(&to.src, to.msg_id, Payload::Value(body));
+                }
+                Err(RpcError::Remote(error)) => {
+                    out.reply_to(&to.src, to.msg_id, Payload::Error(error))
+                }
+                Err(RpcError::Timeout) => out.reply_error(
+                    &to,
+                    ErrorCode::Timeout,
+                    "the partition's leader did not answer in time",
+                ),
+            },
+            Call::EnqueueLookup(id) => {
+                let Some(mut pending) = self.enqueues.remove(&id) else {
+                    return;
+                };
+                match reply.map(|raw| raw.decode::<Msg>().map(|m| m.body.payload)) {
+                    Ok(Ok(Msg::LookupOk { found })) => {
+                        pending.found.extend(found);
+                        pending.waiting -= 1;
+                        if pending.waiting == 0 {
+                            self.finish_enqueue(ctx, pending, out);
+                        } else {
+                            self.enqueues.insert(id, pending);
+                        }
+                    }
+                    other => out.reply_error(
+                        &pending.from,
+                        ErrorCode::TemporarilyUnavailable,
+                        format!("cannot check dependencies: {}", failure(other)),
+                    ),
+                }
+            }
+            Call::DepWatch { group, partition } => {
+                self.watching.remove(&(group, partition));
+                if let Ok(Ok(Msg::LookupOk { found })) =
+                    reply.map(|raw| raw.decode::<Msg>().map(|m| m.body.payload))
+                {
+                    let done: Vec<TaskId> = found
+                        .into_iter()
+                        .filter(|(_, completed)| *completed)
+                        .map(|(id, _)| id)
+                        .collect();
+                    let leads = self.groups.get(&group).is_some_and(|g| g.raft.is_leader());
+                    if !done.is_empty() && leads {
+                        self.propose(group, Cmd::DepsDone { ids: done }, None, out);
+                    }
+                }
+            }
+            Call::DlqPart(id) => {
+                let Some(gather) = self.dlqs.get_mut(&id) else {
+                    return;
+                };
+                gather.waiting -= 1;
+                match reply.map(|raw| raw.decode::<Msg>().map(|m| m.body.payload)) {
+                    Ok(Ok(Msg::DlqOk { tasks })) => gather.tasks.extend(tasks),
+                    other => gather.failed = Some(failure(other)),
+                }
+                self.finish_dlq(id, out);
+            }
+        }
+    }
+}
+
+/// Why an internal request gave no usable answer.
+fn failure<E: std::fmt::Display>(reply: Result<Result<Msg, E>, RpcError>) -> String {
+    match reply {
+        Ok(Ok(msg)) => format!("unexpected reply {}", message_type(&msg)),
+        Ok(Err(e)) => format!("malformed reply: {e}"),
+        Err(e) => e.to_string(),
+    }
+}

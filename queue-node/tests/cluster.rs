@@ -1,0 +1,256 @@
+//! Whole queue nodes in one process on simulated time: routing, replication, leases across
+//! leader failure, stealing and health, without spawning anything.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use maelstrom_core::sim::Cluster;
+use queue::node::QueueNode;
+use serde_json::{json, Value};
+
+const MS: Duration = Duration::from_millis(1);
+
+/// Sends one request and runs the cluster until its answer arrives.
+fn call(cluster: &mut Cluster<QueueNode>, node: usize, body: Value) -> Value {
+    let client = "c1";
+    let id = cluster.request(client, node, body);
+    for _ in 0..5_000 {
+        cluster.run_for(MS);
+        let inbox = cluster.take_inbox();
+        if let Some((_, reply)) = inbox
+            .into_iter()
+            .find(|(c, b)| c == client && b["in_reply_to"] == json!(id))
+        {
+            return reply;
+        }
+    }
+    panic!("no reply within 5 s");
+}
+
+/// Polls until something comes: a node learns of other partitions' ready work from
+/// heartbeats, so work enqueued elsewhere reaches it a heartbeat later.
+fn poll_some(cluster: &mut Cluster<QueueNode>, node: usize, max: u32) -> Value {
+    for _ in 0..50 {
+        let reply = call(cluster, node, json!({"type": "poll", "max": max}));
+        if reply["tasks"].as_array().is_some_and(|t| !t.is_empty()) {
+            return reply;
+        }
+        cluster.run_for(20 * MS);
+    }
+    panic!("node {node} handed out nothing for a second");
+}
+
+/// A cluster whose partitions all have leaders.
+fn cluster(n: usize) -> Cluster<QueueNode> {
+    let mut cluster = Cluster::new(n, MS);
+    cluster.run_for(Duration::from_secs(2));
+    cluster
+}
+
+fn enqueue(cluster: &mut Cluster<QueueNode>, node: usize, id: u64, deps: &[u64]) -> Value {
+    call(
+        cluster,
+        node,
+        json!({"type": "enqueue", "task": {"id": id, "kind": "packaging", "deps": deps}}),
+    )
+}
+
+/// Polls node `node` until it hands out nothing for a second; returns (id, attempt) pairs.
+fn drain(cluster: &mut Cluster<QueueNode>, node: usize, ack: bool) -> Vec<(u64, u64)> {
+    let mut got = Vec::new();
+    let mut idle = 0;
+    while idle < 10 {
+        let reply = call(
+            cluster,
+            node,
+            json!({"type": "poll", "max": 8, "lease_ms": 500}),
+        );
+        let tasks = reply["tasks"].as_array().cloned().unwrap_or_default();
+        if tasks.is_empty() {
+            idle += 1;
+            cluster.run_for(100 * MS);
+        }
+        for t in tasks {
+            let (id, attempt) = (t["id"].as_u64().unwrap(), t["attempt"].as_u64().unwrap());
+            got.push((id, attempt));
+            if ack {
+                let r = call(
+                    cluster,
+                    node,
+                    json!({"type": "ack", "id": id, "attempt": attempt}),
+                );
+                assert_eq!(r["type"], "ack_ok", "{r}");
+            }
+        }
+    }
+    got
+}
+
+#[test]
+fn any_node_takes_any_request_and_every_task_is_delivered() {
+    let mut c = cluster(3);
+    for id in 0..60u64 {
+        let reply = enqueue(&mut c, (id % 3) as usize, id, &[]);
+        assert_eq!(reply["type"], "enqueue_ok", "{reply}");
+    }
+    let mut seen = BTreeSet::new();
+    for node in 0..3 {
+        seen.extend(drain(&mut c, node, true).into_iter().map(|(id, _)| id));
+    }
+    assert_eq!(seen, (0..60).collect());
+    let status = call(&mut c, 2, json!({"type": "status", "id": 17}));
+    assert_eq!(status["status"], "completed", "{status}");
+}
+
+#[test]
+fn dependencies_across_partitions_hold_tasks_back() {
+    let mut c = cluster(3);
+    // Ids spread over all partitions; each task after the first depends on the one before.
+    assert_eq!(enqueue(&mut c, 0, 100, &[])["type"], "enqueue_ok");
+    for id in 101..110u64 {
+        let reply = enqueue(&mut c, (id % 3) as usize, id, &[id - 1]);
+        assert_eq!(reply["type"], "enqueue_ok", "{reply}");
+    }
+    let unknown = enqueue(&mut c, 1, 200, &[999]);
+    assert_eq!(unknown["code"], 20, "{unknown}");
+    let cycle = enqueue(&mut c, 1, 201, &[201]);
+    assert_eq!(cycle["code"], 22, "{cycle}");
+    // Only the head of the chain is ready; each ack releases the next.
+    let mut order = Vec::new();
+    for _ in 0..10 {
+        let got = poll_some(&mut c, 0, 8)["tasks"]
+            .as_array()
+            .cloned()
+            .unwrap_or_default();
+        assert_eq!(got.len(), 1, "one ready task at a time: {got:?}");
+        let (id, attempt) = (
+            got[0]["id"].as_u64().unwrap(),
+            got[0]["attempt"].as_u64().unwrap(),
+        );
+        order.push(id);
+        call(
+            &mut c,
+            0,
+            json!({"type": "ack", "id": id, "attempt": attempt}),
+        );
+    }
+    assert_eq!(order, (100..110).collect::<Vec<_>>());
+}
+
+#[test]
+fn acknowledged_tasks_and_leases_survive_the_leaders_crash() {
+    let mut c = cluster(3);
+    for id in 0..30u64 {
+        assert_eq!(enqueue(&mut c, 0, id, &[])["type"], "enqueue_ok");
+    }
+    // Lease everything from node 0 and walk away, as a crashed consumer would.
+    let taken = {
+        let mut taken = Vec::new();
+        for _ in 0..20 {
+            let reply = call(
+                &mut c,
+                0,
+                json!({"type": "poll", "max": 8, "lease_ms": 500}),
+            );
+            taken.extend(reply["tasks"].as_array().cloned().unwrap_or_default());
+        }
+        taken
+    };
+    assert_eq!(taken.len(), 30);
+    // Every partition's leader dies in turn: each partition then runs on a new leader.
+    for victim in 0..3 {
+        c.crash(victim);
+        c.run_for(Duration::from_secs(2));
+        c.restart(victim);
+        c.run_for(Duration::from_secs(1));
+    }
+    let again: BTreeSet<u64> = (0..3)
+        .flat_map(|node| drain(&mut c, node, true))
+        .map(|(id, attempt)| {
+            assert!(attempt >= 2, "task {id} came back at attempt {attempt}");
+            id
+        })
+        .collect();
+    assert_eq!(again, (0..30).collect(), "leases of a dead leader expire");
+}
+
+#[test]
+fn nacks_use_up_the_budget_into_the_dead_letter_queue() {
+    let mut c = cluster(3);
+    let task = json!({"id": 5, "kind": "painting", "max_attempts": 2});
+    assert_eq!(
+        call(&mut c, 1, json!({"type": "enqueue", "task": task}))["type"],
+        "enqueue_ok"
+    );
+    for attempt in 1..=2 {
+        let reply = poll_some(&mut c, 2, 1);
+        assert_eq!(reply["tasks"][0]["attempt"], attempt, "{reply}");
+        let nack = call(
+            &mut c,
+            0,
+            json!({"type": "nack", "id": 5, "attempt": attempt}),
+        );
+        assert_eq!(nack["dead_lettered"], attempt == 2, "{nack}");
+    }
+    let dlq = call(&mut c, 1, json!({"type": "dlq"}));
+    assert_eq!(
+        dlq["tasks"],
+        json!([{"id": 5, "attempts": 2, "max_attempts": 2}])
+    );
+    assert_eq!(
+        call(&mut c, 0, json!({"type": "replay", "id": 5}))["type"],
+        "replay_ok"
+    );
+    let reply = poll_some(&mut c, 2, 1);
+    assert_eq!(reply["tasks"][0]["attempt"], 1, "{reply}");
+    let stale = call(&mut c, 2, json!({"type": "ack", "id": 5, "attempt": 2}));
+    assert_eq!(stale["code"], 22, "{stale}");
+    let ack = call(&mut c, 2, json!({"type": "ack", "id": 5, "attempt": 1}));
+    assert_eq!(ack["duplicate"], false, "{ack}");
+    let again = call(&mut c, 1, json!({"type": "ack", "id": 5, "attempt": 1}));
+    assert_eq!(again["duplicate"], true, "{again}");
+}
+
+#[test]
+fn an_idle_node_steals_and_health_tells_who_leads() {
+    let mut c = cluster(5);
+    let mut leaders = BTreeSet::new();
+    let mut idle = None;
+    for node in 0..5 {
+        let health = call(&mut c, node, json!({"type": "health"}));
+        let leads: Vec<u64> = health["partitions"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|p| p["role"] == "leader")
+            .map(|p| p["partition"].as_u64().unwrap())
+            .collect();
+        if leads.is_empty() {
+            idle = Some(node);
+        }
+        leaders.extend(leads);
+        assert_eq!(health["peers"].as_object().unwrap().len(), 4, "{health}");
+        assert!(health["peers"]
+            .as_object()
+            .unwrap()
+            .values()
+            .all(|s| s == "alive"));
+    }
+    assert_eq!(leaders, (0..5).collect(), "every partition has a leader");
+    for id in 0..40u64 {
+        enqueue(&mut c, (id % 5) as usize, id, &[]);
+    }
+    c.run_for(300 * MS);
+    // A node that leads nothing still gets work, all of it stolen.
+    let node = idle.unwrap_or(0);
+    let reply = poll_some(&mut c, node, 4);
+    let tasks = reply["tasks"].as_array().unwrap();
+    assert!(!tasks.is_empty(), "{reply}");
+    if idle.is_some() {
+        assert!(tasks.iter().all(|t| t["stolen"] == true), "{reply}");
+    }
+    c.crash(3);
+    c.run_for(Duration::from_secs(2));
+    let health = call(&mut c, 0, json!({"type": "health"}));
+    assert_eq!(health["peers"]["n3"], "dead", "{health}");
+}
