@@ -66,8 +66,11 @@ pub enum Flaw {
 }
 
 /// Raft's messages. Nodes wrap them with a group id in their own message type.
+///
+/// Externally tagged (`{"append": {…}}`): an internal tag makes serde buffer the whole
+/// message, every entry of a batch included, before decoding it.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
-#[serde(tag = "type", rename_all = "snake_case")]
+#[serde(rename_all = "snake_case")]
 pub enum RaftMsg<C> {
     PreVote {
         term: Term,
