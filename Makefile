@@ -23,7 +23,7 @@ include scenarios.mk
 
 # Debian packages the tests need: libfaketime for the clock nemesis, Chromium for the
 # browser test of `workloads serve`.
-DEBIAN_PACKAGES := libfaketime faketime chromium
+DEBIAN_PACKAGES := libfaketime faketime chromium python3
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 ## Installs the Debian packages that are missing (nothing to do when all are there).

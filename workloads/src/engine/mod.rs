@@ -275,6 +275,7 @@ async fn run_in_store(
     let cluster = Cluster {
         nodes: names.clone(),
         topology: args.topology,
+        workers: settings_workers,
     };
     let mut engine = Engine::new(
         console.clone(),

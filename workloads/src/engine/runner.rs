@@ -7,7 +7,13 @@
 //! Phases follow Maelstrom: `init` to every node from clients c0…, one setup client per node
 //! (broadcast's `topology`), worker clients, the main phase (operations staggered at
 //! `--rate`, the nemesis), healing every fault, then for workloads with a final phase: wait
-//! 10 s, one final operation per worker. The nemesis's actions are carried out in [`faults`].
+//! 10 s, then final operations (one per worker for most workloads; as many as the workload
+//! asks for, within [`FINAL_LIMIT`], for the others). The nemesis's actions are carried out
+//! in [`faults`].
+//!
+//! Which worker runs what is the workload's answer to [`Workload::next_for`] (main phase)
+//! and [`Workload::next_final`] (final phase); the engine keeps, per worker, what those
+//! answers imply: when it may be asked again and whether it is finished with the phase.
 
 mod faults;
 
@@ -30,7 +36,7 @@ use crate::nemesis::clock::Clocks;
 use crate::nemesis::{Config as NemesisConfig, Planner};
 use crate::net::{Addr, Nanos, Network, SendError, ServiceId};
 use crate::services::Services;
-use crate::workload::{Cluster, GenOp, Workload};
+use crate::workload::{Ask, Cluster, GenOp, Next, Workload};
 
 const SEC: Nanos = 1_000_000_000;
 /// Maelstrom's wait for `init_ok`.
@@ -39,6 +45,11 @@ pub const INIT_TIMEOUT: Nanos = 10 * SEC;
 pub const CLIENT_TIMEOUT: Nanos = 5 * SEC;
 /// The pause between healing and the final operations.
 pub const RECOVERY: Nanos = 10 * SEC;
+/// How long the final phase may issue operations, so that a node that never lets a
+/// workload finish cannot hang the run; replies still due are awaited after it.
+pub const FINAL_LIMIT: Nanos = 60 * SEC;
+/// Local operations one worker may record back to back before the others get their turn.
+const LOCAL_RUN: usize = 64;
 /// Problem lines quoted in the results.
 const EXAMPLES: usize = 10;
 
@@ -131,14 +142,31 @@ struct Worker {
     process: u64,
     node: usize,
     client: u32,
+    /// Operations invoked in the current phase.
+    issued: usize,
+    /// Not to be asked for an operation before this time ([`Next::Wait`]).
+    resume_at: Nanos,
+    /// Finished with the current phase ([`Next::Done`]).
+    done: bool,
 }
 
+impl Worker {
+    /// A new phase: nothing issued, nothing to wait for.
+    fn reset(&mut self) {
+        self.issued = 0;
+        self.resume_at = 0;
+        self.done = false;
+    }
+}
+
+/// Where the run is: the main phase ends at `end`; the final phase issues operations
+/// until `limit`.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Phase {
     Setup,
     Main { end: Nanos },
     Quiet,
-    Final,
+    Final { limit: Nanos },
 }
 
 /// One run in progress. See the module documentation.
@@ -281,11 +309,15 @@ impl Engine {
                 process: t as u64,
                 node: t % self.names.len(),
                 client,
+                issued: 0,
+                resume_at: 0,
+                done: false,
             });
         }
+        self.workload.begin(&self.cluster);
         self.main_phase().await?;
-        if let Some(op) = self.workload.final_op() {
-            self.final_phase(op).await?;
+        if self.workload.has_final_phase() {
+            self.final_phase().await?;
         }
         self.net.heal();
         Ok(())
@@ -413,14 +445,32 @@ impl Engine {
         Ok(())
     }
 
-    async fn final_phase(&mut self, op: GenOp) -> Result<(), RunError> {
+    /// After the recovery wait, workers run the workload's final operations (issued by
+    /// [`Engine::ask_final`] from `tick`) until every one is finished or [`FINAL_LIMIT`]
+    /// passes; then the replies still due are awaited.
+    async fn final_phase(&mut self) -> Result<(), RunError> {
         self.log("runner", "Waiting for recovery...");
         let until = self.now() + RECOVERY;
         self.pump(Some(until), move |e| e.now() >= until).await?;
-        self.phase = Phase::Final;
-        let now = self.now();
-        for w in 0..self.workers.len() {
-            self.invoke(now, w, op.clone());
+        let limit = self.now() + FINAL_LIMIT;
+        self.phase = Phase::Final { limit };
+        self.workers.iter_mut().for_each(Worker::reset);
+        self.pump(Some(limit), move |e| {
+            e.now() >= limit || (e.workers.iter().all(|w| w.done) && e.idle())
+        })
+        .await?;
+        self.phase = Phase::Quiet;
+        let unfinished = self.workers.iter().filter(|w| !w.done).count();
+        if unfinished > 0 {
+            self.console.warn(
+                "runner",
+                "workloads.run",
+                &format!(
+                    "The final phase reached its limit of {} s with {unfinished} worker(s) \
+                     not finished; issuing nothing more",
+                    FINAL_LIMIT / SEC
+                ),
+            );
         }
         self.pump(None, |e| e.idle()).await
     }
@@ -484,14 +534,25 @@ impl Engine {
                 wake = wake.min(p.deadline);
             }
         }
-        if let Phase::Main { end } = self.phase {
-            wake = wake.min(end);
-            if self.settings.rate > 0.0 && self.free_worker().is_some() {
-                wake = wake.min(self.next_op_at);
+        match self.phase {
+            Phase::Main { end } => {
+                wake = wake.min(end);
+                if self.settings.rate > 0.0 && self.free_worker().is_some() {
+                    wake = wake.min(self.next_op_at);
+                }
+                if let Some(p) = &self.planner {
+                    wake = wake.min(p.next_at());
+                }
             }
-            if let Some(p) = &self.planner {
-                wake = wake.min(p.next_at());
+            Phase::Final { limit } => {
+                wake = wake.min(limit);
+                for (w, worker) in self.workers.iter().enumerate() {
+                    if !worker.done && self.is_free(w) {
+                        wake = wake.min(worker.resume_at);
+                    }
+                }
             }
+            Phase::Setup | Phase::Quiet => {}
         }
         if let Some(at) = self.clocks.as_ref().and_then(Clocks::next_tick) {
             wake = wake.min(at);
@@ -547,8 +608,8 @@ impl Engine {
         }
         self.expire(now);
         self.drift_clocks(now);
-        if let Phase::Main { end } = self.phase {
-            if now < end {
+        match self.phase {
+            Phase::Main { end } if now < end => {
                 let n = self.names.len() as u32;
                 let action = self.planner.as_mut().and_then(|p| p.poll(now, n));
                 if let Some(action) = action {
@@ -556,6 +617,10 @@ impl Engine {
                 }
                 self.generate(now, end);
             }
+            Phase::Final { limit } if now < limit => self.ask_final(now),
+            _ => {}
+        }
+        if matches!(self.phase, Phase::Main { .. } | Phase::Final { .. }) {
             // Deliveries caused by what was just sent (clients have no latency).
             while let Some(packet) = self.net.pop_due(now) {
                 self.deliver(now, packet);
@@ -563,32 +628,111 @@ impl Engine {
         }
     }
 
+    /// Whether worker `w` has no request in flight.
+    fn is_free(&self, w: usize) -> bool {
+        self.clients
+            .get(&self.workers[w].client)
+            .is_some_and(|c| c.pending.is_none())
+    }
+
+    /// Whether worker `w` may be asked for an operation at `now`.
+    fn is_ready(&self, w: usize, now: Nanos) -> bool {
+        let worker = &self.workers[w];
+        !worker.done && worker.resume_at <= now && self.is_free(w)
+    }
+
     fn free_worker(&self) -> Option<usize> {
         let n = self.workers.len();
-        (0..n).map(|k| (self.next_worker + k) % n).find(|&w| {
-            self.clients
-                .get(&self.workers[w].client)
-                .is_some_and(|c| c.pending.is_none())
-        })
+        (0..n)
+            .map(|k| (self.next_worker + k) % n)
+            .find(|&w| self.is_free(w))
     }
 
     /// Issues the operations due by `now`: one global stagger, each gap uniform in
-    /// [0, 2/rate] s, handed to free workers in turn.
+    /// [0, 2/rate] s, each slot offered to the free workers in turn.
     fn generate(&mut self, now: Nanos, end: Nanos) {
         if self.settings.rate <= 0.0 {
             return;
         }
         let mean_gap = SEC as f64 / self.settings.rate;
         while now >= self.next_op_at && now < end {
-            let Some(w) = self.free_worker() else { return };
-            self.next_worker = (w + 1) % self.workers.len();
-            let op = self.workload.next_op(&mut self.gen_rng);
-            self.invoke(now, w, op);
+            if self.free_worker().is_none() {
+                return;
+            }
+            self.fill_slot(now);
             // Late wake-ups are caught up, but never by more than 10 ms of backlog.
             let base = self.next_op_at.max(now.saturating_sub(10_000_000));
             let gap = self.gen_rng.gen_range(0.0..=2.0 * mean_gap) as Nanos;
             self.next_op_at = base + gap;
         }
+    }
+
+    /// Gives the slot due at `now` to the first ready worker, from `next_worker` on, that
+    /// has an operation for it; when none has, the slot passes unused.
+    fn fill_slot(&mut self, now: Nanos) {
+        let n = self.workers.len();
+        for k in 0..n {
+            let w = (self.next_worker + k) % n;
+            if !self.is_ready(w, now) {
+                continue;
+            }
+            let ask = self.ask(w, now);
+            let next = self.workload.next_for(ask, &mut self.gen_rng);
+            if self.carry_out(now, w, next) {
+                self.next_worker = (w + 1) % n;
+                return;
+            }
+        }
+    }
+
+    /// Asks the workload for the final operations of every ready worker.
+    fn ask_final(&mut self, now: Nanos) {
+        for w in 0..self.workers.len() {
+            for _ in 0..LOCAL_RUN {
+                if !self.is_ready(w, now) {
+                    break;
+                }
+                let ask = self.ask(w, now);
+                let next = match self.workload.next_final(ask, &mut self.gen_rng) {
+                    Next::Op(mut op) => {
+                        op.final_read = true;
+                        Next::Op(op)
+                    }
+                    Next::Local(mut op) => {
+                        op.final_read = true;
+                        Next::Local(op)
+                    }
+                    other => other,
+                };
+                self.carry_out(now, w, next);
+            }
+        }
+    }
+
+    fn ask(&self, w: usize, now: Nanos) -> Ask {
+        Ask {
+            worker: w,
+            now_ms: self.history_time(now) / 1_000_000,
+            issued: self.workers[w].issued,
+        }
+    }
+
+    /// Does what the workload answered for worker `w`; true if an operation was recorded.
+    fn carry_out(&mut self, now: Nanos, w: usize, next: Next) -> bool {
+        match next {
+            Next::Op(op) => self.invoke(now, w, op),
+            Next::Local(op) => self.record_local(now, w, op),
+            Next::Wait(ms) => {
+                // At least 1 ms, so that a worker asking to wait does wait.
+                self.workers[w].resume_at = now + ms.max(1) * 1_000_000;
+                return false;
+            }
+            Next::Done => {
+                self.workers[w].done = true;
+                return false;
+            }
+        }
+        true
     }
 
     /// Engine time (the clock traces' and journal's) at which the history starts.
@@ -623,21 +767,30 @@ impl Engine {
         self.console.info(&thread, "workloads.op", &line);
     }
 
-    fn invoke(&mut self, now: Nanos, w: usize, op: GenOp) {
-        let process = self.workers[w].process;
-        let inv = Op {
-            index: 0,
-            time_ns: self.history_time(now),
-            op_type: OpType::Invoke,
-            process: Process::Worker(process),
-            f: op.f.to_string(),
-            value: op.value.clone(),
-            error: None,
-            final_read: op.final_read,
-            extra: Vec::new(),
-        };
+    /// Records the invocation of `op` by worker `w`.
+    fn record_invoke(&mut self, now: Nanos, w: usize, op: &GenOp) {
+        self.workers[w].issued += 1;
+        let mut inv = Op::new(
+            self.history_time(now),
+            OpType::Invoke,
+            Process::Worker(self.workers[w].process),
+            op.f,
+            op.value.clone(),
+        );
+        inv.final_read = op.final_read;
         self.log_op(&inv);
         self.history.push(inv);
+    }
+
+    /// A local operation: invoked and completed `:ok` at `now`, nothing sent.
+    fn record_local(&mut self, now: Nanos, w: usize, op: GenOp) {
+        self.record_invoke(now, w, &op);
+        let value = op.value.clone();
+        self.complete(now, w, op, Outcome::Ok(value));
+    }
+
+    fn invoke(&mut self, now: Nanos, w: usize, op: GenOp) {
+        self.record_invoke(now, w, &op);
         let body = self.workload.request(&op).body;
         let (client, node) = (self.workers[w].client, self.workers[w].node);
         let timeout = self.settings.client_timeout;
@@ -983,7 +1136,8 @@ impl Engine {
             }
         };
         self.log_op(&done);
-        self.history.push(done);
+        let index = self.history.push(done);
+        self.workload.completed(w, &op, &self.history.ops[index]);
         if crashed {
             // Jepsen replaces the process of a thread whose op crashed; Maelstrom also
             // reopens non-reusable clients under a new id.

@@ -3,6 +3,14 @@
 //! schema of its reply, and the completed value), and a checker (from [`crate::checker`]),
 //! all in one module implementing [`Workload`]. The engine knows nothing else about them:
 //! adding a workload means adding a module and a line to [`by_name`].
+//!
+//! Most workloads are a stateless mix of operations: [`Workload::next_op`] for the main
+//! phase and at most one [`Workload::final_op`] per worker. A workload whose clients have
+//! roles and memory (the task queue's producers and consumers) overrides the per-worker
+//! methods instead: [`Workload::next_for`] and [`Workload::next_final`] answer a [`Next`]
+//! for one worker, [`Workload::completed`] sees every completion, and [`Next::Local`]
+//! records an event of the client itself. Their defaults reproduce the stateless
+//! behaviour exactly, draw for draw.
 
 pub mod broadcast;
 pub mod echo;
@@ -11,6 +19,7 @@ pub mod g_set;
 pub mod gift_ids;
 pub mod lin_kv;
 pub mod pn_counter;
+pub mod task_queue;
 pub mod unique_ids;
 
 use rand::rngs::StdRng;
@@ -18,11 +27,11 @@ use serde_json::{Map, Value};
 
 use crate::cli::Topology;
 use crate::edn::Edn;
-use crate::history::History;
+use crate::history::{History, Op};
 use crate::schema::Schema;
 
 /// Names accepted by `-w`, in the order the help and errors list them.
-pub const SUPPORTED: [&str; 8] = [
+pub const SUPPORTED: [&str; 9] = [
     "echo",
     "unique-ids",
     "broadcast",
@@ -31,6 +40,7 @@ pub const SUPPORTED: [&str; 8] = [
     "pn-counter",
     "lin-kv",
     "gift-ids",
+    "task-queue",
 ];
 
 /// Workloads Maelstrom has that this harness does not run yet.
@@ -86,6 +96,35 @@ impl GenOp {
 pub struct Cluster {
     pub nodes: Vec<String>,
     pub topology: Topology,
+    /// Client workers; worker `w` talks to node `w % nodes.len()`.
+    pub workers: usize,
+}
+
+/// What a worker does next, as the workload decides it ([`Workload::next_for`],
+/// [`Workload::next_final`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum Next {
+    /// Send this operation to the worker's node.
+    Op(GenOp),
+    /// Record this operation as invoked and completed `:ok` at the same instant, with its
+    /// value, and send nothing: something the client itself did that the checker must know
+    /// of (a consumer dropping a task). [`Workload::completed`] sees it like any other
+    /// completion; the worker stays free.
+    Local(GenOp),
+    /// Nothing for this worker now; do not ask it again for this many milliseconds.
+    Wait(u64),
+    /// Nothing more for this worker in this phase.
+    Done,
+}
+
+/// A worker asking the workload for its next operation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Ask {
+    pub worker: usize,
+    /// Milliseconds since the history began.
+    pub now_ms: u64,
+    /// Operations this worker has invoked in the current phase, local ones included.
+    pub issued: usize,
 }
 
 /// What the harness knew of a run besides its history, for checkers that judge answers
@@ -150,13 +189,55 @@ pub trait Workload: Send {
         None
     }
 
-    /// The next operation of the main phase.
+    /// Called once, after setup and before the main phase, with the run's shape.
+    fn begin(&mut self, _cluster: &Cluster) {}
+
+    /// The next operation of the main phase, for workloads whose workers are alike.
     fn next_op(&mut self, rng: &mut StdRng) -> GenOp;
+
+    /// What worker `ask.worker` does in the main phase's next operation slot. The engine
+    /// asks only free workers (no request in flight), in turn, one slot at a time: slots
+    /// come at `--rate`. On [`Next::Wait`] or [`Next::Done`] it offers the same slot to the
+    /// next free worker, and when none takes it the slot passes; a waiting worker is not
+    /// asked before its time, a done one not again in the main phase. A [`Next::Local`]
+    /// operation uses up the slot.
+    ///
+    /// The default is [`Workload::next_op`] for whichever worker is free.
+    fn next_for(&mut self, _ask: Ask, rng: &mut StdRng) -> Next {
+        Next::Op(self.next_op(rng))
+    }
 
     /// The operation each worker runs once in the final phase, if the workload has one.
     fn final_op(&self) -> Option<GenOp> {
         None
     }
+
+    /// Whether the run has a final phase: after the main phase and healing, a recovery
+    /// wait, then [`Workload::next_final`] for every worker.
+    fn has_final_phase(&self) -> bool {
+        self.final_op().is_some()
+    }
+
+    /// What worker `ask.worker` does next in the final phase. The engine asks every free
+    /// worker at once when the phase starts and again whenever it is free, with no rate:
+    /// after each completion, after [`Next::Local`] at once, after [`Next::Wait`] when the
+    /// wait is over; a worker is finished at [`Next::Done`]. The phase ends when every
+    /// worker is finished, or at the engine's limit ([`crate::engine::runner::FINAL_LIMIT`]),
+    /// after which nothing more is issued and the replies still due are awaited. Every
+    /// operation of this phase is recorded with `:final? true`.
+    ///
+    /// The default runs [`Workload::final_op`] once per worker.
+    fn next_final(&mut self, ask: Ask, _rng: &mut StdRng) -> Next {
+        match self.final_op() {
+            Some(op) if ask.issued == 0 => Next::Op(op),
+            _ => Next::Done,
+        }
+    }
+
+    /// Sees every completed operation of worker `worker` (`:ok`, `:fail` or `:info`, local
+    /// ones included) right after it enters the history: `op` as invoked, `done` as
+    /// recorded (its type, value and error).
+    fn completed(&mut self, _worker: usize, _op: &GenOp, _done: &Op) {}
 
     /// The request for an operation.
     fn request(&self, op: &GenOp) -> Request<'_>;
@@ -179,6 +260,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Workload>, String> {
         "pn-counter" => Box::new(pn_counter::PnCounter::new()),
         "gift-ids" => Box::new(gift_ids::GiftIds::new()),
         "lin-kv" => Box::new(lin_kv::LinKv::new()),
+        "task-queue" => Box::new(task_queue::TaskQueue::new()),
         other => {
             let why = if NOT_YET.contains(&other) {
                 format!("Maelstrom's workload {other:?} is not supported by this harness yet")
