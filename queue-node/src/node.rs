@@ -437,17 +437,15 @@ impl QueueNode {
                     continue;
                 };
                 let outcome = group.sm.apply(cmd);
-                if flaw == Flaw::ForgetLeases && leading {
-                    if let Outcome::Polled(tasks) = &outcome {
-                        for t in tasks {
-                            group
-                                .granted
-                                .insert(t.id.clone(), (t.attempt, t.lease_until));
-                        }
-                    }
-                }
                 if let Some((term, to)) = group.proposals.remove(&entry.index) {
                     if term == entry.term {
+                        // The flaw's leader remembers only the leases it handed out itself.
+                        if let (Flaw::ForgetLeases, Outcome::Polled(tasks)) = (flaw, &outcome) {
+                            for t in tasks {
+                                let lease = (t.attempt, t.lease_until);
+                                group.granted.insert(t.id.clone(), lease);
+                            }
+                        }
                         answers.push((to, p, outcome));
                     } else {
                         out.reply_error(

@@ -343,13 +343,15 @@ impl Partition {
                     .map(|(_, done)| *done)
             };
             match completed {
-                None => return Outcome::Refused(Refusal::new(
-                    ErrorCode::KeyDoesNotExist,
-                    format!(
+                None => {
+                    return Outcome::Refused(Refusal::new(
+                        ErrorCode::KeyDoesNotExist,
+                        format!(
                         "unknown dependency {dep} of task {}: dependencies must be enqueued first",
                         spec.id
                     ),
-                )),
+                    ))
+                }
                 Some(false) => {
                     waiting.insert(dep.clone());
                 }

@@ -15,6 +15,7 @@ pub mod net;
 pub mod set_full;
 pub mod simulated_register;
 pub mod stats;
+pub mod task_queue;
 pub mod unique_ids;
 
 use crate::edn::Edn;
