@@ -235,6 +235,44 @@ pub const SUITES: &[Suite] = &[
         options: "--node-count 5 --concurrency 2n --rate 100",
         faults: &[under("partition", Invalid)],
     },
+    Suite {
+        // queue-node: Raft-replicated partitions on 3 of the 5 nodes, so requests are also
+        // routed through nodes that do not replicate the task's partition.
+        name: "task-queue",
+        workload: "task-queue",
+        node: "../queue-node",
+        options: "--node-count 5 --concurrency 2n --rate 300",
+        faults: &[
+            under("none", Valid),
+            under("partition", Valid),
+            under("kill", Valid),
+            under("pause", Valid),
+            under("lossy", Valid),
+            // As for lin-kv: all faults at once can stop a partition's majority for long.
+            Under {
+                time: Some(30),
+                ..under("chaos", Valid)
+            },
+        ],
+    },
+    Suite {
+        // Answers `enqueue_ok` before a majority holds the task: a leader cut off by a
+        // partition acknowledges tasks that never commit.
+        name: "task-queue-early-ack",
+        workload: "task-queue",
+        node: "../queue-node -- --broken ack-before-replication",
+        options: "--node-count 5 --concurrency 2n --rate 300",
+        faults: &[under("partition", Invalid)],
+    },
+    Suite {
+        // Keeps lease timers in the leader's memory: after a leader dies, the tasks it
+        // leased to consumers that then crashed are never handed out again.
+        name: "task-queue-forget-leases",
+        workload: "task-queue",
+        node: "../queue-node -- --broken forget-leases",
+        options: "--node-count 5 --concurrency 2n --rate 300",
+        faults: &[under("kill", Invalid)],
+    },
 ];
 
 /// Gift IDs need no coordination, so nodes that are up answer 99% of requests or more.
