@@ -93,9 +93,17 @@ pub enum Msg {
         hops: u8,
         req: Box<Msg>,
     },
+    /// Requests passed on to a leader together, each tagged by the node passing them on.
+    Batch {
+        reqs: Vec<(u64, Msg)>,
+    },
+    /// The leader's answers to a batch's requests, by tag: reply or `error` bodies.
+    BatchOk {
+        replies: Vec<(u64, Value)>,
+    },
+    /// Raft traffic for the partitions two nodes share, each message with its group.
     Raft {
-        group: u32,
-        raft: RaftMsg<Cmd>,
+        msgs: Vec<(u32, RaftMsg<Cmd>)>,
     },
     /// Which partitions the sender leads and how much ready work each has.
     Heartbeat {

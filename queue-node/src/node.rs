@@ -10,24 +10,26 @@
 //! task. Leases are part of the replicated state, with their expiry times, so a new leader
 //! expires the leases its predecessor handed out.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::OnceLock;
 use std::time::Duration;
 
 use maelstrom_core::raft::store::RaftStore;
-use maelstrom_core::raft::{Config, Raft, Role};
+use maelstrom_core::raft::{Config, Raft, RaftMsg, Role};
 use maelstrom_core::{
     Context, ErrorCode, InitError, Message, Node, Outbox, Payload, RawMessage, ReplyTo, RpcError,
     Storage,
 };
 
+use serde_json::{json, Value};
+
 use crate::message::{relayed, DeadLetter, Health, LeadInfo, Msg, PartitionHealth};
-use crate::partition::{Cmd, Outcome, Partition};
+use crate::partition::{Cmd, Outcome, Partition, Refusal};
 use crate::task::{TaskId, TaskSpec};
 
 const TICK: Duration = Duration::from_millis(10);
 /// How long requests gather before one round persists and sends for all of them.
-const BATCH: Duration = Duration::from_millis(1);
+const BATCH: Duration = Duration::from_millis(2);
 const HEARTBEAT: Duration = Duration::from_millis(100);
 /// A peer silent this long is presumed dead.
 const PEER_TIMEOUT_MS: u64 = 1_000;
@@ -86,6 +88,14 @@ pub enum Call {
     DlqPart(u64),
 }
 
+/// Who waits for the answer to a request: its sender (a client, or a peer's RPC), or one
+/// entry of a batch a peer forwarded.
+#[derive(Debug, Clone)]
+enum Waiter {
+    Direct(ReplyTo),
+    Batched { node: String, tag: u64 },
+}
+
 /// One partition this node replicates.
 struct Group {
     raft: Raft<Cmd>,
@@ -94,7 +104,7 @@ struct Group {
     sm: Partition,
     applied: u64,
     /// Log index -> (term proposed in, who waits for the outcome).
-    proposals: HashMap<u64, (u64, ReplyTo)>,
+    proposals: HashMap<u64, (u64, Waiter)>,
     /// The index of a proposed `Tick` not applied yet: one at a time is enough.
     tick_at: Option<u64>,
     /// Leases granted while leading, kept in memory only (the `forget-leases` flaw).
@@ -104,7 +114,7 @@ struct Group {
 
 /// An enqueue waiting for other partitions to confirm its dependencies.
 struct PendingEnqueue {
-    from: ReplyTo,
+    from: Waiter,
     task: TaskSpec,
     group: u32,
     waiting: usize,
@@ -147,6 +157,14 @@ pub struct QueueNode {
     next_pending: u64,
     watching: HashSet<(u32, u32)>,
     parked: Vec<Parked>,
+    /// Requests to pass on, gathered per leader until the next round.
+    batches_out: BTreeMap<String, Vec<(u64, Msg)>>,
+    /// Answers to peers' batches, gathered per peer until the next round.
+    answers_out: BTreeMap<String, Vec<(u64, Value)>>,
+    /// Tag -> the requester of a request passed on in a batch.
+    relayed: HashMap<u64, ReplyTo>,
+    /// (deadline, tag) of relayed requests, oldest first.
+    relay_deadlines: VecDeque<(u64, u64)>,
     flush_armed: bool,
     stolen: u64,
     forwarded: u64,
@@ -181,6 +199,9 @@ pub fn replicas(node_ids: &[String], partition: u32) -> Vec<String> {
 /// Where a request for a partition should go.
 enum Target {
     Here,
+    /// The partition's leader, as far as this node knows.
+    Leader(String),
+    /// A replica that will know the leader.
     Node(String),
     Nowhere,
 }
@@ -199,13 +220,13 @@ impl QueueNode {
             }
             if let Some(leader) = group.raft.leader() {
                 if leader != ctx.node_id {
-                    return Target::Node(leader.to_string());
+                    return Target::Leader(leader.to_string());
                 }
             }
         }
         if let Some(hint) = self.hints.get(&partition) {
             if hint.leader != ctx.node_id && self.peer_alive(ctx, &hint.leader) {
-                return Target::Node(hint.leader.clone());
+                return Target::Leader(hint.leader.clone());
             }
         }
         if !self.groups.contains_key(&partition) {
@@ -231,9 +252,28 @@ impl QueueNode {
         req: &Msg,
         out: &mut Outbox<Self>,
     ) -> bool {
+        let batchable = matches!(
+            req,
+            Msg::Enqueue { .. } | Msg::Ack { .. } | Msg::Nack { .. } | Msg::Start { .. }
+        );
         match self.target(ctx, partition) {
             Target::Here => false,
-            Target::Node(node) if hops < MAX_HOPS => {
+            // The requests every task makes travel in one batch per leader per round.
+            Target::Leader(node) if hops < MAX_HOPS && batchable => {
+                self.forwarded += 1;
+                let tag = self.next_pending;
+                self.next_pending += 1;
+                let until = millis(ctx) + FORWARD_TIMEOUT.as_millis() as u64;
+                self.relayed.insert(tag, from.clone());
+                self.relay_deadlines.push_back((until, tag));
+                self.batches_out
+                    .entry(node)
+                    .or_default()
+                    .push((tag, req.clone()));
+                self.arm_flush(out);
+                true
+            }
+            Target::Leader(node) | Target::Node(node) if hops < MAX_HOPS => {
                 self.forwarded += 1;
                 out.rpc(
                     node,
@@ -257,7 +297,7 @@ impl QueueNode {
                 });
                 true
             }
-            Target::Node(_) => {
+            Target::Leader(_) | Target::Node(_) => {
                 out.reply_error(
                     from,
                     ErrorCode::TemporarilyUnavailable,
@@ -291,6 +331,24 @@ impl QueueNode {
         }
     }
 
+    /// Answers with a timeout the requests passed on whose answers did not come back.
+    fn expire_relayed(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
+        let now = millis(ctx);
+        while let Some(&(until, tag)) = self.relay_deadlines.front() {
+            if until > now {
+                break;
+            }
+            self.relay_deadlines.pop_front();
+            if let Some(to) = self.relayed.remove(&tag) {
+                out.reply_error(
+                    &to,
+                    ErrorCode::Timeout,
+                    "the partition's leader did not answer in time",
+                );
+            }
+        }
+    }
+
     /// Sends an internal request to `partition`'s leader, or says it could not.
     fn ask(
         &mut self,
@@ -301,7 +359,7 @@ impl QueueNode {
         out: &mut Outbox<Self>,
     ) -> Result<(), Call> {
         match self.target(ctx, partition) {
-            Target::Node(node) => {
+            Target::Leader(node) | Target::Node(node) => {
                 out.rpc(
                     node,
                     Msg::Fwd {
@@ -328,13 +386,17 @@ impl QueueNode {
         &mut self,
         partition: u32,
         cmd: Cmd,
-        waiter: Option<ReplyTo>,
+        waiter: Option<Waiter>,
         out: &mut Outbox<Self>,
     ) {
         let flaw = self.flaw;
         let Some(group) = self.groups.get_mut(&partition) else {
             if let Some(to) = waiter {
-                out.reply_error(&to, ErrorCode::TemporarilyUnavailable, "not a replica");
+                let refusal = (
+                    ErrorCode::TemporarilyUnavailable,
+                    "not a replica".to_string(),
+                );
+                self.respond(out, &to, Err(refusal));
             }
             return;
         };
@@ -344,40 +406,66 @@ impl QueueNode {
             _ => None,
         };
         let is_tick = matches!(cmd, Cmd::Tick { .. } | Cmd::Expire { .. });
-        match group.raft.propose(cmd) {
+        let answer = match group.raft.propose(cmd) {
             Ok(index) => {
                 if is_tick {
                     group.tick_at = Some(index);
                 }
                 match (waiter, early) {
-                    (Some(to), Some(id)) => out.reply(
-                        &to,
-                        Msg::EnqueueOk {
+                    (Some(to), Some(id)) => Some((
+                        to,
+                        Ok(Msg::EnqueueOk {
                             id,
                             partition,
                             duplicate: false,
-                        },
-                    ),
+                        }),
+                    )),
                     (Some(to), None) => {
                         group.proposals.insert(index, (term, to));
+                        None
                     }
-                    (None, _) => {}
+                    (None, _) => None,
                 }
             }
-            Err(_) => {
-                if let Some(to) = waiter {
-                    out.reply_error(
-                        &to,
-                        ErrorCode::TemporarilyUnavailable,
-                        format!("lost the leadership of partition {partition}"),
-                    );
-                }
-            }
+            Err(_) => waiter.map(|to| {
+                let text = format!("lost the leadership of partition {partition}");
+                (to, Err((ErrorCode::TemporarilyUnavailable, text)))
+            }),
+        };
+        if let Some((to, reply)) = answer {
+            self.respond(out, &to, reply);
         }
         self.arm_flush(out);
     }
 
-    fn answer(&mut self, out: &mut Outbox<Self>, to: &ReplyTo, partition: u32, outcome: Outcome) {
+    /// Answers a waiter: straight away to a direct requester, or into the batch of
+    /// answers for the peer that forwarded the request.
+    fn respond(
+        &mut self,
+        out: &mut Outbox<Self>,
+        to: &Waiter,
+        reply: Result<Msg, (ErrorCode, String)>,
+    ) {
+        match to {
+            Waiter::Direct(to) => match reply {
+                Ok(msg) => out.reply(to, msg),
+                Err((code, text)) => out.reply_error(to, code, text),
+            },
+            Waiter::Batched { node, tag } => {
+                let body = match reply {
+                    Ok(msg) => serde_json::to_value(msg).unwrap_or(Value::Null),
+                    Err((code, text)) => json!({"type": "error", "code": code, "text": text}),
+                };
+                self.answers_out
+                    .entry(node.clone())
+                    .or_default()
+                    .push((*tag, body));
+                self.arm_flush(out);
+            }
+        }
+    }
+
+    fn answer(&mut self, out: &mut Outbox<Self>, to: &Waiter, partition: u32, outcome: Outcome) {
         let msg = match outcome {
             Outcome::Enqueued { id, duplicate } => Msg::EnqueueOk {
                 id,
@@ -393,22 +481,26 @@ impl QueueNode {
             Outcome::Nacked { dead_lettered } => Msg::NackOk { dead_lettered },
             Outcome::Replayed => Msg::ReplayOk {},
             Outcome::Done => return,
-            Outcome::Refused(r) => return out.reply_error(to, r.code, r.text),
+            Outcome::Refused(r) => return self.respond(out, to, Err((r.code, r.text))),
         };
-        out.reply(to, msg);
+        self.respond(out, to, Ok(msg));
     }
 
     /// Carries out what each group's Raft asks for: persist, send, apply and answer.
     fn drive(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
         let flaw = self.flaw;
         let mut answers = Vec::new();
+        // Every group's messages to one peer travel together: one message per peer per
+        // round, however many partitions the two share. They leave after every group's
+        // state is persisted.
+        let mut outgoing: BTreeMap<String, Vec<(u32, RaftMsg<Cmd>)>> = BTreeMap::new();
         for (&p, group) in self.groups.iter_mut() {
             let ready = group.raft.ready();
             if ready.persist {
                 group.store.save(&group.raft, &ready.changes, out);
             }
             for (to, raft) in ready.messages {
-                out.send(to, Msg::Raft { group: p, raft });
+                outgoing.entry(to).or_default().push((p, raft));
             }
             if let Some((index, data)) = ready.install {
                 match Partition::from_snapshot(data) {
@@ -448,11 +540,12 @@ impl QueueNode {
                         }
                         answers.push((to, p, outcome));
                     } else {
-                        out.reply_error(
-                            &to,
-                            ErrorCode::TemporarilyUnavailable,
-                            "leadership changed before the request committed",
-                        );
+                        let text = "leadership changed before the request committed";
+                        let refusal = Outcome::Refused(Refusal {
+                            code: ErrorCode::TemporarilyUnavailable,
+                            text: text.to_string(),
+                        });
+                        answers.push((to, p, refusal));
                     }
                 }
             }
@@ -463,8 +556,17 @@ impl QueueNode {
                 }
             }
         }
+        for (to, msgs) in outgoing {
+            out.send(to, Msg::Raft { msgs });
+        }
+        for (to, reqs) in std::mem::take(&mut self.batches_out) {
+            out.send(to, Msg::Batch { reqs });
+        }
         for (to, p, outcome) in answers {
             self.answer(out, &to, p, outcome);
+        }
+        for (to, replies) in std::mem::take(&mut self.answers_out) {
+            out.send(to, Msg::BatchOk { replies });
         }
         let _ = ctx;
     }
@@ -602,7 +704,7 @@ impl QueueNode {
             if self.route(ctx, &from, hops, p, &req, out) {
                 return;
             }
-            return self.handle_here(ctx, from, p, req, out);
+            return self.handle_here(ctx, Waiter::Direct(from), p, req, out);
         }
         match req {
             Msg::Poll {
@@ -656,7 +758,7 @@ impl QueueNode {
     fn handle_here(
         &mut self,
         ctx: &Context,
-        from: ReplyTo,
+        from: Waiter,
         p: u32,
         req: Msg,
         out: &mut Outbox<Self>,
@@ -666,23 +768,17 @@ impl QueueNode {
             Msg::Enqueue { task } => return self.enqueue(ctx, from, p, task, out),
             Msg::Status { id } => {
                 let report = self.groups.get(&p).and_then(|g| g.sm.status(&id));
-                return match report {
-                    Some(r) => out.reply(
-                        &from,
-                        Msg::StatusOk {
-                            id,
-                            status: r.status,
-                            attempts: r.attempts,
-                            max_attempts: r.max_attempts,
-                            blocked_by: r.blocked_by,
-                        },
-                    ),
-                    None => out.reply_error(
-                        &from,
-                        ErrorCode::KeyDoesNotExist,
-                        format!("unknown task {id}"),
-                    ),
+                let reply = match report {
+                    Some(r) => Ok(Msg::StatusOk {
+                        id,
+                        status: r.status,
+                        attempts: r.attempts,
+                        max_attempts: r.max_attempts,
+                        blocked_by: r.blocked_by,
+                    }),
+                    None => Err((ErrorCode::KeyDoesNotExist, format!("unknown task {id}"))),
                 };
+                return self.respond(out, &from, reply);
             }
             Msg::Start {
                 id,
@@ -705,7 +801,7 @@ impl QueueNode {
     fn enqueue(
         &mut self,
         ctx: &Context,
-        from: ReplyTo,
+        from: Waiter,
         p: u32,
         task: TaskSpec,
         out: &mut Outbox<Self>,
@@ -752,11 +848,9 @@ impl QueueNode {
         }
         if let Some(q) = unreachable {
             // Answers to lookups already sent find no pending enqueue and are dropped.
-            return out.reply_error(
-                &pending.from,
-                ErrorCode::TemporarilyUnavailable,
-                format!("cannot check dependencies: no leader known for partition {q}"),
-            );
+            let text = format!("cannot check dependencies: no leader known for partition {q}");
+            let refusal = Err((ErrorCode::TemporarilyUnavailable, text));
+            return self.respond(out, &pending.from, refusal);
         }
         if pending.waiting == 0 {
             self.finish_enqueue(ctx, pending, out);
@@ -804,7 +898,7 @@ impl QueueNode {
                 lease_ms,
                 stolen: hops > 0,
             };
-            return self.propose(p, cmd, Some(from), out);
+            return self.propose(p, cmd, Some(Waiter::Direct(from)), out);
         }
         if partition.is_some() || hops > 0 {
             // Asked to take from a partition this node no longer leads: nothing here.
@@ -1039,6 +1133,10 @@ impl Node for QueueNode {
             next_pending: 0,
             watching: HashSet::new(),
             parked: Vec::new(),
+            batches_out: BTreeMap::new(),
+            answers_out: BTreeMap::new(),
+            relayed: HashMap::new(),
+            relay_deadlines: VecDeque::new(),
             flush_armed: false,
             stolen: 0,
             forwarded: 0,
@@ -1051,14 +1149,41 @@ impl Node for QueueNode {
         let src = msg.src.clone();
         let (from, payload) = msg.into_parts();
         match payload {
-            Msg::Raft { group, raft } => {
+            Msg::Raft { msgs } => {
                 self.last_seen.insert(src.clone(), millis(ctx));
-                if let Some(g) = self.groups.get_mut(&group) {
-                    g.raft.step(millis(ctx), &src, raft);
-                    self.arm_flush(out);
+                for (group, raft) in msgs {
+                    if let Some(g) = self.groups.get_mut(&group) {
+                        g.raft.step(millis(ctx), &src, raft);
+                    }
                 }
+                self.arm_flush(out);
             }
             Msg::Heartbeat { leads } => self.on_heartbeat(ctx, &src, leads),
+            Msg::Batch { reqs } => {
+                for (tag, req) in reqs {
+                    let to = Waiter::Batched {
+                        node: src.clone(),
+                        tag,
+                    };
+                    let partition = req.task_id().map(|id| id.partition(self.partitions));
+                    match partition {
+                        Some(p) if self.groups.get(&p).is_some_and(|g| g.raft.is_leader()) => {
+                            self.handle_here(ctx, to, p, req, out)
+                        }
+                        _ => {
+                            let text = "not the leader of the task's partition".to_string();
+                            self.respond(out, &to, Err((ErrorCode::TemporarilyUnavailable, text)));
+                        }
+                    }
+                }
+            }
+            Msg::BatchOk { replies } => {
+                for (tag, body) in replies {
+                    if let Some(to) = self.relayed.remove(&tag) {
+                        out.reply_to(&to.src, to.msg_id, Payload::Value(relayed(body)));
+                    }
+                }
+            }
             Msg::Fwd { hops, req } => self.handle(ctx, from, hops, *req, out),
             Msg::EnqueueOk { .. }
             | Msg::PollOk { .. }
@@ -1082,6 +1207,7 @@ impl Node for QueueNode {
                 }
                 self.expire_due(ctx, out);
                 self.unpark(ctx, out);
+                self.expire_relayed(ctx, out);
                 self.drive(ctx, out);
                 out.set_timer(TICK, Timer::Tick);
             }
@@ -1133,11 +1259,11 @@ impl Node for QueueNode {
                             self.enqueues.insert(id, pending);
                         }
                     }
-                    other => out.reply_error(
-                        &pending.from,
-                        ErrorCode::TemporarilyUnavailable,
-                        format!("cannot check dependencies: {}", failure(other)),
-                    ),
+                    other => {
+                        let text = format!("cannot check dependencies: {}", failure(other));
+                        let refusal = Err((ErrorCode::TemporarilyUnavailable, text));
+                        self.respond(out, &pending.from, refusal);
+                    }
                 }
             }
             Call::DepWatch { group, partition } => {

@@ -1,7 +1,8 @@
 //! Harness benchmark: runs the `workloads` binary built next to this example against the
 //! example nodes and prints throughput, routed messages per second, the harness's peak RSS
-//! and how long each run took past its time limit; and Raft's commits per second and
-//! commit latency through real processes (maelstrom-core's `lin-kv` example).
+//! and how long each run took past its time limit; Raft's commits per second and commit
+//! latency through real processes (maelstrom-core's `lin-kv` example); and the task
+//! queue's tasks per second and messages per task (queue-node).
 //!
 //! `cargo build --release -p workloads --bins --examples && target/release/examples/bench_harness`
 //! (optional argument: seconds per run, default 10).
@@ -111,7 +112,60 @@ fn main() {
     } else {
         println!("lin-kv: build maelstrom-core's examples for the Raft figures");
     }
+    // The task queue through real processes: queue-node, built next to the harness.
+    let queue = examples.parent().expect("profile dir").join("queue-node");
+    if queue.is_file() {
+        for nodes in ["3", "5"] {
+            let r = run(
+                &harness,
+                &work,
+                &queue,
+                &[
+                    "-w",
+                    "task-queue",
+                    "--node-count",
+                    nodes,
+                    "--concurrency",
+                    "150n",
+                    "--rate",
+                    "100000",
+                    "--time-limit",
+                    &secs_s,
+                ],
+                secs,
+            );
+            let acked = main_phase_acks(&work.join("store/latest/history.edn"), secs);
+            let completed = r.count(":completed").max(1);
+            println!(
+                "task-queue (queue-node), {nodes} nodes, --concurrency 150n: {:.0} tasks acked/s in \
+                 the main phase; {:.2} messages per completed task (all messages, replication \
+                 included); lost {}; valid? {}",
+                acked as f64 / secs as f64,
+                r.count(":msg-count") as f64 / completed as f64,
+                r.count(":lost-count"),
+                r.valid
+            );
+        }
+    } else {
+        println!("task-queue: build queue-node for the task queue figures");
+    }
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// Tasks completed (first `:ok` ack of each) before the main phase ended.
+fn main_phase_acks(history: &Path, secs: u64) -> usize {
+    use workloads::history::{History, OpType};
+    let text = std::fs::read_to_string(history).unwrap_or_default();
+    let Ok(h) = History::from_edn_lines(&text) else {
+        return 0;
+    };
+    h.ops
+        .iter()
+        .filter(|op| {
+            op.op_type == OpType::Ok && op.f == "ack" && op.time_ns <= secs * 1_000_000_000
+        })
+        .filter(|op| op.value.get("duplicate") == Some(&workloads::edn::Edn::Bool(false)))
+        .count()
 }
 
 /// Writes and cas operations that went through the log, with their latency quantiles in ms.
