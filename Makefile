@@ -19,7 +19,7 @@ SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 # workloads/src/scenario.rs; `make scenarios` regenerates them and the CI matrix.
 include scenarios.mk
 
-.PHONY: run test deps build bench bench-core bench-harness bench-giftid bench-raft lin-kv-seeds smoke-echo scenarios
+.PHONY: run test deps build bench bench-core bench-harness bench-giftid bench-raft bench-queue lin-kv-seeds smoke-echo scenarios
 
 # Debian packages the tests need: libfaketime for the clock nemesis, Chromium for the
 # browser test of `workloads serve`.
@@ -59,7 +59,7 @@ run: deps build
 	exit $$failed
 
 ## Benchmarks that print figures.
-bench: bench-core bench-harness bench-giftid bench-raft
+bench: bench-core bench-harness bench-giftid bench-raft bench-queue
 
 ## Gift IDs per second: the generator alone, and through the Maelstrom protocol with and
 ## without batching, in one run.
@@ -75,6 +75,12 @@ bench-core:
 ## Raft in-process, 3 and 5 nodes side by side: commits/s on one core, commit latency.
 bench-raft:
 	$(CARGO) bench -p maelstrom-core --bench raft
+
+## The task queue in-process on one core, 3 and 5 nodes side by side: one partition's
+## replicated state machines, and whole nodes on a simulated network (tasks/s, messages
+## per task). `make bench-harness` has the same through real processes.
+bench-queue:
+	$(CARGO) bench -p queue-node --bench queue
 
 ## Harness throughput: ops/s at --rate 10000, routed messages/s and peak memory for 25 nodes,
 ## and Raft (the lin-kv example) through real processes on 3 and 5 nodes.
