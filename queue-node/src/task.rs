@@ -169,3 +169,42 @@ impl Task {
         self.status == Status::Pending && self.waiting.is_empty()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ids_are_unsigned_integers_or_strings_and_nothing_else() {
+        let id: TaskId = serde_json::from_str("18446744073709551615").unwrap();
+        assert_eq!(id, TaskId::Num(u64::MAX));
+        let id: TaskId = serde_json::from_str("\"gift-7\"").unwrap();
+        assert_eq!(id, TaskId::Str("gift-7".into()));
+        for bad in ["-1", "1.5", "null", "[1]", "{}"] {
+            let err = serde_json::from_str::<TaskId>(bad).unwrap_err().to_string();
+            assert!(err.contains("task id"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn a_number_and_its_digits_are_different_tasks() {
+        let spread = |id: TaskId| (0..64).map(|p| id.partition(p + 1)).collect::<Vec<_>>();
+        assert_ne!(spread(TaskId::Num(42)), spread(TaskId::Str("42".into())));
+        assert_eq!(
+            TaskId::Num(42).partition(0),
+            0,
+            "no partitions is one partition"
+        );
+    }
+
+    #[test]
+    fn a_spec_needs_an_id_and_a_kind_and_defaults_the_rest() {
+        let spec: TaskSpec = serde_json::from_str(r#"{"id": 1, "kind": "painting", "extra": 1}"#)
+            .expect("unknown fields are tolerated");
+        assert_eq!(spec.priority, Priority::Standard);
+        assert_eq!(spec.max_attempts, 3);
+        assert!(spec.deps.is_empty());
+        assert!(serde_json::from_str::<TaskSpec>(r#"{"id": 1}"#).is_err());
+        assert!(serde_json::from_str::<TaskSpec>(r#"{"id": 1, "kind": "baking"}"#).is_err());
+    }
+}

@@ -254,3 +254,30 @@ fn an_idle_node_steals_and_health_tells_who_leads() {
     let health = call(&mut c, 0, json!({"type": "health"}));
     assert_eq!(health["peers"]["n3"], "dead", "{health}");
 }
+
+#[test]
+fn bad_requests_get_clear_errors_and_change_nothing() {
+    let mut c = cluster(3);
+    let bad_id = call(
+        &mut c,
+        0,
+        json!({"type": "enqueue", "task": {"id": -1, "kind": "painting"}}),
+    );
+    assert_eq!(bad_id["code"], 12, "{bad_id}");
+    assert!(
+        bad_id["text"].as_str().unwrap().contains("task id"),
+        "{bad_id}"
+    );
+    let no_budget = call(
+        &mut c,
+        1,
+        json!({"type": "enqueue", "task": {"id": 3, "kind": "painting", "max_attempts": 0}}),
+    );
+    assert_eq!(no_budget["code"], 12, "{no_budget}");
+    let unknown = call(&mut c, 2, json!({"type": "sleigh"}));
+    assert_eq!(unknown["code"], 10, "{unknown}");
+    let never = call(&mut c, 2, json!({"type": "ack", "id": 77, "attempt": 1}));
+    assert_eq!(never["code"], 20, "{never}");
+    let status = call(&mut c, 0, json!({"type": "status", "id": 3}));
+    assert_eq!(status["code"], 20, "nothing was enqueued: {status}");
+}
