@@ -18,8 +18,7 @@ use std::time::Duration;
 
 use maelstrom_core::raft::{Config, Flaw, Raft, RaftMsg, RaftStore};
 use maelstrom_core::{
-    Context, ErrorCode, InitError, Message, Node, Outbox, Payload, RawMessage, ReplyTo, RpcError,
-    Storage,
+    Context, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError, Storage,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -325,20 +324,7 @@ impl Node for LinKv {
         reply: Result<RawMessage, RpcError>,
         out: &mut Outbox<Self>,
     ) {
-        match reply {
-            Ok(raw) => {
-                let mut body = raw.into_value().body.payload;
-                if let Some(fields) = body.as_object_mut() {
-                    fields.remove("msg_id");
-                    fields.remove("in_reply_to");
-                }
-                out.reply_to(&to.src, to.msg_id, Payload::Value(body));
-            }
-            Err(RpcError::Remote(error)) => out.reply_to(&to.src, to.msg_id, Payload::Error(error)),
-            Err(RpcError::Timeout) => {
-                out.reply_error(&to, ErrorCode::Timeout, "the leader did not answer in time")
-            }
-        }
+        out.relay(&to, reply);
     }
 }
 

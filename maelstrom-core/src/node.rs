@@ -303,6 +303,32 @@ impl<N: Node> Outbox<N> {
         });
     }
 
+    /// Passes the outcome of a request this node passed on back to the requester it came
+    /// from: the reply as it came, the remote error, or a timeout error (indefinite: the
+    /// request may still take effect).
+    pub fn relay(&mut self, to: &ReplyTo, reply: Result<RawMessage, RpcError>) {
+        match reply {
+            Ok(raw) => self.relay_body(to, raw.into_value().body.payload),
+            Err(RpcError::Remote(error)) => {
+                self.reply_to(&to.src, to.msg_id, Payload::Error(error))
+            }
+            Err(RpcError::Timeout) => self.reply_error(
+                to,
+                ErrorCode::Timeout,
+                "the node this request was passed on to did not answer in time",
+            ),
+        }
+    }
+
+    /// Answers `to` with a reply body another node wrote, under this node's own ids.
+    pub fn relay_body(&mut self, to: &ReplyTo, mut body: serde_json::Value) {
+        if let Some(fields) = body.as_object_mut() {
+            fields.remove("msg_id");
+            fields.remove("in_reply_to");
+        }
+        self.reply_to(&to.src, to.msg_id, Payload::Value(body));
+    }
+
     /// Sends a request whose outcome comes back to [`Node::on_reply`] tagged with `call`.
     pub fn rpc(
         &mut self,

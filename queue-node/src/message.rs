@@ -180,12 +180,3 @@ impl Msg {
         }
     }
 }
-
-/// Forwarded replies are relayed as they came; this strips the ids of the hop.
-pub fn relayed(mut body: Value) -> Value {
-    if let Some(fields) = body.as_object_mut() {
-        fields.remove("msg_id");
-        fields.remove("in_reply_to");
-    }
-    body
-}

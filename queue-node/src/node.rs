@@ -17,13 +17,12 @@ use std::time::Duration;
 use maelstrom_core::raft::store::RaftStore;
 use maelstrom_core::raft::{Config, Raft, RaftMsg, Role};
 use maelstrom_core::{
-    Context, ErrorCode, InitError, Message, Node, Outbox, Payload, RawMessage, ReplyTo, RpcError,
-    Storage,
+    Context, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError, Storage,
 };
 
 use serde_json::{json, Value};
 
-use crate::message::{relayed, DeadLetter, Health, LeadInfo, Msg, PartitionHealth};
+use crate::message::{DeadLetter, Health, LeadInfo, Msg, PartitionHealth};
 use crate::partition::{Cmd, Outcome, Partition, Refusal};
 use crate::task::{TaskId, TaskSpec};
 
@@ -1180,7 +1179,7 @@ impl Node for QueueNode {
             Msg::BatchOk { replies } => {
                 for (tag, body) in replies {
                     if let Some(to) = self.relayed.remove(&tag) {
-                        out.reply_to(&to.src, to.msg_id, Payload::Value(relayed(body)));
+                        out.relay_body(&to, body);
                     }
                 }
             }
@@ -1231,20 +1230,7 @@ impl Node for QueueNode {
         out: &mut Outbox<Self>,
     ) {
         match call {
-            Call::Relay(to) => match reply {
-                Ok(raw) => {
-                    let body = relayed(raw.into_value().body.payload);
-                    out.reply_to(&to.src, to.msg_id, Payload::Value(body));
-                }
-                Err(RpcError::Remote(error)) => {
-                    out.reply_to(&to.src, to.msg_id, Payload::Error(error))
-                }
-                Err(RpcError::Timeout) => out.reply_error(
-                    &to,
-                    ErrorCode::Timeout,
-                    "the partition's leader did not answer in time",
-                ),
-            },
+            Call::Relay(to) => out.relay(&to, reply),
             Call::EnqueueLookup(id) => {
                 let Some(mut pending) = self.enqueues.remove(&id) else {
                     return;

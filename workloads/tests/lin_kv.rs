@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::{example, run, test_args};
+use common::{example, run_faulted};
 
 fn lin_kv(test: &str, nemesis: &str, seed: &str, node_args: &[&str]) -> common::Run {
-    let bin = example("lin-kv");
-    let mut rest = vec![
+    let shape = [
         "--node-count",
         "5",
         "--concurrency",
@@ -17,18 +16,9 @@ fn lin_kv(test: &str, nemesis: &str, seed: &str, node_args: &[&str]) -> common::
         "10",
         "--rate",
         "100",
-        "--nemesis",
-        nemesis,
-        "--nemesis-interval",
-        "1",
-        "--seed",
-        seed,
     ];
-    if !node_args.is_empty() {
-        rest.push("--");
-        rest.extend_from_slice(node_args);
-    }
-    run(test, &test_args("lin-kv", &bin, &rest))
+    let bin = example("lin-kv");
+    run_faulted(test, "lin-kv", &bin, &shape, nemesis, seed, node_args)
 }
 
 #[test]

@@ -4,11 +4,10 @@
 
 mod common;
 
-use common::{binary, run, test_args};
+use common::{binary, run_faulted};
 
 fn task_queue(test: &str, nemesis: &str, seed: &str, node_args: &[&str]) -> common::Run {
-    let bin = binary("queue-node");
-    let mut rest = vec![
+    let shape = [
         "--node-count",
         "5",
         "--concurrency",
@@ -17,18 +16,9 @@ fn task_queue(test: &str, nemesis: &str, seed: &str, node_args: &[&str]) -> comm
         "8",
         "--rate",
         "300",
-        "--nemesis",
-        nemesis,
-        "--nemesis-interval",
-        "1",
-        "--seed",
-        seed,
     ];
-    if !node_args.is_empty() {
-        rest.push("--");
-        rest.extend_from_slice(node_args);
-    }
-    run(test, &test_args("task-queue", &bin, &rest))
+    let bin = binary("queue-node");
+    run_faulted(test, "task-queue", &bin, &shape, nemesis, seed, node_args)
 }
 
 #[test]

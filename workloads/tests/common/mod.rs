@@ -115,3 +115,30 @@ pub fn test_args<'a>(workload: &'a str, bin: &'a Path, rest: &[&'a str]) -> Vec<
     v.extend_from_slice(rest);
     v
 }
+
+/// A faulted run: `shape` (node count, rate, …) plus `--nemesis` at a 1 s interval with a
+/// fixed seed, and the node's own arguments after `--`.
+pub fn run_faulted(
+    test: &str,
+    workload: &str,
+    bin: &Path,
+    shape: &[&str],
+    nemesis: &str,
+    seed: &str,
+    node_args: &[&str],
+) -> Run {
+    let mut rest = shape.to_vec();
+    rest.extend_from_slice(&[
+        "--nemesis",
+        nemesis,
+        "--nemesis-interval",
+        "1",
+        "--seed",
+        seed,
+    ]);
+    if !node_args.is_empty() {
+        rest.push("--");
+        rest.extend_from_slice(node_args);
+    }
+    run(test, &test_args(workload, bin, &rest))
+}
