@@ -19,7 +19,7 @@ SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 # workloads/src/scenario.rs; `make scenarios` regenerates them and the CI matrix.
 include scenarios.mk
 
-.PHONY: run test deps build bench bench-core bench-harness bench-giftid bench-raft bench-queue lin-kv-seeds smoke-echo scenarios
+.PHONY: run test deps build bench bench-core bench-harness bench-giftid bench-raft bench-queue smoke-echo scenarios
 
 # Debian packages the tests need: libfaketime for the clock nemesis, Chromium for the
 # browser test of `workloads serve`.
@@ -88,19 +88,20 @@ bench-harness:
 	$(CARGO) build --release --workspace --bins --examples
 	$(EXAMPLES)/bench_harness 10
 
-## lin-kv on many seeds under partition, kill, pause and chaos, with a pass count:
-## `make lin-kv-seeds SEEDS=20 TIME=30`.
+## A suite on many seeds under partition, kill, pause and chaos, with a pass count:
+## `make lin-kv-seeds SEEDS=20 TIME=30`, `make task-queue-seeds SEEDS=20`.
 SEEDS ?= 10
-lin-kv-seeds: build
+SEEDED_FAULTS ?= partition kill pause chaos
+%-seeds: build
 	@pass=0; total=0; \
-	for fault in partition kill pause chaos; do \
+	for fault in $(SEEDED_FAULTS); do \
 	  for seed in $$(seq 1 $(SEEDS)); do \
 	    total=$$((total + 1)); \
-	    if $(MAKE) --no-print-directory -s lin-kv-$$fault SEED=$$seed > /dev/null 2>&1; \
-	    then pass=$$((pass + 1)); else echo "lin-kv-$$fault --seed $$seed: not valid"; fi; \
+	    if $(MAKE) --no-print-directory -s $*-$$fault SEED=$$seed > /dev/null 2>&1; \
+	    then pass=$$((pass + 1)); else echo "$*-$$fault --seed $$seed: not valid"; fi; \
 	  done; \
 	done; \
-	echo "lin-kv: $$pass of $$total seeded runs valid"; \
+	echo "$*: $$pass of $$total seeded runs valid"; \
 	[ $$pass -eq $$total ]
 
 ## Pipes init and a few requests through the echo node and shows the replies.
