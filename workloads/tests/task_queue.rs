@@ -147,13 +147,17 @@ fn producers_consumers_local_abandons_and_a_drain_that_ends() {
     let history = History::parse_edn(&r.file("history.edn")).unwrap();
     let ops = &history.ops;
 
-    // Roles: worker 0 produces (and audits), 1–3 consume; nobody crashed here.
+    // Roles alternate by rounds of one worker per node: on one node, even workers produce
+    // and odd ones consume; worker 0 also audits. Nobody crashed here.
     for op in ops {
         let Process::Worker(p) = op.process else {
             continue;
         };
         let producer = matches!(op.f.as_str(), "enqueue" | "dlq" | "status");
-        assert_eq!(p == 0, producer, "{op:?}");
+        assert_eq!(p % 2 == 0, producer, "{op:?}");
+        if matches!(op.f.as_str(), "dlq" | "status") {
+            assert_eq!(p, 0, "only worker 0 audits: {op:?}");
+        }
     }
 
     // Every ack, nack, start and abandon names a task its worker was handed, with the
@@ -212,8 +216,8 @@ fn producers_consumers_local_abandons_and_a_drain_that_ends() {
         .filter(|o| o.f == "poll" && o.op_type == OpType::Invoke)
         .count();
     assert!(
-        drain_polls >= 3 * 10,
-        "each consumer polls for 2.5 s: {drain_polls}"
+        drain_polls >= 2 * 10,
+        "each of the two consumers polls for 2.5 s: {drain_polls}"
     );
     assert!(ops[first_final..]
         .iter()
