@@ -420,8 +420,14 @@ impl QueueNode {
                         }),
                     )),
                     (Some(to), None) => {
-                        group.proposals.insert(index, (term, to));
-                        None
+                        // An older proposal at this index was truncated away, uncommitted.
+                        group.proposals.insert(index, (term, to)).map(|(_, old)| {
+                            let text = "leadership changed before the request committed";
+                            (
+                                old,
+                                Err((ErrorCode::TemporarilyUnavailable, text.to_string())),
+                            )
+                        })
                     }
                     (None, _) => None,
                 }
@@ -508,6 +514,24 @@ impl QueueNode {
                         group.applied = index;
                     }
                     Err(e) => eprintln!("partition {p}: cannot read snapshot: {e}"),
+                }
+                // Requests whose entries the snapshot covers may or may not have been
+                // applied in it: their outcome is unknown.
+                let covered: Vec<u64> = group
+                    .proposals
+                    .keys()
+                    .copied()
+                    .filter(|&i| i <= index)
+                    .collect();
+                for i in covered {
+                    if let Some((_, to)) = group.proposals.remove(&i) {
+                        let text = "a snapshot replaced the request's log entry; outcome unknown";
+                        let refusal = Outcome::Refused(Refusal {
+                            code: ErrorCode::Timeout,
+                            text: text.to_string(),
+                        });
+                        answers.push((to, p, refusal));
+                    }
                 }
             }
             let leading = group.raft.is_leader();

@@ -247,7 +247,7 @@ impl Partition {
         if self.ready.remove(&(task.spec.priority, seq)).is_some() {
             self.ready_counts[task.spec.priority.rank()] -= 1;
         } else if task.status == Status::Pending {
-            self.blocked -= 1;
+            self.blocked = self.blocked.saturating_sub(1);
         }
         if let Some(lease) = &task.lease {
             self.leases.remove(&(lease.until, seq));
