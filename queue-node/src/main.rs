@@ -21,6 +21,7 @@ struct Cli {
 enum Broken {
     AckBeforeReplication,
     ForgetLeases,
+    NackRefund,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -29,6 +30,7 @@ fn main() -> anyhow::Result<()> {
         None => Flaw::None,
         Some(Broken::AckBeforeReplication) => Flaw::AckBeforeReplication,
         Some(Broken::ForgetLeases) => Flaw::ForgetLeases,
+        Some(Broken::NackRefund) => Flaw::NackRefund,
     };
     let _ = SETTINGS.set(Settings {
         partitions: cli.partitions,

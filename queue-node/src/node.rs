@@ -55,6 +55,9 @@ pub enum Flaw {
     /// Keeps lease timers only in the leader's memory: a new leader never expires the
     /// leases its predecessor handed out.
     ForgetLeases,
+    /// A nack gives the attempt back: the task is handed out again under the same attempt
+    /// number and nacks never dead-letter it.
+    NackRefund,
 }
 
 /// Settings from the command line.
@@ -814,6 +817,9 @@ impl QueueNode {
                 lease_ms,
             },
             Msg::Ack { id, attempt } => Cmd::Ack { id, attempt, now },
+            Msg::Nack { id, attempt } if self.flaw == Flaw::NackRefund => {
+                Cmd::Refund { id, attempt }
+            }
             Msg::Nack { id, attempt } => Cmd::Nack { id, attempt },
             Msg::Replay { id } => Cmd::Replay { id },
             _ => return,

@@ -50,6 +50,12 @@ pub enum Cmd {
         id: TaskId,
         attempt: u32,
     },
+    /// A nack that gives the attempt back instead of using it up: the task returns to the
+    /// queue as if never handed out (the `nack-refund` flaw).
+    Refund {
+        id: TaskId,
+        attempt: u32,
+    },
     /// Expires every lease and deadline due by `now`.
     Tick {
         now: u64,
@@ -284,6 +290,7 @@ impl Partition {
             } => self.start(&id, attempt, now, lease_ms),
             Cmd::Ack { id, attempt, now } => self.ack(&id, attempt, now),
             Cmd::Nack { id, attempt } => self.nack(&id, attempt),
+            Cmd::Refund { id, attempt } => self.refund(&id, attempt),
             Cmd::Tick { now } => {
                 self.expire(now);
                 Outcome::Done
@@ -482,6 +489,22 @@ impl Partition {
         }
         let dead_lettered = self.fail_attempt(id);
         Outcome::Nacked { dead_lettered }
+    }
+
+    /// The `nack-refund` flaw's nack: the attempt is not counted, so it is handed out again
+    /// under the same number and never dead-lettered by nacks.
+    fn refund(&mut self, id: &TaskId, attempt: u32) -> Outcome {
+        if !self.holds_lease(id, attempt) {
+            return self.lease_gone(id, attempt);
+        }
+        self.update(id, |task| {
+            task.lease = None;
+            task.attempts = task.attempts.saturating_sub(1);
+            task.status = Status::Pending;
+        });
+        Outcome::Nacked {
+            dead_lettered: false,
+        }
     }
 
     /// Ends the current attempt unsuccessfully; true if that used up the budget.
@@ -818,6 +841,34 @@ mod tests {
         );
         assert!(p.dead_letters().is_empty());
         assert_eq!(poll(&mut p, 1, 1_000), vec![(1, 1)]);
+    }
+
+    #[test]
+    fn a_refunded_nack_hands_out_the_same_attempt_again() {
+        let mut p = one();
+        enqueue(&mut p, spec(1, Priority::Standard, &[], 1));
+        for _ in 0..3 {
+            assert_eq!(poll(&mut p, 1, 0), vec![(1, 1)]);
+            let refund = p.apply(Cmd::Refund {
+                id: TaskId::Num(1),
+                attempt: 1,
+            });
+            assert_eq!(
+                refund,
+                Outcome::Nacked {
+                    dead_lettered: false
+                }
+            );
+        }
+        assert!(p.dead_letters().is_empty());
+        // A stale attempt's refund is refused like its nack.
+        assert!(matches!(
+            p.apply(Cmd::Refund {
+                id: TaskId::Num(1),
+                attempt: 1,
+            }),
+            Outcome::Refused(_)
+        ));
     }
 
     #[test]
