@@ -1,7 +1,7 @@
 //! The `task-queue` workload's checker: an at-least-once task queue with dependencies,
 //! retry budgets and a dead-letter queue (DLQ).
 //!
-//! It judges three properties, each only where the history proves a violation (an
+//! It judges four properties, each only where the history proves a violation (an
 //! indeterminate op is given the benefit of the doubt):
 //!
 //! - lost tasks: acknowledged by `:enqueue`, yet never completed, expired or
@@ -9,14 +9,25 @@
 //!   delivered, or still unfinished by the status asked after the final drain;
 //! - early deliveries: a task handed out although one of its dependencies surely had not
 //!   been acknowledged yet, and deliveries of tasks nobody had enqueued ("phantoms");
+//! - delivery counts ([`deliveries`]): a task handed out more often than its budget, two
+//!   deliveries under one attempt number, an attempt number that goes down, a nack of the
+//!   last attempt that kept the task;
 //! - DLQ errors: a task dead-lettered before its retry budget could have been spent, after
 //!   it was completed, delivered beyond its budget, or spent yet missing from the final DLQ.
+//!
+//! The queue's answers are claims the history checks, never evidence that excuses: attempts
+//! are counted as deliveries (every `:ok` poll that carries the task; every indeterminate
+//! poll may have been one more), an `:ok` ack completes a task whatever `:duplicate` says,
+//! a `completed` status needs an ack that may have taken effect, an `expired` one a
+//! deadline, and priorities come from the enqueue.
 //!
 //! Everything else (redeliveries, stealing, priority inversions, latencies) is reported.
 //! "Before" is history order: an op A surely precedes B when A completed before B was
 //! invoked, and may precede B when A was invoked before B completed.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
+mod deliveries;
+
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::edn::Edn;
 use crate::history::{History, Op, OpType, Process};
@@ -119,6 +130,7 @@ impl Call<'_> {
             done: self.done_pos,
             attempt: self.attempt(),
             outcome: self.outcome(),
+            process: self.inv.process,
         }
     }
 }
@@ -161,6 +173,8 @@ struct Spec {
     deps: Vec<Id>,
     max_attempts: i64,
     priority: Option<u8>,
+    /// Whether it has a deadline: only then can it expire.
+    deadline: bool,
 }
 
 impl Spec {
@@ -177,6 +191,7 @@ impl Spec {
                 .filter(|m| *m >= 1)
                 .unwrap_or(DEFAULT_MAX_ATTEMPTS),
             priority: v.get("priority").and_then(priority_rank),
+            deadline: v.get("deadline").is_some_and(|d| d != &Edn::Nil),
         }
     }
 }
@@ -206,12 +221,27 @@ struct Event {
     done: usize,
     attempt: Option<i64>,
     outcome: Outcome,
+    process: Process,
+}
+
+impl Event {
+    /// The last position at which it may have taken effect: an indeterminate op may take
+    /// effect after its recorded completion.
+    fn effect_end(&self) -> usize {
+        if self.outcome == Outcome::Maybe {
+            OPEN
+        } else {
+            self.done
+        }
+    }
 }
 
 /// One task handed out by a `:poll` `:ok`.
 struct Delivery {
     id: Id,
+    /// The queue's attempt number: a label, compared but never trusted for counting.
     attempt: Option<i64>,
+    process: Process,
     stolen: bool,
     priority: Option<u8>,
     poll_inv: usize,
@@ -233,17 +263,20 @@ struct Task {
     /// Indices into [`Facts::deliveries`].
     deliveries: Vec<usize>,
     acks: Vec<Event>,
-    /// `:duplicate` of each ack, parallel to `acks` (`None` unless `:ok` and given).
-    ack_duplicate: Vec<Option<bool>>,
     /// The first `:ok` ack: completion position and time.
     first_ack_ok: Option<(usize, u64)>,
     nacks: Vec<Event>,
+    /// Parallel to `nacks`: answered `:ok` with `:dead-lettered false`.
+    nack_kept: Vec<bool>,
     abandons: Vec<Event>,
-    /// `:ok` replays only.
+    /// `:ok` replays.
     replays: Vec<Event>,
+    /// Indeterminate replays: each may have started a new epoch.
+    maybe_replays: Vec<Event>,
     /// Where the task was seen dead-lettered: (invocation, completion) positions.
     dead: Vec<(usize, usize)>,
     last_status: Option<String>,
+    /// Reported expired, and it had a deadline.
     expired: bool,
 }
 
@@ -255,6 +288,11 @@ impl Task {
             .filter(|a| a.outcome != Outcome::Fail)
             .map(|a| a.inv)
             .min()
+    }
+
+    /// Whether some ack may have completed it.
+    fn possibly_acked(&self) -> bool {
+        self.acks.iter().any(|a| a.outcome != Outcome::Fail)
     }
 
     fn acked_ok_after(&self, pos: usize) -> bool {
@@ -278,7 +316,6 @@ struct Facts {
     enqueued: usize,
     enqueue_failed: usize,
     enqueue_indeterminate: usize,
-    duplicate_completions: usize,
     replayed: usize,
 }
 
@@ -294,13 +331,16 @@ impl Facts {
                     let Some(id) = call.id() else { continue };
                     let task = facts.tasks.entry(id).or_default();
                     task.nacks.push(call.event());
-                    let dead = call
-                        .reply()
-                        .and_then(|r| r.get("dead-lettered"))
-                        .is_some_and(|d| d == &Edn::Bool(true));
-                    if dead {
+                    let dead = call.reply().and_then(|r| r.get("dead-lettered"));
+                    task.nack_kept.push(dead == Some(&Edn::Bool(false)));
+                    if dead == Some(&Edn::Bool(true)) {
                         task.dead.push((call.inv_pos, call.done_pos));
                     }
+                }
+                "replay" if call.outcome() == Outcome::Maybe => {
+                    let Some(id) = call.id() else { continue };
+                    let task = facts.tasks.entry(id).or_default();
+                    task.maybe_replays.push(call.event());
                 }
                 "abandon" | "replay" if call.outcome() == Outcome::Ok => {
                     let Some(id) = call.id() else { continue };
@@ -321,9 +361,11 @@ impl Facts {
                         continue;
                     };
                     let task = facts.tasks.entry(id).or_default();
+                    let deadline = task.spec.as_ref().is_some_and(|s| s.deadline);
                     match status {
                         "failed" => task.dead.push((call.inv_pos, call.done_pos)),
-                        "expired" => task.expired = true,
+                        // Without a deadline a task cannot expire, whatever the queue says.
+                        "expired" => task.expired |= deadline,
                         _ => {}
                     }
                     task.last_status = Some(status.to_string());
@@ -375,6 +417,7 @@ impl Facts {
             self.deliveries.push(Delivery {
                 id,
                 attempt: entry.get("attempt").and_then(Edn::as_i64),
+                process: call.inv.process,
                 stolen: entry.get("stolen") == Some(&Edn::Bool(true)),
                 priority: entry.get("priority").and_then(priority_rank),
                 poll_inv: call.inv_pos,
@@ -390,16 +433,8 @@ impl Facts {
 
     fn ack(&mut self, call: &Call) {
         let Some(id) = call.id() else { return };
-        let duplicate = match call.reply().and_then(|r| r.get("duplicate")) {
-            Some(Edn::Bool(b)) => Some(*b),
-            _ => None,
-        };
-        if duplicate == Some(true) {
-            self.duplicate_completions += 1;
-        }
         let task = self.tasks.entry(id).or_default();
         task.acks.push(call.event());
-        task.ack_duplicate.push(duplicate);
         if call.outcome() == Outcome::Ok && task.first_ack_ok.is_none() {
             let ns = call.done.map_or(0, |d| d.time_ns);
             task.first_ack_ok = Some((call.done_pos, ns));
@@ -508,16 +543,18 @@ fn lost(facts: &Facts) -> (Vec<Id>, usize) {
     let (mut lost, mut blocked_count) = (Vec::new(), 0);
     for (id, t) in &facts.tasks {
         // Delivered once is not enough: a task the final status still shows unfinished
-        // after the drain (its lease forgotten, say) never completed either.
-        let unfinished = matches!(
-            t.last_status.as_deref(),
-            Some("pending" | "assigned" | "in_progress")
-        );
+        // after the drain (its lease forgotten, say) never completed either. Nor did one
+        // reported completed that no ack can have completed, or expired without a deadline.
+        let status = t.last_status.as_deref();
+        let completed = status == Some("completed") && t.possibly_acked();
+        let unfinished = matches!(status, Some("pending" | "assigned" | "in_progress"))
+            || (status == Some("completed") && !completed)
+            || (status == Some("expired") && !t.expired);
         let accounted = t.enqueue_ok.is_none()
             || (!t.deliveries.is_empty() && !unfinished)
             || t.first_ack_ok.is_some()
-            || t.last_status.as_deref() == Some("completed")
-            || t.last_status.as_deref() == Some("expired")
+            || completed
+            || t.expired
             || !t.dead.is_empty();
         if accounted {
             continue;
@@ -604,7 +641,9 @@ fn dlq_errors(facts: &Facts) -> Vec<(Id, u8, String)> {
 }
 
 /// Rule 1: seen dead-lettered while even an upper bound on the attempts of its epoch that
-/// could have failed is below the budget.
+/// could have failed is below the budget: every delivery that may belong to the epoch, and
+/// every indeterminate poll that may have handed it out unseen, less the deliveries an
+/// `:ok` ack surely completed.
 fn dead_early(facts: &Facts, t: &Task, budget: i64) -> Option<String> {
     for &(seen_inv, seen_done) in &t.dead {
         // The epoch starts at the last replay that surely preceded the observation; taking
@@ -617,50 +656,20 @@ fn dead_early(facts: &Facts, t: &Task, budget: i64) -> Option<String> {
             .max()
             .or(t.enqueue_inv.map(|(pos, _)| pos))
             .unwrap_or(0);
-        // An indeterminate op may take effect after its recorded completion.
-        let within = |inv: usize, done: usize, outcome: Outcome| {
-            let done = if outcome == Outcome::Maybe {
-                OPEN
-            } else {
-                done
-            };
-            done > start && inv < seen_done
-        };
-        let mut could_fail = BTreeSet::new();
-        let mut acked = BTreeSet::new();
-        let mut unnumbered = 0usize;
-        let mut note = |attempt: Option<i64>, set: &mut BTreeSet<i64>| match attempt {
-            Some(a) => {
-                set.insert(a);
-            }
-            None => unnumbered += 1,
-        };
-        for a in t.acks.iter().filter(|a| within(a.inv, a.done, a.outcome)) {
-            match a.outcome {
-                // An ack of no known attempt proves no attempt succeeded or failed.
-                Outcome::Ok => acked.extend(a.attempt),
-                Outcome::Fail | Outcome::Maybe => note(a.attempt, &mut could_fail),
-            }
-        }
-        let nacked = t.nacks.iter().filter(|n| n.outcome != Outcome::Fail);
-        for e in nacked
-            .chain(&t.abandons)
-            .filter(|e| within(e.inv, e.done, e.outcome))
-        {
-            note(e.attempt, &mut could_fail);
-        }
-        let delivered = t
+        let within = |inv: usize, done: usize| done > start && inv < seen_done;
+        let acked = t
+            .acks
+            .iter()
+            .filter(|a| a.outcome == Outcome::Ok && within(a.inv, a.done));
+        let succeeded = deliveries::linked(facts, t, acked);
+        let could_fail = t
             .deliveries
             .iter()
+            .filter(|i| !succeeded.contains(i))
             .filter_map(|i| facts.deliveries.get(*i))
-            .filter(|d| within(d.poll_inv, d.poll_done, Outcome::Ok));
-        for d in delivered {
-            if !d.attempt.is_some_and(|a| acked.contains(&a)) {
-                note(d.attempt, &mut could_fail);
-            }
-        }
-        let invisible = facts.maybe_polls_before(seen_done);
-        let bound = could_fail.len() + unnumbered + invisible;
+            .filter(|d| within(d.poll_inv, d.poll_done))
+            .count();
+        let bound = could_fail + facts.maybe_polls_before(seen_done);
         if (bound as i64) < budget {
             return Some(format!(
                 "dead-lettered after at most {bound} failed attempts of max-attempts {budget}"
@@ -670,20 +679,18 @@ fn dead_early(facts: &Facts, t: &Task, budget: i64) -> Option<String> {
     None
 }
 
-/// Rule 2: a non-duplicate ack surely completed the task before it was seen dead-lettered,
-/// with no replay that could fall between them.
+/// Rule 2: an `:ok` ack (whatever its `:duplicate` says, the task is completed once it is
+/// answered) surely came before the task was seen dead-lettered, with no replay that could
+/// fall between them.
 fn dead_after_completion(t: &Task) -> bool {
-    let completions = t
-        .acks
-        .iter()
-        .zip(&t.ack_duplicate)
-        .filter(|(a, dup)| a.outcome == Outcome::Ok && **dup == Some(false));
-    for (ack, _) in completions {
+    let completions = t.acks.iter().filter(|a| a.outcome == Outcome::Ok);
+    for ack in completions {
         for &(seen_inv, seen_done) in &t.dead {
             let replay_between = t
                 .replays
                 .iter()
-                .any(|r| r.done > ack.inv && r.inv < seen_done);
+                .chain(&t.maybe_replays)
+                .any(|r| r.effect_end() > ack.inv && r.inv < seen_done);
             if ack.done < seen_inv && !replay_between {
                 return true;
             }
@@ -692,15 +699,23 @@ fn dead_after_completion(t: &Task) -> bool {
     false
 }
 
-/// Rule 4: the budget surely spent in the last epoch, no ack that may have completed the
-/// task, and yet absent from a final DLQ listing invoked after the failures.
+/// Rule 4: the budget surely spent in the last epoch (as many distinct deliveries surely
+/// failed: nacked, abandoned or refused an ack), no ack that may have completed the task,
+/// and yet absent from a final DLQ listing invoked after the failures.
 fn missing_from_final_dlq(facts: &Facts, id: &Id, t: &Task, budget: i64) -> Option<String> {
     let (dlq_inv, listed) = facts.final_dlq.as_ref()?;
     if listed.contains(id) || t.expired {
         return None;
     }
-    // Only failures surely after every replay belong to the last epoch.
-    let start = t.replays.iter().map(|r| r.done).max().unwrap_or(0);
+    // Only failures surely after every replay belong to the last epoch (an indeterminate
+    // replay may take effect at any time: none is surely after it).
+    let start = t
+        .replays
+        .iter()
+        .chain(&t.maybe_replays)
+        .map(Event::effect_end)
+        .max()
+        .unwrap_or(0);
     let after = |e: &&Event| e.inv > start && e.done < *dlq_inv;
     if t.acks
         .iter()
@@ -708,15 +723,14 @@ fn missing_from_final_dlq(facts: &Facts, id: &Id, t: &Task, budget: i64) -> Opti
     {
         return None;
     }
-    let failed: BTreeSet<i64> = t
+    let events = t
         .nacks
         .iter()
         .filter(|n| n.outcome == Outcome::Ok)
         .chain(&t.abandons)
         .chain(t.acks.iter().filter(|a| a.outcome == Outcome::Fail))
-        .filter(after)
-        .filter_map(|e| e.attempt)
-        .collect();
+        .filter(after);
+    let failed = deliveries::linked(facts, t, events);
     (failed.len() as i64 >= budget).then(|| {
         format!(
             "{} attempts surely failed of max-attempts {budget}, yet not in the final dlq",
@@ -769,13 +783,14 @@ fn priority_inversions(facts: &Facts) -> usize {
         let lowest = ds
             .iter()
             .filter_map(|i| {
+                // The enqueue says what the priority is; the delivery's label only when no
+                // enqueue was seen.
                 let d = facts.deliveries.get(*i)?;
-                d.priority.or_else(|| {
-                    facts
-                        .tasks
-                        .get(&d.id)
-                        .and_then(|t| t.spec.as_ref()?.priority)
-                })
+                facts
+                    .tasks
+                    .get(&d.id)
+                    .and_then(|t| t.spec.as_ref()?.priority)
+                    .or(d.priority)
             })
             .min();
         let Some(lowest) = lowest else { continue };
@@ -807,14 +822,25 @@ fn quantiles(mut ns: Vec<u64>) -> Edn {
     ])
 }
 
+/// The first examples of one kind.
+fn shown(examples: &[Edn]) -> Edn {
+    Edn::Vector(examples.iter().take(SHOWN).cloned().collect())
+}
+
 /// Judges a task-queue history; see the module documentation.
 pub fn check(history: &History) -> Edn {
     let facts = Facts::read(history);
     let (lost, blocked_count) = lost(&facts);
     let (early_count, early_shown, phantoms) = early(&facts);
     let dlq_errors = dlq_errors(&facts);
+    let counted = deliveries::count(&facts);
 
-    let valid = if !lost.is_empty() || early_count > 0 || phantoms > 0 || !dlq_errors.is_empty() {
+    let valid = if !lost.is_empty()
+        || early_count > 0
+        || phantoms > 0
+        || !dlq_errors.is_empty()
+        || counted.errors() > 0
+    {
         Edn::Bool(false)
     } else if facts.enqueued == 0 {
         Edn::kw("unknown")
@@ -838,11 +864,21 @@ pub fn check(history: &History) -> Edn {
                 .is_some_and(|(acked, _)| acked < d.poll_inv)
         })
         .count();
-    let redeliveries = facts
-        .deliveries
-        .iter()
-        .filter(|d| d.attempt.is_some_and(|a| a > 1))
-        .count();
+    // Every delivery of a task after its first, whatever attempt number it carries.
+    let redeliveries = facts.deliveries.len() - delivered;
+    // Acks answered `:ok` after another `:ok` ack of the task had completed it.
+    let duplicate_completions: usize = tasks
+        .clone()
+        .filter_map(|t| {
+            let (first, _) = t.first_ack_ok?;
+            Some(
+                t.acks
+                    .iter()
+                    .filter(|a| a.outcome == Outcome::Ok && a.inv > first)
+                    .count(),
+            )
+        })
+        .sum();
     let stolen = facts.deliveries.iter().filter(|d| d.stolen).count();
 
     let (mut queue_wait, mut end_to_end) = (Vec::new(), Vec::new());
@@ -874,6 +910,23 @@ pub fn check(history: &History) -> Edn {
         ("early-deliveries-count", Edn::from(early_count)),
         ("early-deliveries", Edn::Vector(early_shown)),
         ("phantom-deliveries-count", Edn::from(phantoms)),
+        ("over-budget-count", Edn::from(counted.over_budget.len())),
+        ("over-budget", shown(&counted.over_budget)),
+        (
+            "repeated-attempts-count",
+            Edn::from(counted.repeated_attempts.len()),
+        ),
+        ("repeated-attempts", shown(&counted.repeated_attempts)),
+        (
+            "attempt-regressions-count",
+            Edn::from(counted.attempt_regressions.len()),
+        ),
+        ("attempt-regressions", shown(&counted.attempt_regressions)),
+        (
+            "last-nack-not-dead-count",
+            Edn::from(counted.last_nack_not_dead.len()),
+        ),
+        ("last-nack-not-dead", shown(&counted.last_nack_not_dead)),
         ("dlq-errors-count", Edn::from(dlq_errors.len())),
         (
             "dlq-errors",
@@ -897,11 +950,9 @@ pub fn check(history: &History) -> Edn {
         ("deliveries", Edn::from(facts.deliveries.len())),
         ("duplicate-deliveries", Edn::from(duplicate_deliveries)),
         ("redeliveries", Edn::from(redeliveries)),
+        ("delivery-count-uncertain", Edn::from(counted.uncertain)),
         ("completed", Edn::from(completed)),
-        (
-            "duplicate-completions",
-            Edn::from(facts.duplicate_completions),
-        ),
+        ("duplicate-completions", Edn::from(duplicate_completions)),
         ("dead-lettered", Edn::from(dead_lettered)),
         ("replayed", Edn::from(facts.replayed)),
         ("expired", Edn::from(expired)),
@@ -1101,9 +1152,12 @@ mod tests {
         assert_eq!(
             keys.join(" "),
             ":valid? :lost-count :lost :blocked-count :early-deliveries-count \
-             :early-deliveries :phantom-deliveries-count :dlq-errors-count :dlq-errors \
-             :enqueued :enqueue-failed :enqueue-indeterminate :delivered :deliveries \
-             :duplicate-deliveries :redeliveries :completed :duplicate-completions \
+             :early-deliveries :phantom-deliveries-count :over-budget-count :over-budget \
+             :repeated-attempts-count :repeated-attempts :attempt-regressions-count \
+             :attempt-regressions :last-nack-not-dead-count :last-nack-not-dead \
+             :dlq-errors-count :dlq-errors :enqueued :enqueue-failed :enqueue-indeterminate \
+             :delivered :deliveries :duplicate-deliveries :redeliveries \
+             :delivery-count-uncertain :completed :duplicate-completions \
              :dead-lettered :replayed :expired :stolen :priority-inversions :queue-wait \
              :end-to-end"
         );
@@ -1134,16 +1188,21 @@ mod tests {
         let mut b = B::new();
         b.enqueue(1, &[], 3);
         b.enqueue(2, &[], 3);
-        b.enqueue(3, &[], 3);
+        let mut late = spec(3, &[], 3, "standard");
+        late.insert("deadline", Edn::Int(5));
+        b.call(0, "enqueue", late.clone(), OpType::Ok, late);
+        // Without a deadline it cannot expire, whatever the queue says.
+        b.enqueue(4, &[], 3);
         b.poll(&[(1, 1)]);
         b.ack(1, 1);
         b.dlq(&[], true);
         b.status(2, "pending");
         b.status(3, "expired");
+        b.status(4, "expired");
         let r = b.check();
         assert_eq!(valid(&r), Edn::Bool(false));
-        assert_eq!(count(&r, "lost-count"), 1);
-        assert_eq!(r.get("lost"), Some(&ids(&[2])));
+        assert_eq!(count(&r, "lost-count"), 2);
+        assert_eq!(r.get("lost"), Some(&ids(&[2, 4])));
         assert_eq!(count(&r, "expired"), 1);
     }
 
@@ -1161,13 +1220,22 @@ mod tests {
         let r = b.check();
         assert_eq!(valid(&r), Edn::Bool(false));
         assert_eq!(r.get("lost"), Some(&ids(&[1])));
-        // Completed after all, by an ack whose reply was lost: not lost.
-        let mut b = B::new();
-        b.enqueue(1, &[], 3);
-        b.poll(&[(1, 1)]);
-        b.dlq(&[], true);
-        b.status(1, "completed");
-        assert_eq!(count(&b.check(), "lost-count"), 0);
+        // Completed after all, by an ack whose reply was lost: not lost. Reported
+        // completed with no ack that can have completed it: lost.
+        let completed = |ack: Option<OpType>| {
+            let mut b = B::new();
+            b.enqueue(1, &[], 3);
+            b.poll(&[(1, 1)]);
+            if let Some(ty) = ack {
+                b.call(2, "ack", attempt_of(1, 1), ty, attempt_of(1, 1));
+            }
+            b.dlq(&[], true);
+            b.status(1, "completed");
+            count(&b.check(), "lost-count")
+        };
+        assert_eq!(completed(Some(OpType::Info)), 0);
+        assert_eq!(completed(None), 1);
+        assert_eq!(completed(Some(OpType::Fail)), 1);
     }
 
     #[test]
@@ -1359,7 +1427,11 @@ mod tests {
         let r = b.check();
         assert_eq!(valid(&r), Edn::Bool(true), "{}", r.to_pretty());
         assert_eq!(count(&r, "replayed"), 1);
-        assert_eq!(count(&r, "redeliveries"), 2);
+        // Four deliveries of one task, attempt numbers restarting after the replay.
+        assert_eq!(count(&r, "redeliveries"), 3);
+        assert_eq!(count(&r, "repeated-attempts-count"), 0);
+        assert_eq!(count(&r, "attempt-regressions-count"), 0);
+        assert_eq!(count(&r, "over-budget-count"), 0);
 
         // Replayed again, then dead-lettered after one attempt: the earlier epochs'
         // failures do not count towards the new budget.
@@ -1412,6 +1484,215 @@ mod tests {
         let r = b.check();
         assert_eq!(valid(&r), Edn::Bool(true), "{}", r.to_pretty());
         assert_eq!(count(&r, "priority-inversions"), 0);
+    }
+
+    /// The issue's broken queue: a nack gives the attempt back, so the task comes back
+    /// under the same number and nacks never dead-letter it.
+    fn refunded(max: i64, nacks: i64) -> B {
+        let mut b = B::new();
+        b.enqueue(1, &[], max);
+        for _ in 0..nacks {
+            b.poll(&[(1, 1)]);
+            b.nack(1, 1, false);
+        }
+        b.poll(&[(1, 1)]);
+        b.ack(1, 1);
+        b.dlq(&[], true);
+        b
+    }
+
+    fn shown_of(r: &Edn, key: &str) -> String {
+        r.get(key).map(Edn::to_compact).unwrap_or_default()
+    }
+
+    #[test]
+    fn more_deliveries_than_the_budget_is_an_error_whatever_their_numbers() {
+        let r = refunded(2, 3).check();
+        assert_eq!(valid(&r), Edn::Bool(false), "{}", r.to_pretty());
+        assert_eq!(count(&r, "over-budget-count"), 1);
+        assert_eq!(
+            shown_of(&r, "over-budget"),
+            "[{:id 1, :deliveries 4, :max-attempts 2}]"
+        );
+        // No label above the budget: the old attempt-number rule saw nothing.
+        assert_eq!(count(&r, "dlq-errors-count"), 0);
+        // As many deliveries as the budget allows is fine.
+        let mut b = B::new();
+        b.enqueue(1, &[], 2);
+        b.poll(&[(1, 1)]);
+        b.nack(1, 1, false);
+        b.poll(&[(1, 2)]);
+        b.ack(1, 2);
+        let r = b.check();
+        assert_eq!(valid(&r), Edn::Bool(true), "{}", r.to_pretty());
+        assert_eq!(count(&r, "over-budget-count"), 0);
+    }
+
+    #[test]
+    fn an_over_budget_count_that_rests_on_indeterminate_polls_is_only_reported() {
+        let mut b = B::new();
+        b.enqueue(1, &[], 2);
+        b.poll(&[(1, 1)]);
+        b.nack(1, 1, false);
+        b.poll_info();
+        b.poll(&[(1, 2)]);
+        b.ack(1, 2);
+        let r = b.check();
+        assert_eq!(valid(&r), Edn::Bool(true), "{}", r.to_pretty());
+        assert_eq!(count(&r, "over-budget-count"), 0);
+        assert_eq!(count(&r, "delivery-count-uncertain"), 1);
+    }
+
+    #[test]
+    fn deliveries_straddling_a_replay_are_not_counted_in_one_epoch() {
+        // An indeterminate replay may have started a new epoch between any two of them.
+        let mut b = B::new();
+        b.enqueue(1, &[], 1);
+        b.poll(&[(1, 1)]);
+        b.nack(1, 1, true);
+        let v = Edn::map([("id", Edn::Int(1))]);
+        b.call(3, "replay", v.clone(), OpType::Info, v);
+        b.poll(&[(1, 1)]);
+        b.ack(1, 1);
+        let r = b.check();
+        assert_eq!(valid(&r), Edn::Bool(true), "{}", r.to_pretty());
+        assert_eq!(count(&r, "delivery-count-uncertain"), 1);
+    }
+
+    #[test]
+    fn two_deliveries_under_one_attempt_number_are_an_error() {
+        let r = refunded(3, 1).check();
+        assert_eq!(valid(&r), Edn::Bool(false), "{}", r.to_pretty());
+        assert_eq!(count(&r, "repeated-attempts-count"), 1);
+        assert_eq!(count(&r, "over-budget-count"), 0);
+        assert_eq!(
+            shown_of(&r, "repeated-attempts"),
+            "[{:id 1, :attempt 1, :poll-indexes [3 7]}]"
+        );
+    }
+
+    #[test]
+    fn an_attempt_number_that_goes_down_is_an_error() {
+        let mut b = B::new();
+        b.enqueue(1, &[], 3);
+        b.poll(&[(1, 2)]);
+        b.nack(1, 2, false);
+        b.poll(&[(1, 1)]);
+        b.ack(1, 1);
+        let r = b.check();
+        assert_eq!(valid(&r), Edn::Bool(false), "{}", r.to_pretty());
+        assert_eq!(count(&r, "attempt-regressions-count"), 1);
+        assert_eq!(
+            shown_of(&r, "attempt-regressions"),
+            "[{:id 1, :from 2, :to 1, :poll-index 7}]"
+        );
+        // Concurrent polls may have taken effect in either order: no regression.
+        let mut b = B::new();
+        b.enqueue(1, &[], 3);
+        b.op(1, OpType::Invoke, "poll", Edn::map([("max", Edn::Int(1))]));
+        b.op(2, OpType::Invoke, "poll", Edn::map([("max", Edn::Int(1))]));
+        b.op(1, OpType::Ok, "poll", Edn::Vector(vec![delivery(1, 2)]));
+        b.op(2, OpType::Ok, "poll", Edn::Vector(vec![delivery(1, 1)]));
+        assert_eq!(count(&b.check(), "attempt-regressions-count"), 0);
+    }
+
+    #[test]
+    fn a_nack_of_the_last_attempt_that_keeps_the_task_is_an_error() {
+        // By the attempt number: a budget of one, nacked at attempt 1.
+        let r = refunded(1, 1).check();
+        assert_eq!(valid(&r), Edn::Bool(false), "{}", r.to_pretty());
+        assert_eq!(count(&r, "last-nack-not-dead-count"), 1);
+        assert_eq!(
+            shown_of(&r, "last-nack-not-dead"),
+            "[{:id 1, :attempt 1, :deliveries 1, :max-attempts 1}]"
+        );
+        // By the count: the second delivery of a budget of two, numbered 1.
+        let r = refunded(2, 2).check();
+        assert_eq!(
+            shown_of(&r, "last-nack-not-dead"),
+            "[{:id 1, :attempt 1, :deliveries 2, :max-attempts 2}]"
+        );
+        // A nack of an earlier attempt keeps it: fine.
+        let r = refunded(2, 1).check();
+        assert_eq!(count(&r, "last-nack-not-dead-count"), 0);
+    }
+
+    #[test]
+    fn a_spent_budget_is_counted_in_deliveries_not_attempt_numbers() {
+        // Two failed deliveries of a budget of two, both numbered 1, never dead-lettered.
+        let mut b = B::new();
+        b.enqueue(1, &[], 2);
+        b.poll(&[(1, 1)]);
+        b.nack(1, 1, false);
+        b.poll(&[(1, 1)]);
+        b.abandon(1, 1);
+        b.dlq(&[], true);
+        assert_eq!(
+            whys(&b.check()),
+            ["2 attempts surely failed of max-attempts 2, yet not in the final dlq"]
+        );
+        // Dead-lettered after three deliveries of a budget of three, all numbered 1: the
+        // budget may well be spent.
+        let mut b = B::new();
+        b.enqueue(1, &[], 3);
+        for dead in [false, false, true] {
+            b.poll(&[(1, 1)]);
+            b.nack(1, 1, dead);
+        }
+        b.dlq(&[1], true);
+        let r = b.check();
+        assert_eq!(count(&r, "dlq-errors-count"), 0, "{}", r.to_pretty());
+        assert_eq!(count(&r, "repeated-attempts-count"), 1);
+    }
+
+    #[test]
+    fn an_acked_delivery_counts_once_however_it_is_numbered() {
+        // Dead-lettered after one failed and one acked delivery, both numbered 1: only
+        // one attempt can have failed, of a budget of two.
+        let mut b = B::new();
+        b.enqueue(1, &[], 2);
+        b.poll(&[(1, 1)]);
+        b.ack(1, 1);
+        b.poll(&[(1, 1)]);
+        b.nack(1, 1, true);
+        b.dlq(&[1], true);
+        let why = whys(&b.check());
+        assert_eq!(
+            why.first().map(String::as_str),
+            Some("dead-lettered after at most 1 failed attempts of max-attempts 2")
+        );
+    }
+
+    #[test]
+    fn the_enqueued_priority_wins_over_the_delivered_label() {
+        let mut b = B::new();
+        b.enqueue_with(1, &[], 3, "express");
+        b.enqueue_with(2, &[], 3, "nice-child");
+        // Labelled express, yet enqueued nice-child: an inversion all the same.
+        b.poll_raw(Edn::Vector(vec![delivery_of(2, 1, "express", false)]));
+        b.ack(2, 1);
+        b.poll(&[(1, 1)]);
+        b.ack(1, 1);
+        assert_eq!(count(&b.check(), "priority-inversions"), 1);
+    }
+
+    #[test]
+    fn a_duplicate_completion_is_judged_by_the_acks_seen() {
+        // The second ack is a duplicate whatever the queue answers.
+        let mut b = B::new();
+        b.enqueue(1, &[], 3);
+        b.poll(&[(1, 1)]);
+        b.ack(1, 1);
+        b.ack(1, 1);
+        let r = b.check();
+        assert_eq!(count(&r, "duplicate-completions"), 1);
+        // And a task dead-lettered after an ack claimed `duplicate` is still an error.
+        let mut b = B::new();
+        b.enqueue(1, &[], 1);
+        b.poll(&[(1, 1)]);
+        b.ack_as(1, 1, true);
+        b.dlq(&[1], true);
+        assert!(whys(&b.check()).contains(&"dead-lettered after an ack completed it".to_string()));
     }
 
     #[test]
