@@ -847,7 +847,51 @@ pub fn check(history: &History) -> Edn {
     } else {
         Edn::Bool(true)
     };
+    let dlq_shown: Vec<Edn> = dlq_errors
+        .iter()
+        .map(|(id, _, why)| Edn::map([("id", id.to_edn()), ("why", Edn::from(why.as_str()))]))
+        .collect();
+    let mut entries = vec![
+        ("valid?", valid),
+        ("lost-count", Edn::from(lost.len())),
+        (
+            "lost",
+            Edn::Vector(lost.iter().take(SHOWN).map(Id::to_edn).collect()),
+        ),
+        ("blocked-count", Edn::from(blocked_count)),
+        ("early-deliveries-count", Edn::from(early_count)),
+        ("early-deliveries", Edn::Vector(early_shown)),
+        ("phantom-deliveries-count", Edn::from(phantoms)),
+    ];
+    let kinds = [
+        ("over-budget-count", "over-budget", &counted.over_budget),
+        (
+            "repeated-attempts-count",
+            "repeated-attempts",
+            &counted.repeated_attempts,
+        ),
+        (
+            "attempt-regressions-count",
+            "attempt-regressions",
+            &counted.attempt_regressions,
+        ),
+        (
+            "last-nack-not-dead-count",
+            "last-nack-not-dead",
+            &counted.last_nack_not_dead,
+        ),
+        ("dlq-errors-count", "dlq-errors", &dlq_shown),
+    ];
+    for (count, kind, examples) in kinds {
+        entries.push((count, Edn::from(examples.len())));
+        entries.push((kind, shown(examples)));
+    }
+    entries.extend(report(&facts, counted.uncertain));
+    Edn::map(entries)
+}
 
+/// What is reported rather than judged: counts and latencies.
+fn report(facts: &Facts, uncertain: usize) -> Vec<(&'static str, Edn)> {
     let tasks = facts.tasks.values();
     let delivered = tasks.clone().filter(|t| !t.deliveries.is_empty()).count();
     let completed = tasks.clone().filter(|t| t.first_ack_ok.is_some()).count();
@@ -871,16 +915,42 @@ pub fn check(history: &History) -> Edn {
         .clone()
         .filter_map(|t| {
             let (first, _) = t.first_ack_ok?;
-            Some(
-                t.acks
-                    .iter()
-                    .filter(|a| a.outcome == Outcome::Ok && a.inv > first)
-                    .count(),
-            )
+            let later = t
+                .acks
+                .iter()
+                .filter(|a| a.outcome == Outcome::Ok && a.inv > first);
+            Some(later.count())
         })
         .sum();
     let stolen = facts.deliveries.iter().filter(|d| d.stolen).count();
+    let (queue_wait, end_to_end) = latencies(facts);
+    vec![
+        ("enqueued", Edn::from(facts.enqueued)),
+        ("enqueue-failed", Edn::from(facts.enqueue_failed)),
+        (
+            "enqueue-indeterminate",
+            Edn::from(facts.enqueue_indeterminate),
+        ),
+        ("delivered", Edn::from(delivered)),
+        ("deliveries", Edn::from(facts.deliveries.len())),
+        ("duplicate-deliveries", Edn::from(duplicate_deliveries)),
+        ("redeliveries", Edn::from(redeliveries)),
+        ("delivery-count-uncertain", Edn::from(uncertain)),
+        ("completed", Edn::from(completed)),
+        ("duplicate-completions", Edn::from(duplicate_completions)),
+        ("dead-lettered", Edn::from(dead_lettered)),
+        ("replayed", Edn::from(facts.replayed)),
+        ("expired", Edn::from(expired)),
+        ("stolen", Edn::from(stolen)),
+        ("priority-inversions", Edn::from(priority_inversions(facts))),
+        ("queue-wait", queue_wait),
+        ("end-to-end", end_to_end),
+    ]
+}
 
+/// Queue-wait (enqueue invoked to first delivery) and end-to-end (to first `:ok` ack)
+/// quantiles.
+fn latencies(facts: &Facts) -> (Edn, Edn) {
     let (mut queue_wait, mut end_to_end) = (Vec::new(), Vec::new());
     for t in facts.tasks.values() {
         let Some((_, enqueued_ns)) = t.enqueue_inv else {
@@ -898,72 +968,7 @@ pub fn check(history: &History) -> Edn {
             end_to_end.push(acked_ns.saturating_sub(enqueued_ns));
         }
     }
-
-    Edn::map([
-        ("valid?", valid),
-        ("lost-count", Edn::from(lost.len())),
-        (
-            "lost",
-            Edn::Vector(lost.iter().take(SHOWN).map(Id::to_edn).collect()),
-        ),
-        ("blocked-count", Edn::from(blocked_count)),
-        ("early-deliveries-count", Edn::from(early_count)),
-        ("early-deliveries", Edn::Vector(early_shown)),
-        ("phantom-deliveries-count", Edn::from(phantoms)),
-        ("over-budget-count", Edn::from(counted.over_budget.len())),
-        ("over-budget", shown(&counted.over_budget)),
-        (
-            "repeated-attempts-count",
-            Edn::from(counted.repeated_attempts.len()),
-        ),
-        ("repeated-attempts", shown(&counted.repeated_attempts)),
-        (
-            "attempt-regressions-count",
-            Edn::from(counted.attempt_regressions.len()),
-        ),
-        ("attempt-regressions", shown(&counted.attempt_regressions)),
-        (
-            "last-nack-not-dead-count",
-            Edn::from(counted.last_nack_not_dead.len()),
-        ),
-        ("last-nack-not-dead", shown(&counted.last_nack_not_dead)),
-        ("dlq-errors-count", Edn::from(dlq_errors.len())),
-        (
-            "dlq-errors",
-            Edn::Vector(
-                dlq_errors
-                    .iter()
-                    .take(SHOWN)
-                    .map(|(id, _, why)| {
-                        Edn::map([("id", id.to_edn()), ("why", Edn::from(why.as_str()))])
-                    })
-                    .collect(),
-            ),
-        ),
-        ("enqueued", Edn::from(facts.enqueued)),
-        ("enqueue-failed", Edn::from(facts.enqueue_failed)),
-        (
-            "enqueue-indeterminate",
-            Edn::from(facts.enqueue_indeterminate),
-        ),
-        ("delivered", Edn::from(delivered)),
-        ("deliveries", Edn::from(facts.deliveries.len())),
-        ("duplicate-deliveries", Edn::from(duplicate_deliveries)),
-        ("redeliveries", Edn::from(redeliveries)),
-        ("delivery-count-uncertain", Edn::from(counted.uncertain)),
-        ("completed", Edn::from(completed)),
-        ("duplicate-completions", Edn::from(duplicate_completions)),
-        ("dead-lettered", Edn::from(dead_lettered)),
-        ("replayed", Edn::from(facts.replayed)),
-        ("expired", Edn::from(expired)),
-        ("stolen", Edn::from(stolen)),
-        (
-            "priority-inversions",
-            Edn::from(priority_inversions(&facts)),
-        ),
-        ("queue-wait", quantiles(queue_wait)),
-        ("end-to-end", quantiles(end_to_end)),
-    ])
+    (quantiles(queue_wait), quantiles(end_to_end))
 }
 
 #[cfg(test)]
