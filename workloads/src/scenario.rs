@@ -273,6 +273,15 @@ pub const SUITES: &[Suite] = &[
         options: "--node-count 5 --concurrency 2n --rate 300",
         faults: &[under("kill", Invalid)],
     },
+    Suite {
+        // A nack gives the attempt back: the task comes back under the same attempt number
+        // and is never dead-lettered, which only counting deliveries in the history shows.
+        name: "task-queue-nack-refund",
+        workload: "task-queue",
+        node: "../queue-node -- --broken nack-refund",
+        options: "--node-count 5 --concurrency 2n --rate 300",
+        faults: &[under("partition", Invalid)],
+    },
 ];
 
 /// Gift IDs need no coordination, so nodes that are up answer 99% of requests or more.

@@ -1,6 +1,6 @@
 //! queue-node as real processes under the harness: valid under partitions on 5 nodes (so
 //! requests also pass through nodes that do not replicate the task's partition), and the
-//! two deliberately broken queues caught by the task-queue checker.
+//! three deliberately broken queues caught by the task-queue checker.
 
 mod common;
 
@@ -29,6 +29,14 @@ fn no_task_is_lost_or_delivered_early_under_partitions() {
     assert_eq!(r.count(":lost-count"), 0);
     assert_eq!(r.count(":early-deliveries-count"), 0);
     assert_eq!(r.count(":dlq-errors-count"), 0);
+    for kind in [
+        ":over-budget-count",
+        ":repeated-attempts-count",
+        ":attempt-regressions-count",
+        ":last-nack-not-dead-count",
+    ] {
+        assert_eq!(r.count(kind), 0, "{kind}");
+    }
     assert!(r.count(":completed") > 100, "{}", r.results());
     assert!(
         r.count(":redeliveries") > 0,
@@ -63,4 +71,17 @@ fn leases_forgotten_by_a_new_leader_leave_tasks_unfinished_forever() {
     );
     r.expect(1);
     assert!(r.count(":lost-count") > 0, "{}", r.results());
+}
+
+#[test]
+fn a_nack_that_gives_the_attempt_back_is_caught_by_counting_deliveries() {
+    let r = task_queue(
+        "queue-nack-refund",
+        "partition",
+        "3",
+        &["--broken", "nack-refund"],
+    );
+    r.expect(1);
+    assert!(r.count(":repeated-attempts-count") > 0, "{}", r.results());
+    assert!(r.count(":last-nack-not-dead-count") > 0, "{}", r.results());
 }
