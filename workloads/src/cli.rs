@@ -141,6 +141,17 @@ pub struct TestArgs {
     #[arg(long, value_enum, default_value_t = Topology::Grid)]
     pub topology: Topology,
 
+    /// The working directory every node starts in, shared by all of them (created if
+    /// missing). Default: the system's temporary directory, as Maelstrom (the JVM's
+    /// java.io.tmpdir). Not a Maelstrom option.
+    #[arg(long, value_name = "DIR", conflicts_with = "node_dir_per_node")]
+    pub node_dir: Option<PathBuf>,
+
+    /// Start each node in a working directory of its own, store/…/node-dirs/NODE/, instead
+    /// of one shared by all. Not a Maelstrom option.
+    #[arg(long)]
+    pub node_dir_per_node: bool,
+
     /// Copy each node's stderr to the console and the run log (it always goes to
     /// node-logs/NODE.log).
     #[arg(long)]
