@@ -48,7 +48,7 @@ impl RunId {
     /// The run of the live process `pid`.
     pub fn of(pid: u32) -> io::Result<RunId> {
         Ok(RunId {
-            boot: boot_id()?,
+            boot: boot_id(),
             pid,
             start: start_time(pid)?,
         })
@@ -75,20 +75,20 @@ impl RunId {
 
     /// Whether the run's process still exists (in this boot, with this start time).
     pub fn is_live(&self) -> bool {
-        boot_id().is_ok_and(|boot| boot == self.boot)
-            && start_time(self.pid).is_ok_and(|start| start == self.start)
+        boot_id() == self.boot && start_time(self.pid).is_ok_and(|start| start == self.start)
     }
 }
 
-/// The first 8 characters of the kernel's boot id: start times count from boot.
-fn boot_id() -> io::Result<String> {
-    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id")?;
-    Ok(id
-        .trim()
-        .chars()
-        .filter(char::is_ascii_hexdigit)
-        .take(8)
-        .collect())
+/// The first 8 hex digits of the kernel's boot id (start times count from boot), or `0`
+/// where the kernel does not tell: a reboot then relies on the pid and start time alone.
+fn boot_id() -> String {
+    let id = fs::read_to_string("/proc/sys/kernel/random/boot_id").unwrap_or_default();
+    let id: String = id.chars().filter(char::is_ascii_hexdigit).take(8).collect();
+    if id.is_empty() {
+        "0".into()
+    } else {
+        id
+    }
 }
 
 /// Field 22 of `/proc/<pid>/stat`: when the process started, in clock ticks since boot.
