@@ -33,7 +33,25 @@ fn scratch(test: &str) -> PathBuf {
 /// Runs the broadcast example as `node` in `cwd` (this test process is its parent, so its
 /// run): init, broadcast each of `add`, then read. Returns what the read saw.
 fn broadcast_node(cwd: &Path, env: &[(&str, &Path)], node: &str, add: &[u64]) -> Vec<u64> {
-    let mut cmd = Command::new(example("broadcast"));
+    broadcast_node_of(Command::new(example("broadcast")), cwd, env, node, add)
+}
+
+/// The same, started by a shell of its own that stays its parent: another test run.
+fn broadcast_node_in_new_run(cwd: &Path, node: &str, add: &[u64]) -> Vec<u64> {
+    let mut shell = Command::new("sh");
+    shell
+        .args(["-c", "\"$0\"; exit $?"])
+        .arg(example("broadcast"));
+    broadcast_node_of(shell, cwd, &[], node, add)
+}
+
+fn broadcast_node_of(
+    mut cmd: Command,
+    cwd: &Path,
+    env: &[(&str, &Path)],
+    node: &str,
+    add: &[u64],
+) -> Vec<u64> {
     cmd.current_dir(cwd)
         .env_remove(NODE_DIR_ENV)
         .stdin(Stdio::piped())
@@ -97,5 +115,27 @@ fn an_explicit_node_dir_holds_one_directory_per_node() {
     assert!(root.join("n2").join("messages.json").is_file());
     assert!(!cwd.join(RUNS_DIR).exists());
     assert_eq!(broadcast_node(&cwd, &env, "n2", &[]), [7]);
+    std::fs::remove_dir_all(&cwd).unwrap();
+}
+
+#[test]
+fn a_new_run_with_the_same_ids_starts_empty_and_sweeps_finished_runs() {
+    let cwd = scratch("runs");
+    let runs = cwd.join(RUNS_DIR);
+    assert_eq!(broadcast_node_in_new_run(&cwd, "n0", &[1]), [1]);
+    let first: Vec<_> = std::fs::read_dir(&runs)
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(first.len(), 1);
+    // The first run's parent is gone: the next run's first write removes its folder.
+    assert_eq!(broadcast_node_in_new_run(&cwd, "n0", &[2]), [2]);
+    assert!(!first[0].exists(), "{} was not swept", first[0].display());
+    // A run whose parent lives on (this test) is never swept by another.
+    assert_eq!(broadcast_node(&cwd, &[], "n0", &[3]), [3]);
+    assert_eq!(broadcast_node_in_new_run(&cwd, "n0", &[4]), [4]);
+    let live = runs.join(RunId::of(std::process::id()).unwrap().name());
+    assert!(live.join("n0").join("messages.json").is_file());
     std::fs::remove_dir_all(&cwd).unwrap();
 }
