@@ -19,7 +19,7 @@ SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 # workloads/src/scenario.rs; `make scenarios` regenerates them and the CI matrix.
 include scenarios.mk
 
-.PHONY: run test deps build bench bench-core bench-harness bench-giftid bench-raft bench-queue smoke-echo scenarios
+.PHONY: run test deps build bench bench-core bench-harness bench-giftid bench-raft bench-queue smoke-echo scenarios compat
 
 # Debian packages the tests need: libfaketime for the clock nemesis, Chromium for the
 # browser test of `workloads serve`.
@@ -57,6 +57,18 @@ run: deps build
 	  else echo "=== $$s: FAILED"; failed=1; fi; \
 	done; \
 	exit $$failed
+
+## The compatibility suite: every node binary a standard Maelstrom workload fits (echo,
+## unique-ids with the example and giftid-node, broadcast, g-counter, lin-kv), with no
+## faults and under partitions, through $(MAELSTROM) with only options the real Maelstrom
+## 0.2.4 has: `make compat MAELSTROM=/path/to/maelstrom` runs it there. One line per run;
+## fails if any run is not valid. `make compat REPEAT=3` repeats the suite, COMPAT_TIME
+## sets each run's --time-limit.
+REPEAT ?= 1
+COMPAT_TIME ?= 5
+compat: build
+	@MAELSTROM="$(MAELSTROM)" RELEASE="$(RELEASE)" TIME="$(COMPAT_TIME)" REPEAT="$(REPEAT)" \
+	  bash scripts/compat.sh
 
 ## Benchmarks that print figures.
 bench: bench-core bench-harness bench-giftid bench-raft bench-queue

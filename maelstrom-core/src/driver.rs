@@ -12,19 +12,21 @@ use std::time::{Instant, SystemTime};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncWrite, AsyncWriteExt, BufReader};
 
 use crate::node::Node;
+use crate::node_dir::NodeDirs;
 use crate::runtime::{Now, Output, Runtime};
 use crate::storage::{DirStorage, Storage};
 
 /// Output is written out once this much is buffered, even mid-burst.
 const FLUSH_BYTES: usize = 64 * 1024;
 
-/// Runs node `N` on stdin/stdout, storing files in the working directory, until stdin
-/// ends. Meant to be all of a node binary's `main`.
+/// Runs node `N` on stdin/stdout until stdin ends, keeping its files in a directory of its
+/// own under the working directory (or `$MAELSTROM_NODE_DIR`; see [`crate::node_dir`]).
+/// Meant to be all of a node binary's `main`.
 pub fn run<N: Node>() -> io::Result<()> {
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()?;
-    let storage = DirStorage::new(std::env::current_dir()?);
+    let storage = DirStorage::per_node(NodeDirs::from_env(std::env::current_dir()?));
     runtime.block_on(drive::<N>(
         tokio::io::stdin(),
         tokio::io::stdout(),

@@ -48,6 +48,7 @@ pub mod error;
 pub mod kv;
 pub mod message;
 pub mod node;
+pub mod node_dir;
 pub mod raft;
 pub mod runtime;
 pub mod sim;

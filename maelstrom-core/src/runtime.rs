@@ -2,7 +2,8 @@
 //! lines of output, with no I/O and no clock of its own.
 //!
 //! [`Runtime`] owns the node and does for it what every Maelstrom node needs:
-//! - answers `init` with `init_ok` (or an error the node chose) and builds the node;
+//! - answers `init` with `init_ok` (or an error the node chose) and builds the node,
+//!   after telling the storage which node it now serves;
 //! - holds messages that arrive before `init` (a peer may be initialised and gossiping
 //!   first) up to [`HELD_LIMIT`], then handles them in arrival order;
 //! - routes replies to outstanding RPCs by `in_reply_to`, and turns a missed deadline into
@@ -200,6 +201,13 @@ impl<N: Node> Runtime<N> {
                 return;
             }
         };
+        if let Err(err) = self.storage.open_node(&init.node_id) {
+            let text = format!("cannot keep the files of node {}: {err}", init.node_id);
+            out.log(text.clone());
+            let error = ErrorBody::new(ErrorCode::Crash, text);
+            self.send_from(&raw.dest, &raw.src, raw.msg_id, Payload::Error(error), out);
+            return;
+        }
         self.ctx.node_id = init.node_id;
         self.ctx.node_ids = init.node_ids;
         let ctx = &self.ctx;

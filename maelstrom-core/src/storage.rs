@@ -1,18 +1,31 @@
-//! Small durable files in the node's working directory.
+//! Small durable files in a directory of the node's own.
 //!
 //! Nodes that must keep promises across a crash (a Raft vote, an ID generator's high-water
 //! mark) persist a few small files. Reads happen once, at `init`, through [`Storage`];
 //! writes are [`crate::Outbox::persist`] (replace a file) and [`crate::Outbox::append`]
 //! (grow one) commands that the runtime carries out, in order, before any later message
-//! leaves, so nothing is promised that is not on disk.
+//! leaves, so nothing is promised that is not on disk. A node binary's storage learns which
+//! node it serves from `init` ([`Storage::open_node`]), and [`crate::node_dir`] says where
+//! that node's directory is, so that nodes sharing a working directory never collide.
 
 use std::collections::{BTreeMap, HashMap};
 use std::fs;
 use std::io::{self, Write};
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::node_dir::{self, plain_name, NodeDirs};
 
 /// Named blobs that survive the process.
 pub trait Storage {
+    /// Called once `init` names the node, before anything is loaded or written: storage
+    /// shared by every node a binary may be picks that node's own place here. The default
+    /// keeps the one place there is.
+    fn open_node(&mut self, node_id: &str) -> io::Result<()> {
+        let _ = node_id;
+        Ok(())
+    }
+
     fn load(&self, name: &str) -> io::Result<Option<Vec<u8>>>;
 
     /// Replaces `name` with `bytes`, atomically and durably.
@@ -33,29 +46,102 @@ pub trait Storage {
 
 /// Files in a directory, replaced atomically (write, fsync, rename, fsync the directory),
 /// or appended to through handles kept open, so an append costs a write and an fdatasync.
+/// Temporary files are named by process and counter, so no other writer can pick the same.
 #[derive(Debug)]
 pub struct DirStorage {
-    dir: PathBuf,
+    place: Place,
     /// Open append handles by name. A `store` of the name drops its handle: after the
     /// rename it would point at the replaced file.
     appending: HashMap<String, fs::File>,
 }
 
+#[derive(Debug)]
+enum Place {
+    /// Files straight in this directory; `created` once it is known to exist, and then
+    /// the run folder to sweep, if any.
+    Dir {
+        dir: PathBuf,
+        created: bool,
+        sweep: Option<(PathBuf, node_dir::RunId)>,
+    },
+    /// Waiting for `init` to name the node.
+    PerNode(NodeDirs),
+    /// Why there is no usable directory.
+    Unusable(String),
+}
+
+/// Makes every temporary file name of this process unique.
+static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
+
 impl DirStorage {
+    /// Files in `dir` itself, whatever node opens it (the caller owns `dir`).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        DirStorage {
+        DirStorage::at(Place::Dir {
             dir: dir.into(),
+            created: true,
+            sweep: None,
+        })
+    }
+
+    /// Files in the directory of the node `init` names, as `dirs` places it; nothing is
+    /// created until the node first writes.
+    pub fn per_node(dirs: NodeDirs) -> Self {
+        DirStorage::at(Place::PerNode(dirs))
+    }
+
+    fn at(place: Place) -> Self {
+        DirStorage {
+            place,
             appending: HashMap::new(),
         }
     }
 
-    fn sync_dir(&self) -> io::Result<()> {
-        fs::File::open(&self.dir)?.sync_all()
+    /// The directory files go to, once known.
+    pub fn dir(&self) -> Option<&std::path::Path> {
+        match &self.place {
+            Place::Dir { dir, .. } => Some(dir),
+            _ => None,
+        }
+    }
+
+    fn known_dir(&self) -> io::Result<&PathBuf> {
+        match &self.place {
+            Place::Dir { dir, .. } => Ok(dir),
+            Place::PerNode(_) => Err(io::Error::other(
+                "no node directory yet: files are kept per node, named by init",
+            )),
+            Place::Unusable(why) => Err(io::Error::other(why.clone())),
+        }
+    }
+
+    /// The directory, created (with its run folder's dead siblings swept) before the
+    /// first write.
+    fn writable_dir(&mut self) -> io::Result<PathBuf> {
+        let dir = self.known_dir()?.clone();
+        if let Place::Dir { created, sweep, .. } = &mut self.place {
+            if !*created {
+                fs::create_dir_all(&dir)?;
+                if let Some(parent) = dir.parent() {
+                    // The new directory survives a crash only once its entry does.
+                    fs::File::open(parent)?.sync_all()?;
+                }
+                *created = true;
+                if let Some((runs, run)) = sweep.take() {
+                    node_dir::sweep(&runs, &run);
+                }
+            }
+        }
+        Ok(dir)
+    }
+
+    fn sync_dir(&mut self) -> io::Result<()> {
+        fs::File::open(self.writable_dir()?)?.sync_all()
     }
 
     /// The append handle for `name`, opening (and if need be creating) the file.
     fn append_handle(&mut self, name: &str) -> io::Result<&mut fs::File> {
         if !self.appending.contains_key(name) {
+            self.writable_dir()?;
             let path = self.path(name)?;
             let file = match fs::OpenOptions::new().append(true).open(&path) {
                 Ok(file) => file,
@@ -76,13 +162,8 @@ impl DirStorage {
     }
 
     fn path(&self, name: &str) -> io::Result<PathBuf> {
-        let valid = !name.is_empty()
-            && name
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
-            && !name.starts_with('.');
-        if valid {
-            Ok(self.dir.join(name))
+        if plain_name(name) {
+            Ok(self.known_dir()?.join(name))
         } else {
             Err(io::Error::new(
                 io::ErrorKind::InvalidInput,
@@ -92,7 +173,32 @@ impl DirStorage {
     }
 }
 
+/// A temporary name for `name` that no other process (and no other call) picks: hidden,
+/// so it never clashes with a stored name.
+fn tmp_name(name: &str) -> String {
+    let n = TMP_COUNTER.fetch_add(1, Ordering::Relaxed);
+    format!(".{name}.{}.{n}.tmp", std::process::id())
+}
+
 impl Storage for DirStorage {
+    fn open_node(&mut self, node_id: &str) -> io::Result<()> {
+        if let Place::PerNode(dirs) = &self.place {
+            self.place = match dirs.resolve(node_id) {
+                Ok(node) => Place::Dir {
+                    created: node.dir.is_dir(),
+                    dir: node.dir,
+                    sweep: node.sweep,
+                },
+                Err(e) => {
+                    let why = e.to_string();
+                    self.place = Place::Unusable(why);
+                    return Err(e);
+                }
+            };
+        }
+        Ok(())
+    }
+
     fn load(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
         match fs::read(self.path(name)?) {
             Ok(bytes) => Ok(Some(bytes)),
@@ -105,11 +211,16 @@ impl Storage for DirStorage {
         let path = self.path(name)?;
         // Dropped even if the store fails: the file may or may not have been replaced.
         self.appending.remove(name);
-        let tmp = self.dir.join(format!(".{name}.tmp"));
-        let mut file = fs::File::create(&tmp)?;
-        file.write_all(bytes)?;
-        file.sync_all()?;
-        fs::rename(&tmp, &path)?;
+        let tmp = self.writable_dir()?.join(tmp_name(name));
+        let written = fs::File::create_new(&tmp).and_then(|mut file| {
+            file.write_all(bytes)?;
+            file.sync_all()?;
+            fs::rename(&tmp, &path)
+        });
+        if written.is_err() {
+            let _ = fs::remove_file(&tmp);
+        }
+        written?;
         // The rename is only durable once the directory entry is.
         self.sync_dir()
     }
@@ -206,6 +317,143 @@ mod tests {
         // Through a stale handle this would land in the replaced file and be lost.
         storage.append("log", b"more\n").unwrap();
         assert_eq!(storage.load("log").unwrap(), Some(b"new\nmore\n".to_vec()));
+        fs::remove_dir_all(&dir).unwrap();
+    }
+
+    fn this_run() -> node_dir::RunId {
+        node_dir::RunId::of(std::process::id()).unwrap()
+    }
+
+    /// Storage for node `id` of `run`, in a working directory shared with every other node.
+    fn node_storage(cwd: &std::path::Path, run: &node_dir::RunId, id: &str) -> DirStorage {
+        let mut storage = DirStorage::per_node(NodeDirs::ByRun {
+            base: cwd.to_path_buf(),
+            run: run.clone(),
+        });
+        storage.open_node(id).unwrap();
+        storage
+    }
+
+    #[test]
+    fn nodes_sharing_a_working_directory_keep_their_files_apart() {
+        let cwd = scratch_dir("shared");
+        let run = this_run();
+        let mut nodes: Vec<DirStorage> = (0..5)
+            .map(|i| node_storage(&cwd, &run, &format!("n{i}")))
+            .collect();
+        for (i, node) in nodes.iter_mut().enumerate() {
+            node.store("state", format!("mine is {i}").as_bytes())
+                .unwrap();
+            node.append("log", format!("{i}\n").as_bytes()).unwrap();
+        }
+        for (i, node) in nodes.iter().enumerate() {
+            let state = node.load("state").unwrap().unwrap();
+            assert_eq!(state, format!("mine is {i}").as_bytes());
+            assert_eq!(
+                node.load("log").unwrap().unwrap(),
+                format!("{i}\n").as_bytes()
+            );
+        }
+        // Nothing lands in the working directory itself but the folder of runs.
+        let top: Vec<_> = fs::read_dir(&cwd)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(top, [node_dir::RUNS_DIR]);
+        fs::remove_dir_all(&cwd).unwrap();
+    }
+
+    #[test]
+    fn a_restarted_node_finds_its_files_and_a_new_run_does_not() {
+        let cwd = scratch_dir("restart");
+        let run = this_run();
+        node_storage(&cwd, &run, "n0").store("vote", b"n2").unwrap();
+        let again = node_storage(&cwd, &run, "n0");
+        assert_eq!(again.load("vote").unwrap(), Some(b"n2".to_vec()));
+        // Another test run with the same node ids (here: a pid reused with another start).
+        let next = node_dir::RunId {
+            start: run.start + 1,
+            ..run.clone()
+        };
+        assert_eq!(node_storage(&cwd, &next, "n0").load("vote").unwrap(), None);
+        fs::remove_dir_all(&cwd).unwrap();
+    }
+
+    #[test]
+    fn nothing_is_created_before_the_first_write_and_then_dead_runs_are_swept() {
+        let cwd = scratch_dir("sweep");
+        let run = this_run();
+        let dead = node_dir::RunId {
+            start: run.start + 1,
+            ..run.clone()
+        };
+        node_storage(&cwd, &dead, "n0").store("x", b"old").unwrap();
+        let runs = cwd.join(node_dir::RUNS_DIR);
+        assert!(runs.join(dead.name()).is_dir());
+        let mut node = node_storage(&cwd, &run, "n0");
+        assert_eq!(node.load("x").unwrap(), None);
+        assert!(!runs.join(run.name()).exists(), "a load creates nothing");
+        assert!(runs.join(dead.name()).is_dir(), "nor sweeps");
+        node.store("x", b"new").unwrap();
+        assert!(!runs.join(dead.name()).exists(), "the dead run is swept");
+        assert_eq!(node.load("x").unwrap(), Some(b"new".to_vec()));
+        fs::remove_dir_all(&cwd).unwrap();
+    }
+
+    #[test]
+    fn per_node_storage_needs_a_node_and_a_usable_one() {
+        let cwd = scratch_dir("unopened");
+        let dirs = NodeDirs::ByRun {
+            base: cwd.clone(),
+            run: this_run(),
+        };
+        let mut unopened = DirStorage::per_node(dirs.clone());
+        assert!(unopened.store("x", b"1").is_err());
+        assert!(unopened.load("x").is_err());
+        let mut bad = DirStorage::per_node(dirs);
+        assert!(bad.open_node("../n0").is_err());
+        let err = bad.store("x", b"1").unwrap_err().to_string();
+        assert!(err.contains("../n0"), "{err}");
+        let mut unnamed = DirStorage::per_node(NodeDirs::Unnamed("no /proc here".into()));
+        unnamed.open_node("n0").unwrap_err();
+        assert!(unnamed
+            .load("x")
+            .unwrap_err()
+            .to_string()
+            .contains("no /proc"));
+        fs::remove_dir_all(&cwd).unwrap();
+    }
+
+    #[test]
+    fn temporary_names_are_never_reused_so_concurrent_writers_never_trip() {
+        let (a, b) = (tmp_name("state"), tmp_name("state"));
+        assert_ne!(a, b);
+        assert!(a.starts_with(".state.") && a.contains(&std::process::id().to_string()));
+        // Two writers of one file in one directory: with a shared temporary name one
+        // writer's rename takes the other's file away and the other's rename fails.
+        let dir = scratch_dir("writers");
+        let writers: Vec<_> = (0..2)
+            .map(|w| {
+                let dir = dir.clone();
+                std::thread::spawn(move || {
+                    let mut storage = DirStorage::new(&dir);
+                    for i in 0..300 {
+                        storage.store("state", format!("{w}:{i}").as_bytes())?;
+                    }
+                    io::Result::Ok(())
+                })
+            })
+            .collect();
+        for writer in writers {
+            writer.join().unwrap().unwrap();
+        }
+        let left: Vec<_> = fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .map(|e| e.file_name())
+            .collect();
+        assert_eq!(left, ["state"], "no temporary file is left behind");
         fs::remove_dir_all(&dir).unwrap();
     }
 

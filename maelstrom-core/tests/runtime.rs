@@ -3,9 +3,10 @@
 
 use std::time::{Duration, UNIX_EPOCH};
 
+use maelstrom_core::node_dir::{NodeDirs, RunId};
 use maelstrom_core::{
-    kv, Context, InitError, Kv, MemStorage, Message, Node, Now, Outbox, Output, RawMessage,
-    RpcError, Runtime, Storage, TimerId,
+    kv, Context, DirStorage, InitError, Kv, MemStorage, Message, Node, Now, Outbox, Output,
+    RawMessage, RpcError, Runtime, Storage, TimerId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -531,4 +532,37 @@ fn a_second_init_is_ignored() {
     h.init();
     assert!(h.init().is_empty());
     assert!(h.logs.iter().any(|l| l.contains("second init")));
+}
+
+#[test]
+fn init_opens_the_named_nodes_own_directory_and_persists_land_there() {
+    let cwd = std::env::temp_dir().join(format!("mc-runtime-dirs-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cwd);
+    let run = RunId::of(std::process::id()).unwrap();
+    let dirs = NodeDirs::ByRun {
+        base: cwd.clone(),
+        run: run.clone(),
+    };
+    let mut h = Harness::with_storage(Box::new(DirStorage::per_node(dirs.clone())));
+    assert_eq!(h.init()[0]["body"]["type"], "init_ok");
+    let out = h.send("c1", json!({"type":"remember","note":"milk","msg_id":1}));
+    assert_eq!(out[0]["body"]["type"], "remembered");
+    let n1 = dirs.resolve("n1").unwrap().dir;
+    assert_eq!(std::fs::read(n1.join("note")).unwrap(), b"milk");
+
+    // A node id that cannot name a directory fails init with a reason, and no more.
+    let mut h = Harness::with_storage(Box::new(DirStorage::per_node(dirs)));
+    let out = h.send(
+        "c0",
+        json!({"type":"init","msg_id":1,"node_id":"../n1","node_ids":["../n1"]}),
+    );
+    assert_eq!(out[0]["body"]["type"], "error");
+    assert_eq!(out[0]["body"]["code"], 13);
+    let text = out[0]["body"]["text"].as_str().unwrap();
+    assert!(
+        text.contains("cannot keep the files of node ../n1"),
+        "{text}"
+    );
+    assert!(h.runtime.node().is_none());
+    std::fs::remove_dir_all(&cwd).unwrap();
 }

@@ -42,6 +42,8 @@ pub struct Cli {
     pub command: Command,
 }
 
+// Parsed once per process: the size of the largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run a test: start the nodes, drive a workload against them, check the history.
@@ -140,6 +142,17 @@ pub struct TestArgs {
     /// Broadcast topology sent to the nodes at setup.
     #[arg(long, value_enum, default_value_t = Topology::Grid)]
     pub topology: Topology,
+
+    /// The working directory every node starts in, shared by all of them (created if
+    /// missing). Default: the system's temporary directory, as Maelstrom (the JVM's
+    /// java.io.tmpdir). Not a Maelstrom option.
+    #[arg(long, value_name = "DIR", conflicts_with = "node_dir_per_node")]
+    pub node_dir: Option<PathBuf>,
+
+    /// Start each node in a working directory of its own, store/…/node-dirs/NODE/, instead
+    /// of one shared by all. Not a Maelstrom option.
+    #[arg(long)]
+    pub node_dir_per_node: bool,
 
     /// Copy each node's stderr to the console and the run log (it always goes to
     /// node-logs/NODE.log).

@@ -4,9 +4,9 @@
 //!
 //! Layout of one run:
 //! `results.edn`, `results.json`, `history.edn`, `history.txt`, `history.jsonl`, `jepsen.log`,
-//! `node-logs/<node>.log` (each node's stderr) and `node-dirs/<node>/` (each node's working
-//! directory; Maelstrom uses the JVM's temporary directory, a per-node folder keeps whatever
-//! nodes write next to their run).
+//! `node-logs/<node>.log` (each node's stderr) and, with `--node-dir-per-node`,
+//! `node-dirs/<node>/` (each node's working directory; by default, as in Maelstrom, all
+//! nodes share one working directory outside the store).
 
 use std::fs;
 use std::io;
@@ -88,7 +88,6 @@ impl Store {
                 continue;
             }
             fs::create_dir_all(dir.join("node-logs"))?;
-            fs::create_dir_all(dir.join("node-dirs"))?;
             return Ok(Store {
                 root: root.to_path_buf(),
                 workload: workload.to_string(),

@@ -80,7 +80,8 @@ fn a_killed_node_loses_its_memory() {
 
 #[test]
 fn a_killed_node_keeps_its_files() {
-    // The broadcast example persists what it knows in its working directory.
+    // The broadcast example persists what it knows in a directory of its own under the
+    // working directory all nodes share; a restarted node must find the same one.
     let bin = example("broadcast");
     let r = run(
         "kill-files",
@@ -102,18 +103,26 @@ fn a_killed_node_keeps_its_files() {
                 "1",
                 "--seed",
                 "4",
+                "--node-dir",
+                "nodes",
             ],
         ),
     );
     r.expect(0);
     let h = history(&r);
     assert!(!steps(&h, "stop-kill").is_empty(), "no restart happened");
+    let runs: Vec<_> = std::fs::read_dir(r.dir.join("nodes/maelstrom-node-files"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(
+        runs.len(),
+        1,
+        "restarts must stay in the run's folder: {runs:?}"
+    );
     for node in ["n0", "n1", "n2"] {
-        let state = r
-            .dir
-            .join("store/latest/node-dirs")
-            .join(node)
-            .join("messages.json");
+        let state = runs[0].join(node).join("messages.json");
         assert!(state.is_file(), "{} is missing", state.display());
     }
     assert_eq!(r.count(":failed-restarts"), 0);

@@ -504,7 +504,14 @@ fn interrupting_the_harness_leaves_no_node_behind() {
         .args(test_args(
             "echo",
             &bin,
-            &["--node-count", "3", "--time-limit", "60"],
+            &[
+                "--node-count",
+                "3",
+                "--time-limit",
+                "60",
+                "--node-dir",
+                "store/nodes",
+            ],
         ))
         .current_dir(&dir)
         .stdout(Stdio::null())
@@ -542,7 +549,7 @@ fn interrupting_the_harness_leaves_no_node_behind() {
 }
 
 /// Processes whose working directory is inside `dir/store` (the nodes run in
-/// store/…/node-dirs; the harness itself runs in `dir`).
+/// store/nodes; the harness itself runs in `dir`).
 fn processes_in(dir: &Path) -> Vec<u32> {
     let dir = dir.join("store").canonicalize().unwrap();
     let mut found = Vec::new();

@@ -15,8 +15,9 @@
 //!   like Maelstrom the analysis is skipped, but results.edn is still written, with
 //!   `:valid? :unknown` and the crash report under `:error`.
 //! * Crashes and harness errors exit 2, not 255; bad arguments exit 254 as in Maelstrom.
-//! * Nodes run in `store/<workload>/<time>/node-dirs/<node>/`, not the JVM's temporary
-//!   directory. Blank stdout lines are ignored.
+//! * Nodes share one working directory, the system's temporary directory as in Maelstrom,
+//!   unless `--node-dir DIR` names another; `--node-dir-per-node` starts each in
+//!   `store/<workload>/<time>/node-dirs/<node>/`. Blank stdout lines are ignored.
 //! * No `:perf` in the results: this harness draws no plots yet.
 
 pub mod outcome;
@@ -165,6 +166,32 @@ pub async fn run_test(args: TestArgs) -> i32 {
     exit
 }
 
+/// Each node's working directory: one shared by all (`--node-dir`, else the system's
+/// temporary directory, as Maelstrom), or one each in the store (`--node-dir-per-node`).
+fn working_dirs(args: &TestArgs, store: &Store, names: &[String]) -> Result<Vec<PathBuf>, String> {
+    if args.node_dir_per_node {
+        return names
+            .iter()
+            .map(|name| {
+                store
+                    .node_dir(name)
+                    .map_err(|e| format!("Could not create the directory of node {name}: {e}"))
+            })
+            .collect();
+    }
+    let shared = args.node_dir.clone().unwrap_or_else(std::env::temp_dir);
+    // Absolute, because the nodes start in it.
+    let shared = std::fs::create_dir_all(&shared)
+        .and_then(|()| shared.canonicalize())
+        .map_err(|e| {
+            format!(
+                "Could not create the node directory {}: {e}",
+                shared.display()
+            )
+        })?;
+    Ok(vec![shared; names.len()])
+}
+
 #[allow(clippy::too_many_arguments)]
 async fn run_in_store(
     args: &TestArgs,
@@ -179,18 +206,21 @@ async fn run_in_store(
     let (tx, rx) = mpsc::unbounded_channel();
     let kinds = args.nemesis_kinds();
     let mut spawn_error = None;
-    let mut dirs = Vec::new();
-    for name in &names {
-        match store.node_dir(name) {
-            Ok(d) => dirs.push(d),
-            Err(e) => {
-                spawn_error = Some(format!(
-                    "Could not create the directory of node {name}: {e}"
-                ));
-                dirs.push(PathBuf::new());
-            }
+    let dirs = match working_dirs(args, store, &names) {
+        Ok(dirs) => dirs,
+        Err(e) => {
+            spawn_error = Some(e);
+            vec![PathBuf::new(); names.len()]
         }
-    }
+    };
+    console.info(
+        "runner",
+        "workloads.run",
+        &match dirs.first() {
+            Some(d) if !args.node_dir_per_node => format!("Nodes start in {}", d.display()),
+            _ => "Nodes start in node-dirs/ of the store".to_string(),
+        },
+    );
     let clock_files: Vec<PathBuf> = names.iter().map(|n| store.clock_file(n)).collect();
     let env = match (kinds.contains(&Kind::Clock), clock::find_library()) {
         (false, _) => vec![Vec::new(); names.len()],
