@@ -94,6 +94,11 @@ pub fn keypair(rng: &mut (impl RngCore + CryptoRng)) -> ([u8; KEY_SIZE], String)
     )
 }
 
+/// The public key (base64, as registered) of a secret key.
+pub fn public_key(secret_key: &[u8; KEY_SIZE]) -> String {
+    encode_key(SecretKey::from_bytes(*secret_key).public_key().as_bytes())
+}
+
 /// Seals the envelope's UTF-8 JSON to `public_key`; returns the box as base64.
 pub fn seal(
     envelope: &Envelope,
@@ -142,6 +147,7 @@ mod tests {
         let sealed = seal(&envelope(), &decode_key(&public).unwrap(), &mut rng).unwrap();
         assert_eq!(open(&sealed, &secret), Ok(envelope()));
         assert_eq!(open(&sealed, &other), Err(OpenError::Forged));
+        assert_eq!(public_key(&secret), public);
     }
 
     #[test]
