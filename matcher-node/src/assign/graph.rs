@@ -9,8 +9,11 @@ use crate::constraints::{Budget, Participant};
 #[derive(Debug)]
 pub(crate) struct Graph {
     pub budgets: Vec<Budget>,
-    /// Sorted indices each participant may not be paired with, both directions merged.
-    excluded: Vec<Vec<u32>>,
+    /// Participant i may not be paired with `excluded[offsets[i]..offsets[i + 1]]`
+    /// (sorted; both directions merged). One flat array: built by a sort, not by
+    /// scattered pushes into a vector per participant.
+    offsets: Vec<usize>,
+    excluded: Vec<u32>,
 }
 
 impl Graph {
@@ -23,19 +26,30 @@ impl Graph {
                 return Err(p.id.clone());
             }
         }
-        let mut excluded: Vec<Vec<u32>> = vec![Vec::new(); participants.len()];
+        // (owner << 32 | excluded) for both directions of every exclusion.
+        let mut pairs: Vec<u64> = Vec::new();
         for (i, p) in participants.iter().enumerate() {
-            for j in p.exclusions.iter().filter_map(|e| index.get(e.as_str())) {
-                excluded[i].push(*j);
-                excluded[*j as usize].push(i as u32);
+            for &j in p.exclusions.iter().filter_map(|e| index.get(e.as_str())) {
+                pairs.push((i as u64) << 32 | u64::from(j));
+                pairs.push(u64::from(j) << 32 | i as u64);
             }
         }
-        for list in &mut excluded {
-            list.sort_unstable();
-            list.dedup();
+        pairs.sort_unstable();
+        pairs.dedup();
+        let mut offsets = vec![0; participants.len() + 1];
+        for pair in &pairs {
+            offsets[(pair >> 32) as usize + 1] += 1;
         }
+        for i in 0..participants.len() {
+            offsets[i + 1] += offsets[i];
+        }
+        let excluded = pairs.iter().map(|&pair| pair as u32).collect();
         let budgets = participants.iter().map(|p| p.budget).collect();
-        Ok(Graph { budgets, excluded })
+        Ok(Graph {
+            budgets,
+            offsets,
+            excluded,
+        })
     }
 
     pub fn len(&self) -> usize {
@@ -44,7 +58,8 @@ impl Graph {
 
     /// Whether `g` may give to `r`, apart from their budgets.
     pub fn allowed(&self, g: u32, r: u32) -> bool {
-        g != r && self.excluded[g as usize].binary_search(&r).is_err()
+        let (from, to) = (self.offsets[g as usize], self.offsets[g as usize + 1]);
+        g != r && self.excluded[from..to].binary_search(&r).is_err()
     }
 
     pub fn edge(&self, g: u32, r: u32) -> bool {
