@@ -26,8 +26,9 @@ pub(crate) struct Matching {
     pub giver_of: Vec<u32>,
 }
 
-/// A giver that alternating paths cannot place: the givers they reach, which compete for
-/// fewer receivers than they are (a violation of Hall's condition).
+/// Proof that no perfect matching exists: the givers reachable by alternating paths from
+/// one unplaced giver, and every receiver they could take, which are fewer than they are
+/// (Hall's condition fails).
 #[derive(Debug)]
 pub(crate) struct Crowd {
     pub givers: Vec<u32>,

@@ -127,6 +127,10 @@ fn names(ids: &[String]) -> String {
 }
 
 /// A random valid assignment of `participants` (distinct ids), or why there is none.
+///
+/// Feasibility and the draw are one search: the perfect matching starts from a random
+/// greedy placement, so when it exists it is already a random valid assignment. With
+/// `no_mutual`, each of up to [`MUTUAL_ATTEMPTS`] draws is rewired to remove mutual pairs.
 pub fn assign(
     participants: &[Participant],
     no_mutual: bool,
@@ -141,9 +145,8 @@ pub fn assign(
         ids
     };
     if participants.len() < 2 {
-        return Err(Infeasible::TooFew {
-            participants: ids(&[0][..participants.len()]),
-        });
+        let participants = participants.iter().map(|p| p.id.clone()).collect();
+        return Err(Infeasible::TooFew { participants });
     }
     let graph = Graph::new(participants).map_err(Infeasible::DuplicateId)?;
     let mut attempts = 0;

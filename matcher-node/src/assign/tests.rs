@@ -212,6 +212,14 @@ fn different_seeds_give_different_assignments() {
 }
 
 #[test]
+fn the_same_seed_gives_the_same_assignment() {
+    let ps = everyone(50);
+    let draw = |no_mutual| assign(&ps, no_mutual, &mut StdRng::seed_from_u64(3)).unwrap();
+    assert_eq!(draw(false), draw(false));
+    assert_eq!(draw(true), draw(true));
+}
+
+#[test]
 fn many_distinct_budgets_still_match() {
     // More budget classes than the greedy pass groups: the pool path and augmentation.
     let ps: Vec<Participant> = (0..300)
