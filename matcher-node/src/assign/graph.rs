@@ -116,7 +116,7 @@ impl OverlapIndex {
     /// Alive receivers whose budget overlaps `budget`, as positions (see `receiver`).
     pub fn overlapping(&self, budget: Budget, out: &mut Vec<usize>) {
         out.clear();
-        let end = self.mins.partition_point(|&m| m <= budget.max);
+        let end = self.end(budget);
         let threshold = u128::from(budget.min) + 1;
         let mut stack = vec![(1usize, 0usize, self.size)];
         while let Some((node, lo, hi)) = stack.pop() {
@@ -135,7 +135,7 @@ impl OverlapIndex {
 
     /// The first alive receiver at or after `start` whose budget overlaps `budget`.
     pub fn next_from(&self, start: usize, budget: Budget) -> Option<usize> {
-        let end = self.mins.partition_point(|&m| m <= budget.max);
+        let end = self.end(budget);
         let threshold = u128::from(budget.min) + 1;
         let mut stack = vec![(1usize, 0usize, self.size)];
         while let Some((node, lo, hi)) = stack.pop() {
@@ -150,6 +150,34 @@ impl OverlapIndex {
             stack.push((2 * node, lo, mid));
         }
         None
+    }
+
+    /// How many positions a search for `budget` covers: a random start below this.
+    pub fn end(&self, budget: Budget) -> usize {
+        self.mins.partition_point(|&m| m <= budget.max)
+    }
+
+    /// The first alive receiver overlapping `budget` that `take` accepts, searching from
+    /// `start` and wrapping around once.
+    pub fn find_from(
+        &self,
+        start: usize,
+        budget: Budget,
+        mut take: impl FnMut(u32) -> bool,
+    ) -> Option<usize> {
+        let (mut pos, mut wrapped) = (self.next_from(start, budget), false);
+        loop {
+            match pos {
+                Some(p) if wrapped && p >= start => return None,
+                Some(p) if take(self.order[p]) => return Some(p),
+                Some(p) => pos = self.next_from(p + 1, budget),
+                None if !wrapped && start > 0 => {
+                    wrapped = true;
+                    pos = self.next_from(0, budget);
+                }
+                None => return None,
+            }
+        }
     }
 
     pub fn receiver(&self, pos: usize) -> u32 {

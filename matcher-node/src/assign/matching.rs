@@ -14,10 +14,9 @@ use super::graph::{Graph, OverlapIndex};
 use crate::constraints::Budget;
 
 const NONE: u32 = u32::MAX;
-/// Above this many distinct budgets the greedy pass probes one pool of everyone.
+/// Above this many distinct budgets the greedy pass searches the overlap index instead.
 const MAX_CLASSES: usize = 64;
 const CLASS_PROBES: usize = 8;
-const POOL_PROBES: usize = 32;
 
 /// Givers and receivers matched so far.
 #[derive(Debug)]
@@ -70,7 +69,7 @@ fn greedy(graph: &Graph, rng: &mut impl Rng) -> Matching {
         })
         .collect();
     if classes.len() > MAX_CLASSES {
-        greedy_pool(graph, &mut m, &givers, rng);
+        greedy_index(graph, &mut m, &givers, rng);
     } else {
         let mut budgets = vec![Budget::ANY; classes.len()];
         classes.iter().for_each(|(b, &c)| budgets[c] = *b);
@@ -131,16 +130,20 @@ fn greedy_classes(
     }
 }
 
-/// Each giver probes random unplaced receivers; for budgets too varied to group.
-fn greedy_pool(graph: &Graph, m: &mut Matching, givers: &[u32], rng: &mut impl Rng) {
-    let mut pool: Vec<u32> = (0..graph.len() as u32).collect();
+/// For budgets too varied to group: each giver takes the first unplaced receiver it may
+/// give to, searching the overlap index from a random place.
+fn greedy_index(graph: &Graph, m: &mut Matching, givers: &[u32], rng: &mut impl Rng) {
+    let mut index = OverlapIndex::new(graph);
     for &g in givers {
-        for _ in 0..POOL_PROBES.min(pool.len()) {
-            let pick = rng.gen_range(0..pool.len());
-            if graph.edge(g, pool[pick]) {
-                place(m, g, pool.swap_remove(pick));
-                break;
-            }
+        let budget = graph.budgets[g as usize];
+        let end = index.end(budget);
+        if end == 0 {
+            continue;
+        }
+        let start = rng.gen_range(0..end);
+        if let Some(pos) = index.find_from(start, budget, |r| graph.allowed(g, r)) {
+            place(m, g, index.receiver(pos));
+            index.kill(pos);
         }
     }
 }

@@ -8,17 +8,17 @@
 use rand::seq::SliceRandom;
 use rand::Rng;
 
-use super::graph::Graph;
+use super::graph::{Graph, OverlapIndex};
 
 /// Up to this many participants, `exact` settles the question.
 pub const EXACT_UP_TO: usize = 9;
-const PROBES: usize = 64;
 
 /// Rewires every 2-cycle of `receiver_of` into a longer cycle; false when one cannot be.
 pub(crate) fn break_pairs(graph: &Graph, receiver_of: &mut [u32], rng: &mut impl Rng) -> bool {
+    let index = OverlapIndex::new(graph);
     for a in 0..receiver_of.len() as u32 {
         let b = receiver_of[a as usize];
-        if receiver_of[b as usize] == a && !merge(graph, receiver_of, a, b, rng) {
+        if receiver_of[b as usize] == a && !merge(graph, &index, receiver_of, (a, b), rng) {
             return false;
         }
     }
@@ -26,26 +26,24 @@ pub(crate) fn break_pairs(graph: &Graph, receiver_of: &mut [u32], rng: &mut impl
 }
 
 /// Merges the pair a⇄b into the cycle of some edge c→d: c→a→b→d or c→b→a→d. Neither new
-/// edge can close a pair (a and b now give outside the pair, and d's giver is new).
-fn merge(graph: &Graph, receiver_of: &mut [u32], a: u32, b: u32, rng: &mut impl Rng) -> bool {
-    let n = receiver_of.len() as u32;
-    for _ in 0..PROBES {
-        if rewire(graph, receiver_of, a, b, rng.gen_range(0..n)) {
-            return true;
-        }
-    }
-    let mut all: Vec<u32> = (0..n).collect();
-    all.shuffle(rng);
-    all.into_iter().any(|c| rewire(graph, receiver_of, a, b, c))
-}
-
-fn rewire(graph: &Graph, receiver_of: &mut [u32], a: u32, b: u32, c: u32) -> bool {
-    if c == a || c == b {
-        return false;
-    }
-    let d = receiver_of[c as usize];
+/// edge can close a pair (a and b now give outside the pair, and d's giver is new). The
+/// candidates c are the ones whose budget overlaps a's (or b's), from a random place:
+/// only those may give to a (or b).
+fn merge(
+    graph: &Graph,
+    index: &OverlapIndex,
+    receiver_of: &mut [u32],
+    (a, b): (u32, u32),
+    rng: &mut impl Rng,
+) -> bool {
     for (x, y) in [(a, b), (b, a)] {
-        if graph.edge(c, x) && graph.edge(y, d) {
+        let budget = graph.budgets[x as usize];
+        let start = rng.gen_range(0..index.end(budget).max(1));
+        let fits =
+            |c: u32| c != a && c != b && graph.edge(c, x) && graph.edge(y, receiver_of[c as usize]);
+        if let Some(pos) = index.find_from(start, budget, fits) {
+            let c = index.receiver(pos);
+            let d = receiver_of[c as usize];
             receiver_of[c as usize] = x;
             receiver_of[x as usize] = y;
             receiver_of[y as usize] = d;

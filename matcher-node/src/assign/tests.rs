@@ -246,6 +246,19 @@ fn long_augmenting_paths_are_found() {
 }
 
 #[test]
+fn mutual_pairs_are_merged_with_near_neighbours() {
+    // Each may only give to someone at most two places away: merging a pair needs one of
+    // the few neighbours, not a random participant.
+    let ps: Vec<Participant> = (0..500)
+        .map(|i| banded(&format!("p{i}"), &[], i * 10, i * 10 + 25))
+        .collect();
+    for seed in 0..5 {
+        let a = assign(&ps, true, &mut StdRng::seed_from_u64(seed)).unwrap();
+        assert!(a.is_valid(&ps, true));
+    }
+}
+
+#[test]
 fn validity_is_checked_field_by_field() {
     let ps = everyone(3);
     let ok = Assignment {
