@@ -19,11 +19,11 @@ SEED_FLAG := $(if $(SEED),--seed $(SEED),)
 # workloads/src/scenario.rs; `make scenarios` regenerates them and the CI matrix.
 include scenarios.mk
 
-.PHONY: run test deps build bench bench-core bench-harness bench-giftid bench-raft bench-queue smoke-echo scenarios compat
+.PHONY: run test deps build bench bench-core bench-harness bench-giftid bench-raft bench-queue bench-matcher smoke-echo scenarios compat
 
 # Debian packages the tests need: libfaketime for the clock nemesis, Chromium for the
-# browser test of `workloads serve`.
-DEBIAN_PACKAGES := libfaketime faketime chromium python3
+# browser test of `workloads serve`, PyNaCl (libsodium) to open the matcher's sealed boxes.
+DEBIAN_PACKAGES := libfaketime faketime chromium python3 python3-nacl
 SUDO := $(if $(filter 0,$(shell id -u)),,sudo)
 
 ## Installs the Debian packages that are missing (nothing to do when all are there).
@@ -71,7 +71,7 @@ compat: build
 	  bash scripts/compat.sh
 
 ## Benchmarks that print figures.
-bench: bench-core bench-harness bench-giftid bench-raft bench-queue
+bench: bench-core bench-harness bench-giftid bench-raft bench-queue bench-matcher
 
 ## Gift IDs per second: the generator alone, and through the Maelstrom protocol with and
 ## without batching, in one run.
@@ -93,6 +93,11 @@ bench-raft:
 ## per task). `make bench-harness` has the same through real processes.
 bench-queue:
 	$(CARGO) bench -p queue-node --bench queue
+
+## Feasibility plus a random valid Secret Santa assignment for 10,000 and 100,000
+## participants, next to a plain shuffle of the same ids, in one run.
+bench-matcher:
+	$(CARGO) bench -p matcher-node --bench assign
 
 ## Harness throughput: ops/s at --rate 10000, routed messages/s and peak memory for 25 nodes,
 ## and Raft (the lin-kv example) through real processes on 3 and 5 nodes.
