@@ -465,6 +465,72 @@ fn a_wrong_init_reply_fails_the_run() {
     assert!(r.output.contains("init-failed"), "{}", r.output);
 }
 
+#[test]
+fn a_run_reports_progress_and_ends_with_its_seed_and_results() {
+    let bin = example("echo_node");
+    let rest = [
+        "--node-count",
+        "3",
+        "--time-limit",
+        "6",
+        "--rate",
+        "20",
+        "--nemesis",
+        "partition",
+        "--nemesis-interval",
+        "1",
+    ];
+    let r = run("progress", &test_args("echo", &bin, &rest));
+    r.expect(0);
+    let progress: Vec<&str> = r
+        .output
+        .lines()
+        .filter(|l| l.contains("workloads.progress"))
+        .collect();
+    assert!(!progress.is_empty(), "no progress line:\n{}", r.output);
+    let line = progress[0];
+    assert!(line.contains("workloads.progress [5."), "{line}");
+    let ops: u64 = line
+        .split(" s] ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ops > 50, "{line}");
+    assert!(
+        line.contains(" ok, ") && line.contains(" · faults: "),
+        "{line}"
+    );
+    // Without --seed the harness draws one, and the last line names it and the results.
+    let last = r.output.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+    assert!(
+        last.starts_with("Run ended: valid (exit 0), seed "),
+        "{last}"
+    );
+    let seed = last
+        .split("seed ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    assert!(seed.parse::<u64>().is_ok(), "{last}");
+    assert!(
+        r.output.contains(&format!("Seed {seed}; replay with: ")),
+        "{}",
+        r.output
+    );
+    let results = last.split("results ").nth(1).unwrap();
+    assert!(
+        results.starts_with("store/echo/") && results.ends_with("/results.edn"),
+        "{last}"
+    );
+    assert!(r.dir.join(results).is_file(), "{last}");
+}
+
 /// A refused command line: exit 254, the reason said, and nothing started or stored.
 fn assert_refused(test: &str, args: &[&str], reason: &str) {
     let r = run(test, args);

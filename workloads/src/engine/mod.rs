@@ -21,6 +21,7 @@
 
 pub mod outcome;
 pub mod process;
+pub mod progress;
 pub mod runner;
 
 use std::path::{Path, PathBuf};
@@ -196,7 +197,22 @@ pub async fn run_test(args: TestArgs) -> i32 {
     .await;
     let _ = store.link_latest();
     console.flush();
+    println!("{}", final_line(exit, seed, &store.dir.join("results.edn")));
     exit
+}
+
+/// The last line of a run, for scripts to find: the verdict, the seed and the results,
+/// `Run ended: valid (exit 0), seed 42, results store/echo/<time>/results.edn`.
+pub fn final_line(status: i32, seed: u64, results: &Path) -> String {
+    let verdict = match status {
+        cli::EXIT_VALID => "valid",
+        cli::EXIT_INVALID => "invalid",
+        _ => "unknown",
+    };
+    format!(
+        "Run ended: {verdict} (exit {status}), seed {seed}, results {}",
+        results.display()
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -513,6 +529,17 @@ mod tests {
         assert!(err(&["-w", "echo", "--rate", "-1"])
             .unwrap()
             .contains("--rate"));
+    }
+
+    #[test]
+    fn the_final_line_names_verdict_seed_and_results() {
+        let path = Path::new("store/echo/20261203T080000.000+0000/results.edn");
+        assert_eq!(
+            final_line(1, 42, path),
+            "Run ended: invalid (exit 1), seed 42, results store/echo/20261203T080000.000+0000/results.edn"
+        );
+        assert!(final_line(0, 1, path).starts_with("Run ended: valid (exit 0), seed 1,"));
+        assert!(final_line(2, 1, path).starts_with("Run ended: unknown (exit 2)"));
     }
 
     #[test]
