@@ -522,6 +522,16 @@ mod tests {
     }
 
     #[test]
+    fn analyze_is_as_strict() {
+        let e = Cli::try_parse_from(["workloads", "analyze", "--tset", "store/latest"])
+            .expect_err("refused");
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(e.to_string().contains("'--test'"), "{e}");
+        let e = Cli::try_parse_from(["workloads", "analyze", "store/latest"]).expect_err("refused");
+        assert!(e.use_stderr(), "{e}");
+    }
+
+    #[test]
     fn concurrency_accepts_integers_and_multiples_of_n() {
         assert_eq!("3".parse(), Ok(Concurrency::Exactly(3)));
         assert_eq!("2n".parse(), Ok(Concurrency::PerNode(2)));

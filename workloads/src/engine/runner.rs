@@ -642,6 +642,10 @@ impl Engine {
 
     /// Logs the progress line when it is due.
     fn report_progress(&mut self, now: Nanos) {
+        match &self.progress {
+            Some(p) if now >= p.next_at() => {}
+            _ => return,
+        }
         let faults = self.faults_in_force();
         let elapsed = now.saturating_sub(self.history_origin);
         let Some(progress) = self.progress.as_mut() else {
