@@ -40,23 +40,19 @@ deps:
 build:
 	$(CARGO) build --release --workspace --bins --examples
 
-## The test suite: unit, property and process-level tests of every crate. The process
-## tests spawn the example nodes, which `cargo test --all-targets` builds only as tests.
+## The test suite: unit, property and process-level tests of every crate, without the
+## benchmarks (`make bench` runs them, optimised). The process tests spawn the example
+## nodes, which `cargo test` builds only as tests, so they are built first.
 test: deps
 	$(CARGO) build --workspace --bins --examples
-	$(CARGO) test --workspace --all-targets
+	$(CARGO) test --workspace --lib --bins --tests --examples
 
-## The main job: build everything and run every scenario, printing each verdict. A
-## scenario passes when its verdict is the expected one: valid for most, invalid for those
-## that show a fault catching a node that is only correct without it.
+## The main job: build everything and run every scenario, in order, showing each one's
+## progress, verdict, seed and replay command, then a summary table. A scenario passes
+## when its verdict is the expected one: valid for most, invalid for those that show a
+## fault catching a node that is only correct without it. Logs: target/make-run/.
 run: deps build
-	@failed=0; \
-	for s in $(SCENARIOS); do \
-	  echo "=== $$s"; \
-	  if $(MAKE) --no-print-directory -s $$s > >(tail -n 3); then echo "=== $$s: passed"; \
-	  else echo "=== $$s: FAILED"; failed=1; fi; \
-	done; \
-	exit $$failed
+	@MAKE="$(MAKE)" WORKLOADS=$(RELEASE)/workloads .ci/run-scenarios $(SCENARIOS)
 
 ## The compatibility suite: every node binary a standard Maelstrom workload fits (echo,
 ## unique-ids with the example and giftid-node, broadcast, g-counter, lin-kv), with no
@@ -70,7 +66,7 @@ compat: build
 	@MAELSTROM="$(MAELSTROM)" RELEASE="$(RELEASE)" TIME="$(COMPAT_TIME)" REPEAT="$(REPEAT)" \
 	  bash scripts/compat.sh
 
-## Benchmarks that print figures.
+## Benchmarks that print figures, built optimised (`cargo bench` uses the release profile).
 bench: bench-core bench-harness bench-giftid bench-raft bench-queue bench-matcher
 
 ## Gift IDs per second: the generator alone, and through the Maelstrom protocol with and

@@ -25,6 +25,13 @@ pub const EXIT_UNKNOWN: i32 = 2;
 /// Exit status for bad arguments, the same as Maelstrom's.
 pub const EXIT_BAD_ARGS: i32 = 254;
 
+/// The shortest `--nemesis-interval` accepted, in seconds. Faults that change faster than
+/// every 100 ms outpace what they are meant to test: a killed node takes tens of
+/// milliseconds to restart and answer `init`, a request round trip under `--latency` takes
+/// as long, and Maelstrom's own schedules are seconds apart. Below it a run mostly measures
+/// the harness (an interval of 0 made thousands of partitions in a few seconds).
+pub const MIN_NEMESIS_INTERVAL_S: f64 = 0.1;
+
 const AFTER_HELP: &str = "\
 Exit status: 0 valid, 1 invalid (an anomaly was found), 2 unknown validity, a node crash, an \
 init failure or any harness error (Maelstrom reports a crash as 255), 254 bad arguments (as \
@@ -79,8 +86,8 @@ pub struct TestArgs {
     pub workload: String,
 
     /// The node binary (any executable: a compiled program, or a script with a shebang).
-    /// Relative paths are resolved against the current directory. Arguments that are not
-    /// options (or everything after `--`) are passed to it.
+    /// Relative paths are resolved against the current directory. Its own arguments go
+    /// after `--`, at the end of the command line.
     #[arg(long, value_name = "FILE")]
     pub bin: PathBuf,
 
@@ -93,13 +100,19 @@ pub struct TestArgs {
     #[arg(long, value_name = "A,B,…", value_delimiter = ',')]
     pub nodes: Vec<String>,
 
-    /// Seconds of client operations (the main phase).
+    /// Seconds of client operations (the main phase), at least 1.
     #[arg(long, value_name = "SECS", default_value_t = 60)]
     pub time_limit: u64,
 
-    /// Client requests per second, over all clients (float). 0 means no client operations:
-    /// the main phase only waits.
-    #[arg(long, value_name = "R", default_value_t = 5.0)]
+    /// Client requests per second, over all clients (float, above 0). Maelstrom takes 0 for
+    /// a run without client operations; here that is refused, since such a run checks
+    /// nothing and would still be reported valid.
+    #[arg(
+        long,
+        value_name = "R",
+        default_value_t = 5.0,
+        allow_negative_numbers = true
+    )]
     pub rate: f64,
 
     /// Number of client workers: an integer, or Kn for K times the node count.
@@ -127,11 +140,21 @@ pub struct TestArgs {
 
     /// Probability that the lossy fault drops, duplicates or reorders a node-to-node
     /// message (each, independently).
-    #[arg(long, value_name = "P", default_value_t = 0.1)]
+    #[arg(
+        long,
+        value_name = "P",
+        default_value_t = 0.1,
+        allow_negative_numbers = true
+    )]
     pub lossy_rate: f64,
 
-    /// Mean seconds between nemesis operations.
-    #[arg(long, value_name = "SECS", default_value_t = 10.0)]
+    /// Mean seconds between nemesis operations, at least 0.1.
+    #[arg(
+        long,
+        value_name = "SECS",
+        default_value_t = 10.0,
+        allow_negative_numbers = true
+    )]
     pub nemesis_interval: f64,
 
     /// Availability requirement: nil (no check), total (every op ok), or a fraction 0–1 of
@@ -172,12 +195,10 @@ pub struct TestArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
-    /// Arguments passed to the node binary.
-    #[arg(
-        value_name = "NODE_ARGS",
-        trailing_var_arg = true,
-        allow_hyphen_values = true
-    )]
+    /// Arguments passed to the node binary, after `--`: `--bin node -- --flag value`.
+    /// Maelstrom also takes stray words as node arguments; here they are refused, so that a
+    /// mistyped option is reported instead of being handed to the node.
+    #[arg(value_name = "NODE_ARGS", last = true)]
     pub args: Vec<String>,
 }
 
@@ -454,12 +475,73 @@ mod tests {
     }
 
     #[test]
-    fn trailing_arguments_go_to_the_node() {
-        let t = parse(&["-w", "echo", "--bin", "node", "--rate", "2.5", "x", "-y"]);
+    fn node_arguments_follow_the_double_dash() {
+        let t = parse(&[
+            "-w", "echo", "--bin", "node", "--rate", "2.5", "--", "x", "-y",
+        ]);
         assert_eq!(t.args, vec!["x", "-y"]);
         assert_eq!(t.rate, 2.5);
-        let t = parse(&["--bin", "node", "--", "--flag"]);
-        assert_eq!(t.args, vec!["--flag"]);
+        let t = parse(&["--bin", "node", "--", "--flag", "--rate", "1"]);
+        assert_eq!(t.args, vec!["--flag", "--rate", "1"]);
+        assert_eq!(t.rate, 5.0, "options after -- belong to the node");
+    }
+
+    fn refusal(args: &[&str]) -> clap::Error {
+        let mut argv = vec!["workloads", "test"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).expect_err("refused")
+    }
+
+    #[test]
+    fn words_before_the_double_dash_are_refused() {
+        let e = refusal(&["--bin", "node", "x"]);
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(e.use_stderr(), "an error, so exit status 254");
+        assert!(e.to_string().contains("'x'"), "{e}");
+    }
+
+    #[test]
+    fn a_mistyped_option_is_named_with_a_hint() {
+        for argv in [
+            &[
+                "-w",
+                "echo",
+                "--bin",
+                "b",
+                "--node-cout",
+                "1",
+                "--time-limit",
+                "2",
+            ][..],
+            &["-w", "echo", "--node-cout", "1", "--bin", "b"],
+            &["-w", "echo", "--node-cout", "1"],
+        ] {
+            let e = refusal(argv);
+            assert_eq!(
+                e.kind(),
+                clap::error::ErrorKind::UnknownArgument,
+                "{argv:?}"
+            );
+            let text = e.to_string();
+            assert!(text.contains("'--node-cout'"), "{text}");
+            assert!(
+                text.contains("similar argument exists: '--node-count'"),
+                "{text}"
+            );
+            assert!(!text.contains("required"), "{text}");
+        }
+        let text = refusal(&["--bin", "b", "--nemesis-intreval", "2"]).to_string();
+        assert!(text.contains("'--nemesis-interval'"), "{text}");
+    }
+
+    #[test]
+    fn analyze_is_as_strict() {
+        let e = Cli::try_parse_from(["workloads", "analyze", "--tset", "store/latest"])
+            .expect_err("refused");
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument);
+        assert!(e.to_string().contains("'--test'"), "{e}");
+        let e = Cli::try_parse_from(["workloads", "analyze", "store/latest"]).expect_err("refused");
+        assert!(e.use_stderr(), "{e}");
     }
 
     #[test]
@@ -524,7 +606,16 @@ mod tests {
 
     #[test]
     fn replay_command_round_trips() {
-        let t = parse(&["-w", "echo", "--bin", "my node", "--node-count", "3", "a b"]);
+        let t = parse(&[
+            "-w",
+            "echo",
+            "--bin",
+            "my node",
+            "--node-count",
+            "3",
+            "--",
+            "a b",
+        ]);
         let line = t.replay_command(42);
         assert!(line.contains("--seed 42"), "{line}");
         assert!(line.contains("'my node'"), "{line}");

@@ -280,7 +280,7 @@ fn lossy_networks_catch_a_node_that_forwards_once() {
         )
     };
     let mut broken = args(&once);
-    broken.push("--once");
+    broken.extend(["--", "--once"]);
     let r = run("lossy-once", &broken);
     r.expect(1);
     assert!(r.count(":lost-count") > 0, "{}", r.results());

@@ -1,8 +1,8 @@
 //! Our checkers against real Maelstrom output: each reference run's history, checked here,
 //! must reach the verdict and headline figures Maelstrom wrote in its results.edn.
 //!
-//! The reference runs live in `shared/reference-runs/` beside the repository; where that
-//! folder is absent the tests say so and pass without checking.
+//! The reference runs are kept in the repository, in `tests/reference-runs/` (see its
+//! README): a missing file fails the test.
 
 use std::path::PathBuf;
 
@@ -10,20 +10,23 @@ use workloads::checker;
 use workloads::edn::Edn;
 use workloads::history::History;
 
-fn reference(run: &str) -> Option<(History, Edn)> {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-        .join("../../shared/reference-runs")
-        .join(run);
-    if !dir.exists() {
-        eprintln!("skipping: {} is not present", dir.display());
-        return None;
-    }
-    let history = std::fs::read_to_string(dir.join("history.edn")).unwrap();
-    let results = std::fs::read_to_string(dir.join("results.edn")).unwrap();
-    Some((
+/// The folder of the reference runs.
+fn reference_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/reference-runs")
+}
+
+fn read(path: &std::path::Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn reference(run: &str) -> (History, Edn) {
+    let dir = reference_dir().join(run);
+    let history = read(&dir.join("history.edn"));
+    let results = read(&dir.join("results.edn"));
+    (
         History::parse_edn(&history).expect("reference history parses"),
         Edn::parse(&results).expect("reference results parse"),
-    ))
+    )
 }
 
 fn assert_same(ours: &Edn, theirs: &Edn, keys: &[&str]) {
@@ -47,9 +50,7 @@ const STATS: &[&str] = &[
 
 #[test]
 fn echo_valid() {
-    let Some((h, r)) = reference("echo-valid") else {
-        return;
-    };
+    let (h, r) = reference("echo-valid");
     assert_eq!(checker::echo::check(&h), *r.get("workload").unwrap());
     assert_same(&checker::stats::check(&h), r.get("stats").unwrap(), STATS);
     assert_eq!(
@@ -60,18 +61,14 @@ fn echo_valid() {
 
 #[test]
 fn unique_ids_duplicates_invalid() {
-    let Some((h, r)) = reference("unique-ids-duplicates-invalid") else {
-        return;
-    };
+    let (h, r) = reference("unique-ids-duplicates-invalid");
     assert_eq!(checker::unique_ids::check(&h), *r.get("workload").unwrap());
     assert_same(&checker::stats::check(&h), r.get("stats").unwrap(), STATS);
 }
 
 #[test]
 fn unique_ids_extra_reply_field_invalid() {
-    let Some((h, r)) = reference("unique-ids-extra-reply-field-invalid") else {
-        return;
-    };
+    let (h, r) = reference("unique-ids-extra-reply-field-invalid");
     assert_eq!(checker::unique_ids::check(&h), *r.get("workload").unwrap());
     assert_same(&checker::stats::check(&h), r.get("stats").unwrap(), STATS);
     assert_eq!(
@@ -90,18 +87,14 @@ fn unique_ids_extra_reply_field_invalid() {
 
 #[test]
 fn g_counter_lost_increments_invalid() {
-    let Some((h, r)) = reference("g-counter-lost-increments-invalid") else {
-        return;
-    };
+    let (h, r) = reference("g-counter-lost-increments-invalid");
     assert_eq!(checker::counter::check(&h), *r.get("workload").unwrap());
     assert_same(&checker::stats::check(&h), r.get("stats").unwrap(), STATS);
 }
 
 #[test]
 fn broadcast_lost_under_partition_invalid() {
-    let Some((h, r)) = reference("broadcast-lost-under-partition-invalid") else {
-        return;
-    };
+    let (h, r) = reference("broadcast-lost-under-partition-invalid");
     let ours = checker::set_full::check(&h, "broadcast");
     let theirs = r.get("workload").unwrap();
     assert_eq!(ours, *theirs);
@@ -110,17 +103,14 @@ fn broadcast_lost_under_partition_invalid() {
 
 #[test]
 fn reference_files_round_trip_through_our_printer() {
-    let dir = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference-runs");
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        eprintln!("skipping: {} is not present", dir.display());
-        return;
-    };
-    for entry in entries {
+    let mut files = 0;
+    for entry in std::fs::read_dir(reference_dir()).unwrap() {
         let run = entry.unwrap().path();
         for file in ["results.edn", "history.edn"] {
             let Ok(text) = std::fs::read_to_string(run.join(file)) else {
                 continue;
             };
+            files += 1;
             let values = Edn::parse_all(&text).unwrap_or_else(|e| panic!("{}: {e}", run.display()));
             for v in values {
                 assert_eq!(Edn::parse(&v.to_pretty()).unwrap(), v);
@@ -128,24 +118,19 @@ fn reference_files_round_trip_through_our_printer() {
             }
         }
     }
+    assert_eq!(files, 13, "the reference runs hold 13 EDN files");
 }
 
 #[test]
 fn reference_results_print_exactly_as_maelstrom_wrote_them() {
-    let Some((_, r)) = reference("echo-valid") else {
-        return;
-    };
-    let dir =
-        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference-runs/echo-valid");
-    let text = std::fs::read_to_string(dir.join("results.edn")).unwrap();
+    let (_, r) = reference("echo-valid");
+    let text = read(&reference_dir().join("echo-valid/results.edn"));
     assert_eq!(r.to_pretty().trim_end(), text.trim_end());
 }
 
 #[test]
 fn lin_kv_not_linearizable_invalid() {
-    let Some((h, r)) = reference("lin-kv-not-linearizable-invalid") else {
-        return;
-    };
+    let (h, r) = reference("lin-kv-not-linearizable-invalid");
     let ours = checker::linearizable::check(&h);
     let theirs = r.get("workload").unwrap();
     assert_same(&ours, theirs, &["valid?"]);

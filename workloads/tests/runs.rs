@@ -104,6 +104,7 @@ fn duplicate_ids_are_invalid() {
                 "2",
                 "--rate",
                 "50",
+                "--",
                 "--from-one",
             ],
         ),
@@ -132,6 +133,7 @@ fn an_extra_reply_field_is_a_malformed_rpc_response() {
                 "2",
                 "--rate",
                 "20",
+                "--",
                 "--extra-field",
             ],
         ),
@@ -206,6 +208,7 @@ fn forwarding_once_loses_messages_under_partitions() {
                 "3",
                 "--topology",
                 "total",
+                "--",
                 "--once",
             ],
         ),
@@ -233,6 +236,7 @@ fn a_gossiping_g_set_is_valid_under_partitions() {
                 "partition",
                 "--nemesis-interval",
                 "1",
+                "--",
                 "--g-set",
             ],
         ),
@@ -300,6 +304,7 @@ fn counting_only_local_adds_is_invalid() {
                 "3",
                 "--rate",
                 "30",
+                "--",
                 "--local",
             ],
         ),
@@ -343,6 +348,7 @@ fn garbage_lines_are_counted_and_the_node_keeps_being_read() {
                 "2",
                 "--rate",
                 "10",
+                "--",
                 "--garbage",
             ],
         ),
@@ -368,6 +374,7 @@ fn messages_to_unknown_destinations_are_counted() {
                 "2",
                 "--rate",
                 "10",
+                "--",
                 "--unknown-dest",
             ],
         ),
@@ -393,6 +400,7 @@ fn a_crashing_node_ends_the_run_without_a_verdict() {
                 "30",
                 "--rate",
                 "20",
+                "--",
                 "--crash-after",
                 "3",
             ],
@@ -425,7 +433,7 @@ fn a_node_that_never_answers_init_is_named() {
         &test_args(
             "echo",
             &bin,
-            &["--node-count", "2", "--time-limit", "2", "--no-init"],
+            &["--node-count", "2", "--time-limit", "2", "--", "--no-init"],
         ),
     );
     r.expect(2);
@@ -450,11 +458,204 @@ fn a_wrong_init_reply_fails_the_run() {
         &test_args(
             "echo",
             &bin,
-            &["--node-count", "1", "--time-limit", "2", "--bad-init"],
+            &["--node-count", "1", "--time-limit", "2", "--", "--bad-init"],
         ),
     );
     r.expect(2);
     assert!(r.output.contains("init-failed"), "{}", r.output);
+}
+
+#[test]
+fn a_run_reports_progress_and_ends_with_its_seed_and_results() {
+    let bin = example("echo_node");
+    let rest = [
+        "--node-count",
+        "3",
+        "--time-limit",
+        "6",
+        "--rate",
+        "20",
+        "--nemesis",
+        "partition",
+        "--nemesis-interval",
+        "1",
+    ];
+    let r = run("progress", &test_args("echo", &bin, &rest));
+    r.expect(0);
+    let progress: Vec<&str> = r
+        .output
+        .lines()
+        .filter(|l| l.contains("workloads.progress"))
+        .collect();
+    assert!(!progress.is_empty(), "no progress line:\n{}", r.output);
+    let line = progress[0];
+    assert!(line.contains("workloads.progress [5."), "{line}");
+    let ops: u64 = line
+        .split(" s] ")
+        .nth(1)
+        .unwrap()
+        .split(' ')
+        .next()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(ops > 50, "{line}");
+    assert!(
+        line.contains(" ok, ") && line.contains(" · faults: "),
+        "{line}"
+    );
+    // Without --seed the harness draws one, and the last line names it and the results.
+    let last = r.output.lines().rfind(|l| !l.trim().is_empty()).unwrap();
+    assert!(
+        last.starts_with("Run ended: valid (exit 0), seed "),
+        "{last}"
+    );
+    let seed = last
+        .split("seed ")
+        .nth(1)
+        .unwrap()
+        .split(',')
+        .next()
+        .unwrap();
+    assert!(seed.parse::<u64>().is_ok(), "{last}");
+    assert!(
+        r.output.contains(&format!("Seed {seed}; replay with: ")),
+        "{}",
+        r.output
+    );
+    let results = last.split("results ").nth(1).unwrap();
+    assert!(
+        results.starts_with("store/echo/") && results.ends_with("/results.edn"),
+        "{last}"
+    );
+    assert!(r.dir.join(results).is_file(), "{last}");
+}
+
+/// A refused command line: exit 254, the reason said, and nothing started or stored.
+fn assert_refused(test: &str, args: &[&str], reason: &str) {
+    let r = run(test, args);
+    r.expect(254);
+    assert!(r.output.contains(reason), "{args:?}: {}", r.output);
+    assert!(!r.output.contains("Started"), "{args:?}: {}", r.output);
+    assert!(!r.dir.join("store").exists(), "{args:?} created the store");
+}
+
+#[test]
+fn a_mistyped_option_anywhere_exits_254_with_a_hint() {
+    let bin = example("echo_node");
+    let typo = ["--node-cout", "1", "--time-limit", "2"];
+    assert_refused(
+        "typo-after-bin",
+        &test_args("echo", &bin, &typo),
+        "a similar argument exists: '--node-count'",
+    );
+    let bin = bin.to_str().unwrap();
+    let before = ["test", "-w", "echo", "--node-cout", "1", "--bin", bin];
+    assert_refused(
+        "typo-before-bin",
+        &before,
+        "unexpected argument '--node-cout'",
+    );
+    assert!(!run("typo-before-bin", &before).output.contains("required"));
+    let stray = [
+        "test",
+        "-w",
+        "echo",
+        "--bin",
+        bin,
+        "--node-count",
+        "1",
+        "--once",
+    ];
+    assert_refused("stray-word", &stray, "unexpected argument '--once'");
+}
+
+#[test]
+fn node_arguments_after_the_double_dash_reach_the_node() {
+    use std::os::unix::fs::PermissionsExt;
+    let echo = example("echo_node");
+    let dir = workdir("node-args-script");
+    let script = dir.join("node.sh");
+    let text = format!(
+        "#!/bin/sh\nprintf '%s\\n' \"$@\" > args.txt\nexec '{}'\n",
+        echo.display()
+    );
+    std::fs::write(&script, text).unwrap();
+    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let rest = [
+        "--node-count",
+        "1",
+        "--time-limit",
+        "1",
+        "--",
+        "--rate",
+        "7",
+        "two words",
+    ];
+    let r = run("node-args", &test_args("echo", &script, &rest));
+    r.expect(0);
+    let args = std::fs::read_to_string(r.dir.join("store/latest/node-dirs/n0/args.txt"));
+    assert_eq!(args.unwrap(), "--rate\n7\ntwo words\n");
+    assert!(
+        r.output.contains("at 5 ops/s"),
+        "--rate after -- is the node's: {}",
+        r.output
+    );
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[test]
+fn values_that_would_check_nothing_are_refused_before_anything_starts() {
+    let bin = example("echo_node");
+    for (test, extra, reason) in [
+        (
+            "time-0",
+            &["--time-limit", "0"][..],
+            "--time-limit must be at least 1 second",
+        ),
+        (
+            "rate-0",
+            &["--rate", "0"],
+            "--rate must be a number above 0, got 0",
+        ),
+        (
+            "rate-neg",
+            &["--rate", "-3"],
+            "--rate must be a number above 0, got -3",
+        ),
+        (
+            "interval-0",
+            &["--nemesis", "partition", "--nemesis-interval", "0"],
+            "--nemesis-interval must be at least 0.1 s, got 0",
+        ),
+    ] {
+        let mut rest = vec!["--node-count", "1"];
+        rest.extend_from_slice(extra);
+        assert_refused(test, &test_args("echo", &bin, &rest), reason);
+    }
+}
+
+#[test]
+fn a_bin_that_is_a_directory_or_not_executable_is_named_as_such() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = workdir("bad-bin-files");
+    let plain = dir.join("node.txt");
+    std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let rest = ["--node-count", "1", "--time-limit", "1"];
+    assert_refused("bin-dir", &test_args("echo", &dir, &rest), "is a directory");
+    assert_refused(
+        "bin-plain",
+        &test_args("echo", &plain, &rest),
+        "is not executable",
+    );
+    let missing = dir.join("absent");
+    assert_refused(
+        "bin-missing",
+        &test_args("echo", &missing, &rest),
+        "no such file",
+    );
+    let _ = std::fs::remove_dir_all(&dir);
 }
 
 #[test]
@@ -568,10 +769,10 @@ fn processes_in(dir: &Path) -> Vec<u32> {
 
 #[test]
 fn a_python_script_with_a_shebang_works_as_a_node() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("skipped: python3 is not installed");
-        return;
-    }
+    assert!(
+        Command::new("python3").arg("--version").output().is_ok(),
+        "python3 is not installed (`make deps` installs it)"
+    );
     let dir = workdir("python-src");
     let script = dir.join("echo.py");
     std::fs::write(
@@ -663,6 +864,7 @@ fn analyze_rechecks_stored_runs_ours_and_maelstroms() {
                 "1",
                 "--rate",
                 "50",
+                "--",
                 "--from-one",
             ],
         ),
@@ -676,15 +878,8 @@ fn analyze_rechecks_stored_runs_ours_and_maelstroms() {
     assert_eq!(again.status.code(), Some(1));
     assert!(String::from_utf8_lossy(&again.stdout).contains(":duplicated-count"));
 
-    // Maelstrom's own stored runs, when the shared reference runs are beside the repository.
-    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../shared/reference-runs");
-    if !reference.is_dir() {
-        eprintln!(
-            "skipped the reference part: {} is missing",
-            reference.display()
-        );
-        return;
-    }
+    // Maelstrom's own stored runs, kept in the repository as test data.
+    let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference-runs");
     for (dir, workload, status) in [
         ("echo-valid", "echo", 0),
         ("unique-ids-duplicates-invalid", "unique-ids", 1),

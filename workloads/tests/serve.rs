@@ -146,10 +146,7 @@ fn position(dom: &str, needle: &str) -> usize {
 
 #[test]
 fn chromium_renders_the_index_and_a_run_page() {
-    let Some(chromium) = find_chromium() else {
-        eprintln!("skipping: Chromium is not installed (apt-get install chromium)");
-        return;
-    };
+    let chromium = find_chromium().expect("Chromium is not installed (`make deps` installs it)");
     let tmp = TempDir::new();
     let store = fake_store(&tmp.0);
 

@@ -22,6 +22,7 @@
 
 pub mod outcome;
 pub mod process;
+pub mod progress;
 pub mod runner;
 
 use std::path::{Path, PathBuf};
@@ -77,15 +78,7 @@ type Checked = (Box<dyn workload::Workload>, Vec<String>, PathBuf);
 fn check_args(args: &TestArgs) -> Result<Checked, BadArgs> {
     let workload = workload::by_name(&args.workload).map_err(BadArgs)?;
     let names = node_names(args)?;
-    if !(args.rate.is_finite() && args.rate >= 0.0) {
-        return Err(BadArgs(format!(
-            "--rate must be a number ≥ 0, got {}",
-            args.rate
-        )));
-    }
-    if !(args.nemesis_interval.is_finite() && args.nemesis_interval >= 0.0) {
-        return Err(BadArgs("--nemesis-interval must be a number ≥ 0".into()));
-    }
+    check_numbers(args)?;
     if !(0.0..=1.0).contains(&args.lossy_rate) {
         return Err(BadArgs(format!(
             "--lossy-rate must be a probability 0–1, got {}",
@@ -104,15 +97,57 @@ fn check_args(args: &TestArgs) -> Result<Checked, BadArgs> {
             "--concurrency must give at least one worker".into(),
         ));
     }
-    let bin = std::path::absolute(&args.bin)
-        .map_err(|e| BadArgs(format!("--bin {}: {e}", args.bin.display())))?;
-    if !bin.is_file() {
+    let bin = check_bin(&args.bin)?;
+    Ok((workload, names, bin))
+}
+
+/// The time limit, rate and nemesis interval: values that would make a run check nothing
+/// (no operations) or measure only the harness (faults every few microseconds).
+fn check_numbers(args: &TestArgs) -> Result<(), BadArgs> {
+    if args.time_limit == 0 {
+        return Err(BadArgs(
+            "--time-limit must be at least 1 second: a run of 0 s has no operations to check"
+                .into(),
+        ));
+    }
+    if !(args.rate.is_finite() && args.rate > 0.0) {
         return Err(BadArgs(format!(
-            "--bin {}: no such file (paths are relative to the current directory)",
-            args.bin.display()
+            "--rate must be a number above 0, got {}: a run without operations checks nothing",
+            args.rate
         )));
     }
-    Ok((workload, names, bin))
+    let floor = cli::MIN_NEMESIS_INTERVAL_S;
+    if !(args.nemesis_interval.is_finite() && args.nemesis_interval >= floor) {
+        return Err(BadArgs(format!(
+            "--nemesis-interval must be at least {floor} s, got {}: faults changing faster \
+             than nodes restart or answer test the harness, not the nodes",
+            args.nemesis_interval
+        )));
+    }
+    Ok(())
+}
+
+/// The node binary as an absolute path, refused unless it is an executable file.
+fn check_bin(path: &Path) -> Result<PathBuf, BadArgs> {
+    use std::os::unix::fs::PermissionsExt;
+    let bad = |why: &str| BadArgs(format!("--bin {}: {why}", path.display()));
+    let bin = std::path::absolute(path).map_err(|e| bad(&e.to_string()))?;
+    let meta = match std::fs::metadata(&bin) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            return Err(bad(
+                "no such file (paths are relative to the current directory)",
+            ))
+        }
+        Err(e) => return Err(bad(&e.to_string())),
+    };
+    if meta.is_dir() {
+        return Err(bad("is a directory, not a node binary"));
+    }
+    if meta.permissions().mode() & 0o111 == 0 {
+        return Err(bad("is not executable (chmod +x it, or check the path)"));
+    }
+    Ok(bin)
 }
 
 /// Runs `workloads test`; returns the exit status.
@@ -163,6 +198,7 @@ pub async fn run_test(args: TestArgs) -> i32 {
     .await;
     let _ = store.link_latest();
     console.flush();
+    println!("{}", final_line(exit, seed, &store.dir.join("results.edn")));
     exit
 }
 
@@ -190,6 +226,20 @@ fn working_dirs(args: &TestArgs, store: &Store, names: &[String]) -> Result<Vec<
             )
         })?;
     Ok(vec![shared; names.len()])
+}
+
+/// The last line of a run, for scripts to find: the verdict, the seed and the results,
+/// `Run ended: valid (exit 0), seed 42, results store/echo/<time>/results.edn`.
+pub fn final_line(status: i32, seed: u64, results: &Path) -> String {
+    let verdict = match status {
+        cli::EXIT_VALID => "valid",
+        cli::EXIT_INVALID => "invalid",
+        _ => "unknown",
+    };
+    format!(
+        "Run ended: {verdict} (exit {status}), seed {seed}, results {}",
+        results.display()
+    )
 }
 
 #[allow(clippy::too_many_arguments)]
@@ -509,5 +559,62 @@ mod tests {
         assert!(err(&["-w", "echo", "--rate", "-1"])
             .unwrap()
             .contains("--rate"));
+    }
+
+    #[test]
+    fn the_final_line_names_verdict_seed_and_results() {
+        let path = Path::new("store/echo/20261203T080000.000+0000/results.edn");
+        assert_eq!(
+            final_line(1, 42, path),
+            "Run ended: invalid (exit 1), seed 42, results store/echo/20261203T080000.000+0000/results.edn"
+        );
+        assert!(final_line(0, 1, path).starts_with("Run ended: valid (exit 0), seed 1,"));
+        assert!(final_line(2, 1, path).starts_with("Run ended: unknown (exit 2)"));
+    }
+
+    #[test]
+    fn values_that_check_nothing_are_refused_with_the_reason() {
+        let err = |extra: &[&str]| {
+            let mut argv = vec!["-w", "echo"];
+            argv.extend_from_slice(extra);
+            check_numbers(&args(&argv)).err().map(|BadArgs(m)| m)
+        };
+        let said = |extra: &[&str], what: &str| {
+            let why = err(extra).unwrap_or_else(|| panic!("{extra:?} accepted"));
+            assert!(why.contains(what), "{extra:?}: {why}");
+        };
+        said(
+            &["--time-limit", "0"],
+            "--time-limit must be at least 1 second",
+        );
+        said(&["--rate", "0"], "--rate must be a number above 0, got 0");
+        said(&["--rate", "-2"], "--rate must be a number above 0, got -2");
+        said(&["--rate", "NaN"], "--rate");
+        said(&["--nemesis-interval", "0"], "at least 0.1 s, got 0");
+        said(&["--nemesis-interval", "0.05"], "at least 0.1 s, got 0.05");
+        said(&["--nemesis-interval", "-1"], "--nemesis-interval");
+        assert_eq!(err(&["--time-limit", "1", "--rate", "0.1"]), None);
+        assert_eq!(err(&["--nemesis-interval", "0.1"]), None);
+    }
+
+    #[test]
+    fn a_bin_that_cannot_run_is_named_for_what_it_is() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = std::env::temp_dir().join(format!("workloads-bin-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let plain = dir.join("plain");
+        std::fs::write(&plain, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let why = |p: &Path| check_bin(p).err().map(|BadArgs(m)| m).unwrap_or_default();
+        assert!(
+            why(&dir).ends_with("is a directory, not a node binary"),
+            "{}",
+            why(&dir)
+        );
+        assert!(why(&plain).contains("is not executable"), "{}", why(&plain));
+        assert!(why(&dir.join("absent")).contains("no such file"));
+        std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(check_bin(&plain), Ok(plain.clone()));
+        let _ = std::fs::remove_dir_all(&dir);
     }
 }

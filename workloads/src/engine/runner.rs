@@ -29,11 +29,12 @@ use tokio::sync::mpsc;
 
 use super::outcome::{self, Outcome};
 use super::process::{tail_text, LineError, NodeEvent, NodeLine, NodeProcess, Spawner};
+use super::progress::Progress;
 use crate::console::Console;
 use crate::history::{History, Op, OpType, Process};
 use crate::journal::Journal;
 use crate::nemesis::clock::Clocks;
-use crate::nemesis::{Config as NemesisConfig, Planner};
+use crate::nemesis::{Config as NemesisConfig, Kind, Planner};
 use crate::net::{Addr, Nanos, Network, SendError, ServiceId};
 use crate::services::Services;
 use crate::workload::{Ask, Cluster, GenOp, Next, Workload};
@@ -196,6 +197,10 @@ pub struct Engine {
     gen_rng: StdRng,
     nemesis_rng: Option<StdRng>,
     planner: Option<Planner>,
+    /// The partition in force, in words for the progress line.
+    partition: Option<String>,
+    /// The progress line's schedule, from the main phase on.
+    progress: Option<Progress>,
     phase: Phase,
     next_op_at: Nanos,
     next_worker: usize,
@@ -272,6 +277,8 @@ impl Engine {
             gen_rng: rngs.generator,
             nemesis_rng: Some(rngs.nemesis),
             planner: None,
+            partition: None,
+            progress: None,
             phase: Phase::Setup,
             next_op_at: 0,
             next_worker: 0,
@@ -406,6 +413,7 @@ impl Engine {
     async fn main_phase(&mut self) -> Result<(), RunError> {
         let now = self.now();
         self.history_origin = now;
+        self.progress = Some(Progress::new(now));
         let end = now + self.settings.time_limit;
         self.phase = Phase::Main { end };
         self.next_op_at = now;
@@ -557,6 +565,9 @@ impl Engine {
         if let Some(at) = self.clocks.as_ref().and_then(Clocks::next_tick) {
             wake = wake.min(at);
         }
+        if let Some(p) = &self.progress {
+            wake = wake.min(p.next_at());
+        }
         wake
     }
 
@@ -626,6 +637,53 @@ impl Engine {
                 self.deliver(now, packet);
             }
         }
+        self.report_progress(now);
+    }
+
+    /// Logs the progress line when it is due.
+    fn report_progress(&mut self, now: Nanos) {
+        match &self.progress {
+            Some(p) if now >= p.next_at() => {}
+            _ => return,
+        }
+        let faults = self.faults_in_force();
+        let elapsed = now.saturating_sub(self.history_origin);
+        let Some(progress) = self.progress.as_mut() else {
+            return;
+        };
+        let line = progress.poll(now, elapsed, &self.history.ops, &faults);
+        if let Some(mut line) = line {
+            match self.phase {
+                Phase::Final { .. } => line.push_str(" · final phase"),
+                Phase::Quiet => line.push_str(" · main phase over, waiting"),
+                Phase::Setup | Phase::Main { .. } => {}
+            }
+            self.console.info("runner", "workloads.progress", &line);
+        }
+    }
+
+    /// The faults in force, in words: `partition {n0} | {n1 n2}`, `killed n1`, `lossy`…
+    fn faults_in_force(&self) -> Vec<String> {
+        let mut faults: Vec<String> = self
+            .partition
+            .iter()
+            .map(|p| format!("partition {p}"))
+            .collect();
+        for (word, flags) in [("killed", &self.down), ("paused", &self.paused)] {
+            let hit: Vec<&str> = (0..self.names.len())
+                .filter(|&i| flags[i])
+                .map(|i| self.names[i].as_str())
+                .collect();
+            if !hit.is_empty() {
+                faults.push(format!("{word} {}", hit.join(" ")));
+            }
+        }
+        for kind in [Kind::Lossy, Kind::Clock] {
+            if self.planner.as_ref().is_some_and(|p| p.is_active(kind)) {
+                faults.push(kind.name().to_string());
+            }
+        }
+        faults
     }
 
     /// Whether worker `w` has no request in flight.

@@ -8,6 +8,7 @@ use serde_json::{Map, Value};
 use super::{Engine, Role, INIT_TIMEOUT};
 use crate::edn::Edn;
 use crate::engine::process::signals;
+use crate::engine::progress;
 use crate::history::{Op, OpType, Process};
 use crate::nemesis::clock::ClockChange;
 use crate::nemesis::Action;
@@ -61,8 +62,10 @@ impl Engine {
 
     fn apply(&mut self, now: Nanos, action: Action) -> Edn {
         match action {
-            Action::Partition { grudge, .. } => {
+            Action::Partition { grudge, shape } => {
                 self.net.partition(&grudge);
+                let words = progress::partition_words(&self.names, &grudge, shape.keyword());
+                self.partition = Some(words);
                 let map = grudge
                     .iter()
                     .map(|(dest, srcs)| {
@@ -77,6 +80,7 @@ impl Engine {
             }
             Action::Heal => {
                 self.net.heal();
+                self.partition = None;
                 Edn::kw("network-healed")
             }
             Action::Kill { nodes, .. } => {
