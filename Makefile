@@ -64,7 +64,7 @@ REPEAT ?= 1
 COMPAT_TIME ?= 5
 compat: build
 	@MAELSTROM="$(MAELSTROM)" RELEASE="$(RELEASE)" TIME="$(COMPAT_TIME)" REPEAT="$(REPEAT)" \
-	  bash scripts/compat.sh
+	  bash .ci/compat
 
 ## Benchmarks that print figures, built optimised (`cargo bench` uses the release profile).
 bench: bench-core bench-harness bench-giftid bench-raft bench-queue bench-matcher
