@@ -344,6 +344,7 @@ async fn run_in_store(
         time_limit: args.time_limit,
         command: args.replay_command(seed),
         valid: Validity::Unknown,
+        expect: args.expect,
     };
 
     let status = match outcome {
