@@ -508,7 +508,7 @@ mod tests {
                     let healthy_from = until.max(since + 5 * S);
                     assert!(
                         next >= healthy_from + 2 * S,
-                        "seed {seed}: {kind} at {next} ns, {until} ns after the last ended"
+                        "seed {seed}: {kind} at {next} ns, the last ended at {until} ns"
                     );
                 }
             }
