@@ -2,6 +2,8 @@
 
 SCENARIOS := echo-none echo-pause unique-ids-none unique-ids-partition unique-ids-kill broadcast-none broadcast-partition broadcast-kill broadcast-pause broadcast-lossy broadcast-chaos broadcast-once-none broadcast-once-lossy g-counter-none g-counter-partition g-counter-clock g-counter-lossy giftid-unique-ids-partition giftid-unique-ids-kill gift-ids-none gift-ids-partition gift-ids-kill gift-ids-pause gift-ids-clock gift-ids-chaos gift-ids-regress-none gift-ids-regress-clock lin-kv-none lin-kv-partition lin-kv-kill lin-kv-pause lin-kv-chaos lin-kv-stale-reads-partition task-queue-none task-queue-partition task-queue-kill task-queue-pause task-queue-lossy task-queue-chaos task-queue-early-ack-partition task-queue-forget-leases-kill task-queue-nack-refund-partition
 
+EXPECT_INVALID := unique-ids-kill broadcast-once-lossy gift-ids-regress-clock lin-kv-stale-reads-partition task-queue-early-ack-partition task-queue-forget-leases-kill
+
 .PHONY: $(SCENARIOS)
 
 ## echo under no faults; expected valid.
@@ -22,7 +24,7 @@ unique-ids-partition:
 
 ## unique-ids under SIGKILL and restart of nodes in their own directories; expected invalid.
 unique-ids-kill:
-	$(MAELSTROM) test -w unique-ids --bin $(EXAMPLES)/unique_ids --node-count 3 --rate 100 --nemesis kill --nemesis-interval 2 --nemesis-interval 1 --time-limit $(TIME) $(SEED_FLAG); status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
+	$(MAELSTROM) test -w unique-ids --bin $(EXAMPLES)/unique_ids --node-count 3 --rate 100 --nemesis kill --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG); status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
 ## broadcast under no faults; expected valid.
 broadcast-none:
@@ -54,7 +56,7 @@ broadcast-once-none:
 
 ## broadcast-once under dropped, duplicated and reordered messages; expected invalid.
 broadcast-once-lossy:
-	$(MAELSTROM) test -w broadcast --bin $(EXAMPLES)/broadcast_node --node-count 5 --rate 20 --latency 20 --topology line --nemesis lossy --nemesis-interval 2 --lossy-rate 0.2 --time-limit $(TIME) $(SEED_FLAG) -- --once; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
+	$(MAELSTROM) test -w broadcast --bin $(EXAMPLES)/broadcast_node --node-count 5 --rate 20 --latency 20 --topology line --nemesis lossy --nemesis-interval 2 --lossy-rate 0.2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG) -- --once; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
 ## g-counter under no faults; expected valid.
 g-counter-none:
@@ -110,7 +112,7 @@ gift-ids-regress-none:
 
 ## gift-ids-regress under wall-clock jumps and drift (libfaketime); expected invalid.
 gift-ids-regress-clock:
-	$(MAELSTROM) test -w gift-ids --bin $(EXAMPLES)/../giftid-node --node-count 3 --rate 200 --nemesis clock --nemesis-interval 2 --time-limit $(TIME) $(SEED_FLAG) -- --broken ignore-clock-regressions; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
+	$(MAELSTROM) test -w gift-ids --bin $(EXAMPLES)/../giftid-node --node-count 3 --rate 200 --nemesis clock --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG) -- --broken ignore-clock-regressions; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
 ## lin-kv under no faults; expected valid.
 lin-kv-none:
@@ -135,7 +137,7 @@ lin-kv-chaos:
 
 ## lin-kv-stale-reads under network partitions in Maelstrom's shapes; expected invalid.
 lin-kv-stale-reads-partition:
-	$(MAELSTROM) test -w lin-kv --bin $(EXAMPLES)/lin-kv --node-count 5 --concurrency 2n --rate 100 --nemesis partition --nemesis-interval 2 --time-limit $(TIME) $(SEED_FLAG) -- --flaw stale-reads; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
+	$(MAELSTROM) test -w lin-kv --bin $(EXAMPLES)/lin-kv --node-count 5 --concurrency 2n --rate 100 --nemesis partition --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG) -- --flaw stale-reads; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
 ## task-queue under no faults; expected valid.
 task-queue-none:
@@ -163,12 +165,13 @@ task-queue-chaos:
 	$(MAELSTROM) test -w task-queue --bin $(EXAMPLES)/../queue-node --node-count 5 --concurrency 2n --rate 300 --nemesis all --partition-shapes one,minority-third,majority,majorities-ring,bridge --nemesis-interval 2 --time-limit $(TIME) $(SEED_FLAG)
 
 ## task-queue-early-ack under network partitions in Maelstrom's shapes; expected invalid.
+task-queue-early-ack-partition: TIME = 30
 task-queue-early-ack-partition:
-	$(MAELSTROM) test -w task-queue --bin $(EXAMPLES)/../queue-node --node-count 5 --concurrency 2n --rate 300 --nemesis partition --nemesis-interval 2 --time-limit $(TIME) $(SEED_FLAG) -- --broken ack-before-replication; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
+	$(MAELSTROM) test -w task-queue --bin $(EXAMPLES)/../queue-node --node-count 5 --concurrency 2n --rate 300 --nemesis partition --nemesis-interval 2 --partition-shapes one $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG) -- --broken ack-before-replication; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
 ## task-queue-forget-leases under SIGKILL and restart of nodes in their own directories; expected invalid.
 task-queue-forget-leases-kill:
-	$(MAELSTROM) test -w task-queue --bin $(EXAMPLES)/../queue-node --node-count 5 --concurrency 2n --rate 300 --nemesis kill --nemesis-interval 2 --time-limit $(TIME) $(SEED_FLAG) -- --broken forget-leases; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
+	$(MAELSTROM) test -w task-queue --bin $(EXAMPLES)/../queue-node --node-count 5 --concurrency 2n --rate 300 --nemesis kill --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG) -- --broken forget-leases; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
 ## task-queue-nack-refund under network partitions in Maelstrom's shapes; expected invalid.
 task-queue-nack-refund-partition:

@@ -195,6 +195,11 @@ pub struct TestArgs {
     #[arg(long, value_name = "N")]
     pub seed: Option<u64>,
 
+    /// The verdict the run is meant to reach: `invalid` for a node broken on purpose.
+    /// Recorded in run.json for the reports; the exit status does not depend on it.
+    #[arg(long, value_enum, value_name = "VERDICT")]
+    pub expect: Option<crate::store::Expect>,
+
     /// Arguments passed to the node binary, after `--`: `--bin node -- --flag value`.
     /// Maelstrom also takes stray words as node arguments; here they are refused, so that a
     /// mistyped option is reported instead of being handed to the node.
@@ -402,6 +407,9 @@ impl TestArgs {
         }
         if self.availability != Availability::Unchecked {
             words.extend(["--availability".into(), self.availability.to_string()]);
+        }
+        if let Some(expect) = self.expect {
+            words.extend(["--expect".into(), expect.word().into()]);
         }
         if self.topology != Topology::Grid {
             let topo = self

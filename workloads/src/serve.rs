@@ -29,6 +29,7 @@ mod files;
 mod html;
 mod pages;
 mod runs;
+mod why;
 
 /// Options of `workloads serve`.
 #[derive(Debug, Clone, Args)]
@@ -407,6 +408,48 @@ mod tests {
         assert_eq!(one.status, 200);
         assert!(one.body.contains("/run/broadcast/"), "{}", one.body);
         assert!(!one.body.contains("/run/unique-ids/"), "{}", one.body);
+    }
+
+    #[tokio::test]
+    async fn pages_say_why_a_run_is_invalid_and_whether_that_was_expected() {
+        let tmp = TempDir::new("why");
+        let store = tmp.0.join("store");
+        let results = "{:stats {:valid? true, :count 9}, :workload {:valid? false, \
+                       :attempted-count 9, :duplicated-count 62, :duplicated {14 3, 15 3}}, \
+                       :valid? false}";
+        for (stamp, expect) in [(OLD, r#", "expect": "invalid""#), (NEW, "")] {
+            let dir = store.join("unique-ids").join(stamp);
+            write(
+                &dir.join("run.json"),
+                &format!(r#"{{"workload": "unique-ids", "valid": false{expect}}}"#),
+            );
+            write(&dir.join("results.edn"), results);
+        }
+        let port = start(store).await;
+        let index = get(port, "/").await.body;
+        let why = "<div class=\"why\">workload: duplicated-count 62, first 14 3</div>";
+        assert_eq!(index.matches(why).count(), 2, "{index}");
+        assert_eq!(index.matches("badge expected").count(), 1, "{index}");
+        assert!(
+            index.contains("2 invalid</span> (1 of them expected"),
+            "{index}"
+        );
+
+        let run = get(port, &format!("/run/unique-ids/{}/", encoded(OLD)))
+            .await
+            .body;
+        for needle in [
+            "<h2>Why invalid</h2>",
+            "the node is broken on purpose",
+            "<li><strong>workload</strong>: duplicated-count 62; first <code>14 3</code></li>",
+            "<tr><th>expected</th><td>invalid</td></tr>",
+        ] {
+            assert!(run.contains(needle), "{needle:?} missing from {run}");
+        }
+        let run = get(port, &format!("/run/unique-ids/{}/", encoded(NEW)))
+            .await
+            .body;
+        assert!(run.contains("<h2>Why invalid</h2>") && !run.contains("broken on purpose"));
     }
 
     #[tokio::test]

@@ -32,6 +32,34 @@ pub struct RunInfo {
     /// The command line that replays the run.
     pub command: String,
     pub valid: Validity,
+    /// The verdict the run was meant to reach (`--expect`), when it was said.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub expect: Option<Expect>,
+}
+
+/// The verdict a run is meant to reach: `invalid` marks a node broken on purpose, whose
+/// invalid run shows that a fault caught it.
+#[derive(
+    Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize, clap::ValueEnum,
+)]
+#[serde(rename_all = "lowercase")]
+pub enum Expect {
+    Valid,
+    Invalid,
+}
+
+impl Expect {
+    pub fn word(self) -> &'static str {
+        match self {
+            Expect::Valid => "valid",
+            Expect::Invalid => "invalid",
+        }
+    }
+
+    /// Whether `verdict` is the one expected.
+    pub fn met_by(self, verdict: Validity) -> bool {
+        verdict == Validity::Known(self == Expect::Valid)
+    }
 }
 
 /// A run's verdict: `true`, `false` or `"unknown"` in JSON.
@@ -206,10 +234,16 @@ mod tests {
                 time_limit: 10,
                 command: "workloads test".into(),
                 valid,
+                expect: (valid == Validity::Known(false)).then_some(Expect::Invalid),
             };
             let text = serde_json::to_string(&info).unwrap();
             assert_eq!(serde_json::from_str::<RunInfo>(&text).unwrap(), info);
         }
+        let expect = serde_json::to_value(Expect::Invalid).unwrap();
+        assert_eq!(expect, serde_json::json!("invalid"));
+        assert!(Expect::Invalid.met_by(Validity::Known(false)));
+        assert!(!Expect::Invalid.met_by(Validity::Known(true)));
+        assert!(!Expect::Valid.met_by(Validity::Unknown));
         let unknown = serde_json::to_value(Validity::Unknown).unwrap();
         assert_eq!(unknown, serde_json::json!("unknown"));
         assert!(serde_json::from_str::<Validity>("\"maybe\"").is_err());

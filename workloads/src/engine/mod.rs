@@ -38,7 +38,7 @@ use crate::cli::{self, TestArgs};
 use crate::console::Console;
 use crate::edn::Edn;
 use crate::nemesis::clock::{self, Clocks};
-use crate::nemesis::{Config as NemesisConfig, Kind, Lossy};
+use crate::nemesis::{Config as NemesisConfig, Kind, Lossy, Pacing};
 use crate::net::{Latency, Network};
 use crate::report;
 use crate::store::{RunInfo, Store, Validity};
@@ -338,16 +338,22 @@ async fn run_in_store(
     };
     let net = Network::new(names.len() as u32, latency, net_rng);
     let settings_workers = args.concurrency.workers(names.len());
+    let time_limit = args.time_limit * 1_000_000_000;
+    let client_timeout = workload.client_timeout_ms(args.latency) * 1_000_000;
     let settings = Settings {
-        time_limit: args.time_limit * 1_000_000_000,
+        time_limit,
         rate: args.rate,
         concurrency: settings_workers,
-        client_timeout: workload.client_timeout_ms(args.latency) * 1_000_000,
+        client_timeout,
         nemesis: (!kinds.is_empty()).then(|| NemesisConfig {
             kinds: kinds.clone(),
             interval_s: args.nemesis_interval,
             shapes: args.shapes(),
             lossy: Lossy::uniform(args.lossy_rate),
+            pacing: Pacing {
+                run_ns: time_limit,
+                client_timeout_ns: client_timeout,
+            },
         }),
         log_net_send: args.log_net_send,
         log_net_recv: args.log_net_recv,
@@ -418,6 +424,7 @@ async fn run_in_store(
         time_limit: args.time_limit,
         command: args.replay_command(seed),
         valid: Validity::Unknown,
+        expect: args.expect,
     };
 
     let status = match outcome {

@@ -99,6 +99,12 @@ impl Shape {
     }
 }
 
+/// `node` cut off from the other nodes of `0..n`, both ways: the `one` shape, aimed.
+pub fn isolate(node: u32, n: u32) -> Grudge {
+    let rest: Vec<u32> = (0..n).filter(|&x| x != node).collect();
+    complete(&[&[node], &rest])
+}
+
 /// Smallest majority of `n`.
 fn majority(n: usize) -> usize {
     n / 2 + 1

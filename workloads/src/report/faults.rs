@@ -51,6 +51,56 @@ pub fn intervals(history: &History) -> Vec<Interval> {
     done
 }
 
+/// What the plots shade: the faults, then the phases after the main one.
+pub fn periods(history: &History) -> Vec<Interval> {
+    let mut out = intervals(history);
+    out.extend(phases(history));
+    out
+}
+
+/// The phases after the main one, as intervals the plots shade like faults: the wait for
+/// the cluster to recover (healed, with no operations) and the final phase (final reads, or
+/// the drain of a queue). Empty when the history has no final operations.
+pub fn phases(history: &History) -> Vec<Interval> {
+    let client = |op: &&crate::history::Op| matches!(op.process, Process::Worker(_));
+    let Some(final_start) = history
+        .ops
+        .iter()
+        .filter(client)
+        .filter(|op| op.final_read)
+        .map(|op| op.time_ns)
+        .min()
+    else {
+        return Vec::new();
+    };
+    let main_end = history
+        .ops
+        .iter()
+        .filter(client)
+        .filter(|op| !op.final_read && op.time_ns <= final_start)
+        .map(|op| op.time_ns)
+        .max();
+    let last = history.ops.iter().map(|op| op.time_ns).max().unwrap_or(0);
+    let mut out = Vec::new();
+    if let Some(end) = main_end.filter(|end| *end < final_start) {
+        out.push(Interval {
+            kind: RECOVERY.to_string(),
+            start_ns: end,
+            end_ns: final_start,
+        });
+    }
+    out.push(Interval {
+        kind: FINAL.to_string(),
+        start_ns: final_start,
+        end_ns: last.max(final_start),
+    });
+    out
+}
+
+/// The phase names [`phases`] gives, as the plots' legends show them.
+pub const RECOVERY: &str = "recovery wait";
+pub const FINAL: &str = "final phase";
+
 /// The kinds present in `intervals`: known kinds in [`KINDS`] order, then others by name.
 pub fn kinds(intervals: &[Interval]) -> Vec<&str> {
     let mut kinds: Vec<&str> = intervals.iter().map(|i| i.kind.as_str()).collect();
@@ -68,6 +118,8 @@ pub fn colour(kind: &str) -> RGBColor {
         "pause" => RGBColor(0xB7, 0xDD, 0xD9),
         "clock" => RGBColor(0xD5, 0xC3, 0xE6),
         "lossy" => RGBColor(0xC4, 0xE2, 0xB8),
+        RECOVERY => RGBColor(0xE6, 0xE6, 0xE6),
+        FINAL => RGBColor(0xC9, 0xD6, 0xE8),
         _ => RGBColor(0xD9, 0xD9, 0xD9),
     }
 }
@@ -103,6 +155,31 @@ mod tests {
             );
         }
         assert_eq!(kinds(&got), ["partition", "kill", "clock"]);
+    }
+
+    #[test]
+    fn phases_after_the_main_one_are_named() {
+        let mut h = History::default();
+        call(&mut h, 0, "enqueue", 100, 120, OpType::Ok);
+        nemesis(&mut h, "stop-partition", 150);
+        assert!(phases(&h).is_empty(), "no final operations");
+        call(&mut h, 1, "poll", 900, 950, OpType::Ok);
+        for op in h.ops.iter_mut().filter(|op| op.time_ns >= 900_000_000) {
+            op.final_read = true;
+        }
+        let ms = 1_000_000;
+        let got: Vec<_> = phases(&h)
+            .into_iter()
+            .map(|i| (i.kind, i.start_ns / ms, i.end_ns / ms))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                (RECOVERY.to_string(), 120, 900),
+                (FINAL.to_string(), 900, 950)
+            ]
+        );
+        assert_ne!(colour(RECOVERY), colour(FINAL));
     }
 
     #[test]

@@ -1,11 +1,14 @@
 //! Maelstrom's `messages.svg`: a Lamport (space-time) diagram of the journalled messages,
 //! so causality, slow replies and lost messages can be followed by eye.
 //!
-//! One vertical line per participant (clients, then nodes, then services), time flowing
+//! One vertical line per participant (nodes, then services, then clients), time flowing
 //! down, one arrow per message from the sender at its send time to the receiver at its
-//! delivery time. Rows are spaced by elapsed time but clamped between a minimum (bursts stay
-//! legible) and a maximum (idle stretches stay short), then scaled so the picture is never
-//! taller than [`MAX_HEIGHT`] pixels.
+//! delivery time. So that the nodes keep most of a [`WIDTH`]-pixel picture, clients share
+//! lines when there are many: one per node they talk to, or one for all. Rows are spaced by
+//! elapsed time but clamped between a minimum (bursts stay legible) and a maximum (idle
+//! stretches stay short), then scaled so the picture is never taller than [`MAX_HEIGHT`]
+//! pixels. Time counts from the first message (the cluster's setup, when it comes before the
+//! workload), and a rule marks where the workload's history starts.
 
 use std::fmt::Write;
 
@@ -16,6 +19,10 @@ use crate::journal::{Hop, Journal};
 
 /// Tallest picture drawn, in pixels.
 pub const MAX_HEIGHT: f64 = 20_000.0;
+/// Widest picture drawn while clients can still share lines, in pixels.
+pub const WIDTH: f64 = 1400.0;
+/// Narrowest line spacing before clients share lines.
+const MIN_COL: f64 = 110.0;
 /// Left margin holding the time labels.
 const GUTTER: f64 = 80.0;
 const MIN_GAP: f64 = 18.0;
@@ -38,10 +45,10 @@ const STYLE: &str = "svg { font-family: Helvetica, Arial, sans-serif; font-size:
 .hd.r { fill: #aaa; font-weight: normal; }
 .t { fill: #888; text-anchor: end; font-size: 10px; }
 .life { stroke: #ccc; }
+.start { stroke: #888; stroke-dasharray: 2 4; }
 .warn { fill: #B00020; font-weight: bold; }";
 
-/// The diagram of `journal`; `origin_ns` (the history's start on the journal's clock) is
-/// subtracted from the times shown.
+/// The diagram of `journal`; `origin_ns` is the history's start on the journal's clock.
 pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
     let hops = &journal.hops;
     let notice = (journal.truncated > 0).then(|| {
@@ -51,17 +58,23 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
             journal.truncated
         )
     });
-    let names = participants(hops);
-    let col = (1200.0 / names.len().max(1) as f64).clamp(140.0, 600.0);
+    let columns = columns(hops);
+    let col = ((WIDTH - GUTTER - 20.0) / columns.len().max(1) as f64).clamp(MIN_COL, 600.0);
     let x_of = |name: &str| {
-        let i = names.iter().position(|n| n == name).unwrap_or(0);
+        let i = columns
+            .iter()
+            .position(|c| c.members.iter().any(|m| m == name))
+            .unwrap_or(0);
         GUTTER + (i as f64 + 0.5) * col
     };
+    // Time zero: the history's start, or the first message when setup came before it.
+    let first = hops.iter().map(|h| h.sent_ns).min().unwrap_or(origin_ns);
+    let zero = origin_ns.min(first);
     let name_y = if notice.is_some() { 40.0 } else { 20.0 };
     let top = name_y + 30.0;
     let rows = Rows::new(hops, top, MAX_HEIGHT - top - BOTTOM);
     let bottom = rows.bottom() + 20.0;
-    let width = (GUTTER + col * names.len() as f64 + 20.0).max(400.0);
+    let width = (GUTTER + col * columns.len() as f64 + 20.0).max(400.0);
     let height = bottom + BOTTOM;
 
     let mut svg = String::with_capacity(600 + hops.len() * 700);
@@ -90,8 +103,9 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
 
     // Lifelines, then the names, repeated so they stay in sight while scrolling.
     svg.push_str("<g>\n");
-    for name in &names {
-        let x = x_of(name);
+    for (i, column) in columns.iter().enumerate() {
+        let x = GUTTER + (i as f64 + 0.5) * col;
+        let name = &column.label;
         let _ = writeln!(
             svg,
             "<line class=\"life\" x1=\"{x:.1}\" y1=\"{:.1}\" x2=\"{x:.1}\" y2=\"{bottom:.1}\"/>",
@@ -102,12 +116,23 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
         while y < bottom {
             let _ = writeln!(
                 svg,
-                "<text class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\">{}</text>",
+                "<text class=\"{class}\" x=\"{x:.1}\" y=\"{y:.1}\"><title>{}</title>{}</text>",
+                escape(&column.members.join(" ")),
                 escape(name)
             );
             y += HEADER_EVERY;
             class = "hd r";
         }
+    }
+    if zero < origin_ns && !hops.is_empty() {
+        let y = rows.y(origin_ns);
+        let _ = writeln!(
+            svg,
+            "<line class=\"start\" x1=\"0\" y1=\"{y:.1}\" x2=\"{width:.0}\" y2=\"{y:.1}\"/>\
+             <text class=\"t\" x=\"{:.0}\" y=\"{:.1}\">workload starts</text>",
+            width - 10.0,
+            y - 4.0
+        );
     }
     svg.push_str("</g>\n<g>\n");
     let mut last_label = f64::NEG_INFINITY;
@@ -118,7 +143,7 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
                 "<text class=\"t\" x=\"{:.0}\" y=\"{:.1}\">{} ms</text>",
                 GUTTER - 8.0,
                 y + 3.0,
-                fmt_ms(relative_ms(*t, origin_ns))
+                fmt_ms(relative_ms(*t, zero))
             );
             last_label = *y;
         }
@@ -142,10 +167,10 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
         } else {
             "n"
         };
-        let sent = fmt_ms(relative_ms(hop.sent_ns, origin_ns));
+        let sent = fmt_ms(relative_ms(hop.sent_ns, zero));
         let (class, x2, y2, marker, when) = match hop.recv_ns {
             Some(recv) => {
-                let received = fmt_ms(relative_ms(recv, origin_ns));
+                let received = fmt_ms(relative_ms(recv, zero));
                 let took = fmt_ms(recv.saturating_sub(hop.sent_ns) as f64 / 1e6);
                 let when = format!("sent {sent} ms, received {received} ms ({took} ms)");
                 ("m", x_of(&hop.dest), rows.y(recv), head, when)
@@ -225,8 +250,70 @@ fn relative_ms(t: u64, origin_ns: u64) -> f64 {
     (i128::from(t) - i128::from(origin_ns)) as f64 / 1e6
 }
 
-/// Everyone who sent or received: clients `c<N>`, nodes `n<N>` (both by number), then
-/// the others (services such as `lin-kv`) by name.
+/// One vertical line: a participant, or clients sharing it.
+#[derive(Debug, Clone, PartialEq)]
+struct Column {
+    label: String,
+    members: Vec<String>,
+}
+
+/// Nodes `n<N>` (by number), then the others (services such as `lin-kv`) by name, then
+/// clients `c<N>`: one line each when all fit in [`WIDTH`], else one line per node the
+/// clients talk to, else one line for them all.
+fn columns(hops: &[Hop]) -> Vec<Column> {
+    let names = participants(hops);
+    let (clients, others): (Vec<String>, Vec<String>) =
+        names.into_iter().partition(|n| rank(n).0 == 2);
+    let room = ((WIDTH - GUTTER - 20.0) / MIN_COL).floor() as usize;
+    let single = |name: String| Column {
+        label: name.clone(),
+        members: vec![name],
+    };
+    let mut out: Vec<Column> = others.into_iter().map(single).collect();
+    if out.len() + clients.len() <= room {
+        out.extend(clients.into_iter().map(single));
+        return out;
+    }
+    let mut by_node: Vec<(String, Vec<String>)> = Vec::new();
+    for client in clients {
+        let node = peer_of(hops, &client);
+        match by_node.iter_mut().find(|(n, _)| *n == node) {
+            Some((_, members)) => members.push(client),
+            None => by_node.push((node, vec![client])),
+        }
+    }
+    by_node.sort_by(|a, b| rank(&a.0).cmp(&rank(&b.0)));
+    if out.len() + by_node.len() <= room {
+        out.extend(by_node.into_iter().map(|(node, members)| Column {
+            label: format!("clients of {node} ({})", members.len()),
+            members,
+        }));
+    } else {
+        let members: Vec<String> = by_node.into_iter().flat_map(|(_, m)| m).collect();
+        out.push(Column {
+            label: format!("clients ({})", members.len()),
+            members,
+        });
+    }
+    out
+}
+
+/// The first participant `client` exchanged a message with.
+fn peer_of(hops: &[Hop], client: &str) -> String {
+    hops.iter()
+        .find_map(|h| {
+            if h.src == client {
+                Some(h.dest.clone())
+            } else if h.dest == client {
+                Some(h.src.clone())
+            } else {
+                None
+            }
+        })
+        .unwrap_or_default()
+}
+
+/// Everyone who sent or received, in [`rank`] order.
 fn participants(hops: &[Hop]) -> Vec<String> {
     let mut names: Vec<&str> = hops
         .iter()
@@ -238,16 +325,17 @@ fn participants(hops: &[Hop]) -> Vec<String> {
     names.into_iter().map(str::to_string).collect()
 }
 
+/// Nodes first, then services, then clients.
 fn rank(name: &str) -> (u8, u64, &str) {
     let number = |prefix: char| {
         name.strip_prefix(prefix)
             .filter(|d| !d.is_empty() && d.bytes().all(|b| b.is_ascii_digit()))
             .and_then(|d| d.parse::<u64>().ok())
     };
-    match (number('c'), number('n')) {
+    match (number('n'), number('c')) {
         (Some(n), _) => (0, n, name),
-        (_, Some(n)) => (1, n, name),
-        _ => (2, 0, name),
+        (_, Some(n)) => (2, n, name),
+        _ => (1, 0, name),
     }
 }
 
@@ -380,19 +468,64 @@ mod tests {
         assert_eq!(svg.matches("stroke=\"#81BFFC\" marker-end").count(), 2);
         assert_eq!(svg.matches("stroke=\"#000000\" marker-end").count(), 2);
         let first = |name: &str| svg.find(&format!(">{name}</text>")).unwrap();
+        assert!(first("n0") < first("n1"), "nodes first");
+        assert!(first("n1") < first("lin-kv"), "then services");
+        assert!(first("lin-kv") < first("c2"), "then clients");
         assert!(first("c2") < first("c10"));
-        assert!(first("c10") < first("n0"));
-        assert!(first("n0") < first("n1"));
-        assert!(first("n1") < first("lin-kv"));
         assert!(svg.contains("&lt;b&gt;&amp;&#39;x&#39;"), "escaped body");
-        assert!(svg.contains("c10 → n1, sent 0.000 ms, received 1.0 ms"));
-        assert!(svg.contains("sent -8.0 ms"), "times relative to the origin");
+        assert!(svg.contains("c10 → n1, sent 8.0 ms, received 9.0 ms"));
+        assert!(
+            svg.contains("sent 0.000 ms"),
+            "time counts from the first message"
+        );
+        assert!(!svg.contains(">-"), "no negative time on the axis");
+        assert!(
+            svg.contains(">workload starts</text>"),
+            "the history's start is marked"
+        );
         assert!(
             svg.contains(">read {&quot;key&quot;:1}</text>"),
             "label drops ids"
         );
         assert!(svg.contains("never delivered"));
         assert!(!svg.contains("class=\"warn\""));
+    }
+
+    fn width_of(svg: &str) -> f64 {
+        svg.split("width=\"")
+            .nth(1)
+            .and_then(|s| s.split('"').next())
+            .and_then(|s| s.parse().ok())
+            .unwrap()
+    }
+
+    /// `clients` clients spread over `nodes` nodes, each sending one request.
+    fn crowd(nodes: u64, clients: u64) -> Journal {
+        let mut j = Journal::default();
+        for c in 0..clients {
+            let (client, node) = (format!("c{}", c + 10), format!("n{}", c % nodes));
+            j.sent(c, &client, &node, (c + 1) * MS, "{\"type\":\"read\"}");
+            j.received(c, (c + 1) * MS + MS / 2);
+        }
+        j
+    }
+
+    #[test]
+    fn many_clients_share_a_line_per_node_and_the_picture_fits_1400_px() {
+        let svg = messages_svg(&crowd(5, 15), 0);
+        assert_balanced_svg(&svg);
+        assert!(width_of(&svg) <= WIDTH, "width {}", width_of(&svg));
+        assert_eq!(svg.matches("<line class=\"life\"").count(), 10);
+        let at = |label: &str| svg.find(&format!(">{label}</text>")).unwrap();
+        assert!(at("n4") < at("clients of n0 (3)"), "nodes before clients");
+        assert!(svg.contains("<title>c10 c15 c20</title>"), "members named");
+        // Too many nodes for a line per node's clients: one line for them all.
+        let svg = messages_svg(&crowd(9, 18), 0);
+        assert!(svg.contains(">clients (18)</text>"));
+        assert_eq!(svg.matches("<line class=\"life\"").count(), 10);
+        // Few clients keep their own lines.
+        let svg = messages_svg(&crowd(3, 3), 0);
+        assert!(svg.contains(">c12</text>") && !svg.contains("clients of"));
     }
 
     #[test]

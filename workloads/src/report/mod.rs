@@ -26,7 +26,7 @@ pub fn write_all(
     origin_ns: u64,
     clocks: &[(String, Vec<(u64, f64)>)],
 ) -> std::io::Result<Vec<String>> {
-    let intervals = faults::intervals(history);
+    let intervals = faults::periods(history);
     let mut files = vec![
         ("latency-raw.svg", plots::latency_svg(history, &intervals)),
         ("rate.svg", plots::rate_svg(history, &intervals)),

@@ -623,6 +623,24 @@ mod tests {
     }
 
     #[test]
+    fn the_phases_after_the_main_one_are_labelled() {
+        let mut h = sample();
+        call(&mut h, 3, "read", 12_000, 12_010, OpType::Ok);
+        h.ops
+            .iter_mut()
+            .rev()
+            .take(2)
+            .for_each(|op| op.final_read = true);
+        let periods = crate::report::faults::periods(&h);
+        for svg in [latency_svg(&h, &periods), rate_svg(&h, &periods)] {
+            assert_balanced_svg(&svg);
+            assert!(svg.contains("recovery wait") && svg.contains("final phase"));
+            assert!(svg.contains("fill=\"#C9D6E8\""), "final phase band");
+        }
+        assert!(!latency_svg(&sample(), &periods[..1]).contains("final phase"));
+    }
+
+    #[test]
     fn clock_draws_steps_per_node() {
         let clocks = vec![
             ("n0".to_string(), vec![(0, 0.0), (1_000_000_000, 250.0)]),

@@ -20,6 +20,8 @@ tbody tr:hover{background:#f6f8fa}\
 .unknown{color:#bc4c00;font-weight:600}\
 .badge{display:inline-block;padding:.1em .6em;border-radius:1em;border:1px solid currentColor}\
 .muted{color:#666}\
+.badge.expected{color:#8a6d00;font-size:.8em}.badge.unexpected{color:#cf222e;font-size:.8em}\
+.why{color:#57606a;font-size:.85em;max-width:40em}section.why{font-size:1em;color:inherit}\
 pre{background:#f6f8fa;border:1px solid #ddd;padding:.8em;overflow:auto;max-height:40em;\
 font-size:.85em}\
 code{background:#f6f8fa;padding:.1em .3em;border-radius:3px;font-size:.9em;\

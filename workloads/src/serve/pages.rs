@@ -12,8 +12,9 @@ use axum::response::Response;
 use super::files::{self, Refusal};
 use super::html::{encode_segment, escape, files_href, not_found, respond, run_href};
 use super::runs::{self, natural_cmp, path, verdict_word, Figures, RunDir, RunJson, Summary};
+use super::why;
 use crate::edn::Edn;
-use crate::store::Validity;
+use crate::store::{Expect, Validity};
 
 /// The plots shown inline on a run's page, when the run has them.
 const PLOTS: [(&str, &str); 3] = [
@@ -106,10 +107,15 @@ pub fn index(root: &Path, workload: Option<&str>) -> Response {
         .collect();
     let summaries = runs::summarize(chosen);
     let count = |v: Validity| summaries.iter().filter(|s| s.verdict == v).count();
+    let expected_invalid = summaries
+        .iter()
+        .filter(|s| s.verdict == Validity::Known(false) && s.expect() == Some(Expect::Invalid))
+        .count();
     let _ = writeln!(
         body,
         "<p>{} run{}: <span class=\"valid\">{} valid</span>, \
-         <span class=\"invalid\">{} invalid</span>, <span class=\"unknown\">{} unknown</span></p>",
+         <span class=\"invalid\">{} invalid</span> ({expected_invalid} of them expected: \
+         nodes broken on purpose), <span class=\"unknown\">{} unknown</span></p>",
         summaries.len(),
         if summaries.len() == 1 { "" } else { "s" },
         count(Validity::Known(true)),
@@ -135,6 +141,7 @@ pub fn index(root: &Path, workload: Option<&str>) -> Response {
             runs::ResultsState::Missing => " <span class=\"muted\">(no results)</span>",
             runs::ResultsState::Unreadable => " <span class=\"muted\">(unreadable results)</span>",
         };
+        let note = format!("{note}{}{}", expectation_badge(s), why_line(s));
         let _ = writeln!(
             body,
             "<tr><td><a href=\"{href}\" title=\"{}\">{}</a></td><td>{}</td><td>{}</td>\
@@ -148,6 +155,65 @@ pub fn index(root: &Path, workload: Option<&str>) -> Response {
     }
     body.push_str("</tbody>\n</table>\n");
     respond(StatusCode::OK, "Runs", &body)
+}
+
+/// `expected` after the verdict of a run that reached the verdict it was meant to reach
+/// invalid (a node broken on purpose, caught), and a warning when it missed it.
+fn expectation_badge(s: &Summary) -> String {
+    match s.expect() {
+        Some(expect) if expect.met_by(s.verdict) && expect == Expect::Invalid => {
+            " <span class=\"badge expected\" title=\"a node broken on purpose, caught by the \
+             checkers as intended\">expected</span>"
+                .to_string()
+        }
+        Some(expect) if !expect.met_by(s.verdict) => format!(
+            " <span class=\"badge unexpected\">expected {}</span>",
+            expect.word()
+        ),
+        _ => String::new(),
+    }
+}
+
+/// The first failing checker of an invalid run, in one short line for the index.
+fn why_line(s: &Summary) -> String {
+    match s.failures.first() {
+        Some(f) if s.verdict == Validity::Known(false) => format!(
+            "<div class=\"why\">{}</div>",
+            escape(&crate::report::shorten(&why::line(f), 120))
+        ),
+        _ => String::new(),
+    }
+}
+
+/// Why the run is invalid: each failing checker, its count and first example.
+fn why_section(s: &Summary) -> String {
+    if s.verdict != Validity::Known(false) {
+        return String::new();
+    }
+    let mut out = String::from("<section class=\"why\"><h2>Why invalid</h2>\n");
+    if s.expect() == Some(Expect::Invalid) {
+        out.push_str(
+            "<p>Expected: the node is broken on purpose (<code>--expect invalid</code>), and \
+             the checkers caught it.</p>\n",
+        );
+    }
+    if s.failures.is_empty() {
+        out.push_str("<p class=\"muted\">No failing checker is named in the results.</p>\n");
+    }
+    out.push_str("<ul>\n");
+    for f in &s.failures {
+        let _ = write!(out, "<li><strong>{}</strong>", escape(&f.checker));
+        if let Some((name, n)) = &f.count {
+            let _ = write!(out, ": {} {n}", escape(name));
+        }
+        if let Some(example) = &f.example {
+            let lead = if f.count.is_some() { "; first" } else { ":" };
+            let _ = write!(out, "{lead} <code>{}</code>", escape(example));
+        }
+        out.push_str("</li>\n");
+    }
+    out.push_str("</ul></section>\n");
+    out
 }
 
 /// The figure cells of a row: ops, ok, info, fail, server messages per op, availability.
@@ -206,6 +272,7 @@ pub fn run(root: &Path, workload: &str, stamp: &str) -> Response {
         info: info.clone(),
         verdict,
         figures: results.as_ref().map(Figures::of).unwrap_or_default(),
+        failures: results.as_ref().map(why::failures).unwrap_or_default(),
         results: match (&results, &results_text) {
             (Some(_), _) => runs::ResultsState::Read,
             (None, Some(_)) => runs::ResultsState::Unreadable,
@@ -227,10 +294,12 @@ pub fn run(root: &Path, workload: &str, stamp: &str) -> Response {
     let word = verdict_word(verdict);
     let _ = writeln!(
         body,
-        "<h1>{} <span class=\"muted\">{}</span> <span class=\"badge {word}\">{word}</span></h1>",
+        "<h1>{} <span class=\"muted\">{}</span> <span class=\"badge {word}\">{word}</span>{}</h1>",
         escape(summary.workload()),
-        escape(&run.when())
+        escape(&run.when()),
+        expectation_badge(&summary)
     );
+    body.push_str(&why_section(&summary));
 
     // What the run was.
     let nodes = match info.as_ref().and_then(|i| i.nodes.clone()) {
@@ -267,6 +336,9 @@ pub fn run(root: &Path, workload: &str, stamp: &str) -> Response {
         ),
         ("seed", escape(seed.as_deref().unwrap_or("?"))),
     ];
+    if let Some(expect) = summary.expect() {
+        facts.push(("expected", escape(expect.word())));
+    }
     if let Some(limit) = info.as_ref().and_then(|i| i.time_limit) {
         facts.push(("time limit", format!("{limit} s")));
     }

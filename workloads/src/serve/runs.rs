@@ -9,8 +9,9 @@ use std::path::{Path, PathBuf};
 use chrono::{DateTime, FixedOffset, Utc};
 use serde_json::Value;
 
+use super::why::{self, Failure};
 use crate::edn::Edn;
-use crate::store::Validity;
+use crate::store::{Expect, Validity};
 
 /// The store's folder-name format of a run's start.
 const STAMP_FORMAT: &str = "%Y%m%dT%H%M%S%.3f%z";
@@ -107,6 +108,8 @@ pub struct RunJson {
     pub time_limit: Option<u64>,
     pub command: Option<String>,
     pub valid: Option<Validity>,
+    /// The verdict the run was meant to reach (`--expect`).
+    pub expect: Option<Expect>,
 }
 
 impl RunJson {
@@ -140,6 +143,9 @@ impl RunJson {
             time_limit: object.get("time_limit").and_then(Value::as_u64),
             command: string("command"),
             valid,
+            expect: object
+                .get("expect")
+                .and_then(|v| serde_json::from_value(v.clone()).ok()),
         })
     }
 
@@ -222,6 +228,8 @@ pub struct Summary {
     pub verdict: Validity,
     pub figures: Figures,
     pub results: ResultsState,
+    /// The checkers that judged the run invalid.
+    pub failures: Vec<Failure>,
 }
 
 impl Summary {
@@ -238,11 +246,17 @@ impl Summary {
             .unwrap_or(Validity::Unknown);
         Summary {
             figures: results.as_ref().map(Figures::of).unwrap_or_default(),
+            failures: results.as_ref().map(why::failures).unwrap_or_default(),
             run,
             info,
             verdict,
             results: state,
         }
+    }
+
+    /// The verdict the run was meant to reach, when it said.
+    pub fn expect(&self) -> Option<Expect> {
+        self.info.as_ref().and_then(|i| i.expect)
     }
 
     /// The workload `run.json` names, else the folder's.
