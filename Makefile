@@ -125,19 +125,6 @@ SEEDED_FAULTS ?= partition kill pause chaos
 	echo "$*: $$pass of $$total seeded runs $(if $(filter $*,$(EXPECT_INVALID)),caught the node,valid)"; \
 	[ $$pass -eq $$total ]
 
-## The planted nack-refund bug (a nack that gives the attempt back) under partitions on
-## many seeds, with a catch count: `make task-queue-nack-refund-seeds SEEDS=10` must catch
-## it on every seed.
-.PHONY: task-queue-nack-refund-seeds
-task-queue-nack-refund-seeds: build
-	@caught=0; \
-	for seed in $$(seq 1 $(SEEDS)); do \
-	  if $(MAKE) --no-print-directory -s task-queue-nack-refund-partition SEED=$$seed > /dev/null 2>&1; \
-	  then caught=$$((caught + 1)); else echo "task-queue-nack-refund-partition --seed $$seed: not caught"; fi; \
-	done; \
-	echo "task-queue-nack-refund: caught on $$caught of $(SEEDS) seeds"; \
-	[ $$caught -eq $(SEEDS) ]
-
 ## Pipes init and a few requests through the echo node and shows the replies.
 smoke-echo:
 	$(CARGO) build --release --examples -p maelstrom-core

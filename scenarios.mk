@@ -2,7 +2,7 @@
 
 SCENARIOS := echo-none echo-pause unique-ids-none unique-ids-partition unique-ids-kill broadcast-none broadcast-partition broadcast-kill broadcast-pause broadcast-lossy broadcast-chaos broadcast-once-none broadcast-once-lossy g-counter-none g-counter-partition g-counter-clock g-counter-lossy giftid-unique-ids-partition giftid-unique-ids-kill gift-ids-none gift-ids-partition gift-ids-kill gift-ids-pause gift-ids-clock gift-ids-chaos gift-ids-regress-none gift-ids-regress-clock lin-kv-none lin-kv-partition lin-kv-kill lin-kv-pause lin-kv-chaos lin-kv-stale-reads-partition task-queue-none task-queue-partition task-queue-kill task-queue-pause task-queue-lossy task-queue-chaos task-queue-early-ack-partition task-queue-forget-leases-kill task-queue-nack-refund-partition
 
-EXPECT_INVALID := unique-ids-kill broadcast-once-lossy gift-ids-regress-clock lin-kv-stale-reads-partition task-queue-early-ack-partition task-queue-forget-leases-kill
+EXPECT_INVALID := unique-ids-kill broadcast-once-lossy gift-ids-regress-clock lin-kv-stale-reads-partition task-queue-early-ack-partition task-queue-forget-leases-kill task-queue-nack-refund-partition
 
 .PHONY: $(SCENARIOS)
 
@@ -175,5 +175,5 @@ task-queue-forget-leases-kill:
 
 ## task-queue-nack-refund under network partitions in Maelstrom's shapes; expected invalid.
 task-queue-nack-refund-partition:
-	$(MAELSTROM) test -w task-queue --bin $(EXAMPLES)/../queue-node --node-count 5 --concurrency 2n --rate 300 --nemesis partition --nemesis-interval 2 --time-limit $(TIME) $(SEED_FLAG) -- --broken nack-refund; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
+	$(MAELSTROM) test -w task-queue --bin $(EXAMPLES)/../queue-node --node-count 5 --concurrency 2n --rate 300 --nemesis partition --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG) -- --broken nack-refund; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
