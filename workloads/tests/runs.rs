@@ -587,6 +587,7 @@ fn node_arguments_after_the_double_dash_reach_the_node() {
         "1",
         "--time-limit",
         "1",
+        "--node-dir-per-node",
         "--",
         "--rate",
         "7",
