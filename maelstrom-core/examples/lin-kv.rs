@@ -366,3 +366,91 @@ fn main() -> anyhow::Result<()> {
     maelstrom_core::run::<LinKv>()?;
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    //! Whole lin-kv nodes in one process (`sim::Cluster`), with chosen messages
+    //! duplicated, delayed or lost on the way between nodes.
+
+    use std::cell::RefCell;
+    use std::rc::Rc;
+    use std::time::Duration;
+
+    use maelstrom_core::sim::{replies_by_request, Cluster};
+    use serde_json::{json, Value};
+
+    const LATENCY: Duration = Duration::from_millis(1);
+
+    fn body_of(raw: &maelstrom_core::RawMessage) -> Value {
+        serde_json::from_str(raw.body_json()).unwrap_or(Value::Null)
+    }
+
+    /// Sends `body` from `client` to node `i` and runs until its answer arrives.
+    fn call(c: &mut Cluster<super::LinKv>, client: &str, i: usize, body: Value) -> Value {
+        let id = c.request(client, i, body);
+        let until = c.now() + Duration::from_secs(3);
+        while c.now() < until {
+            c.run_for(Duration::from_millis(10));
+            let inbox = c.take_inbox();
+            if let Some(reply) = replies_by_request(&inbox).remove(&(client.to_string(), id)) {
+                return reply;
+            }
+        }
+        panic!("no answer to {client}'s request {id}");
+    }
+
+    /// The leader, found by the node a write sent to n0 is passed on to.
+    fn leader(c: &mut Cluster<super::LinKv>, forwarded_to: &Rc<RefCell<Option<String>>>) -> usize {
+        let reply = call(c, "c1", 0, json!({"type": "write", "key": 1, "value": 2}));
+        assert_eq!(reply["type"], "write_ok", "{reply}");
+        let to = forwarded_to.borrow().clone();
+        to.map_or(0, |name| c.names().iter().position(|n| *n == name).unwrap())
+    }
+
+    /// Issue 20: a forwarded cas is duplicated, the first copy's answer is lost, and the
+    /// second copy reaches the leader after the first applied.
+    fn duplicated_forwarded_cas() -> (Value, Value) {
+        let mut c: Cluster<super::LinKv> = Cluster::new(3, LATENCY);
+        c.run_for(Duration::from_secs(2));
+        let forwarded_to = Rc::new(RefCell::new(None));
+        let cas_id = Rc::new(RefCell::new(None::<u64>));
+        let (fwd, cas) = (forwarded_to.clone(), cas_id.clone());
+        c.set_wire_rule(move |raw| {
+            let body = body_of(raw);
+            match body["type"].as_str() {
+                Some("write") => {
+                    *fwd.borrow_mut() = Some(raw.dest.clone());
+                    None
+                }
+                // Two copies, the second 50 ms late.
+                Some("cas") => {
+                    *cas.borrow_mut() = body["msg_id"].as_u64();
+                    Some(vec![LATENCY, LATENCY + Duration::from_millis(50)])
+                }
+                // The first copy's answer is lost.
+                _ if body["in_reply_to"].as_u64().is_some()
+                    && body["in_reply_to"].as_u64() == *cas.borrow() =>
+                {
+                    cas.borrow_mut().take();
+                    Some(vec![])
+                }
+                _ => None,
+            }
+        });
+        let leader = leader(&mut c, &forwarded_to);
+        let follower = (leader + 1) % 3;
+        let cas = json!({"type": "cas", "key": 1, "from": 2, "to": 0});
+        let reply = call(&mut c, "c2", follower, cas);
+        let read = call(&mut c, "c3", leader, json!({"type": "read", "key": 1}));
+        (reply, read)
+    }
+
+    #[test]
+    fn a_duplicated_forwarded_cas_runs_twice_and_reports_its_own_effect_as_failure() {
+        let (reply, read) = duplicated_forwarded_cas();
+        assert_eq!(read["value"], 0, "{read}");
+        // The lost update: the cas took effect, yet its client hears a definite failure.
+        assert_eq!(reply["type"], "error", "{reply}");
+        assert_eq!(reply["code"], 22, "{reply}");
+    }
+}
