@@ -128,7 +128,9 @@ pub fn unknown<O>(why: &str) -> Outcome<O> {
     Outcome::Failed(ErrorBody::new(ErrorCode::Timeout, why))
 }
 
-fn gone<O>(copies: bool, why: &str) -> Outcome<O> {
+/// A request that did not take effect here: indefinite when `copies` of it may still
+/// take effect elsewhere, definite (temporarily unavailable) otherwise.
+pub fn refused<O>(copies: bool, why: &str) -> Outcome<O> {
     if copies {
         unknown(why)
     } else {
@@ -258,7 +260,7 @@ impl<G: Ord + Copy + std::fmt::Debug, S: StateMachine, W> Groups<G, S, W> {
         let old = g.waiting.insert(index, waiting).map(|old| Answer {
             group: *id,
             to: old.to,
-            outcome: gone(
+            outcome: refused(
                 old.copies,
                 "leadership changed before the request committed",
             ),
@@ -406,7 +408,7 @@ impl<S: StateMachine, W> Group<S, W> {
         let outcome = match outcome {
             Some(outcome) if w.term == entry.term => outcome,
             // Another leader's entry took the index: ours was truncated away.
-            _ => gone(w.copies, "leadership changed before the request committed"),
+            _ => refused(w.copies, "leadership changed before the request committed"),
         };
         answers.push(Answer {
             group: id,
