@@ -16,6 +16,7 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
+use maelstrom_core::raft::groups::refused;
 use maelstrom_core::raft::{Config, Flaw, GroupMsg, Groups, Origin, Outcome, StateMachine};
 use maelstrom_core::{
     Context, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError, Storage,
@@ -213,16 +214,20 @@ impl LinKv {
                 out.rpc(leader, msg, FORWARD_TIMEOUT, Forwarded(from));
             }
             _ => {
-                // A copy of a request passed on here may have been proposed here already.
-                let known = origin_of(&msg).and_then(|o| group.known(o));
-                match known {
-                    Some(Outcome::Applied(reply)) => Self::answer(out, &from, reply),
-                    Some(Outcome::Failed(e)) => {
+                // A request passed on here may have copies: one may have been proposed
+                // here already, or may yet be. Only a client's own request is surely
+                // refused.
+                let origin = origin_of(&msg);
+                let copies = origin.is_some() && ctx.node_ids.contains(&from.src);
+                let outcome = origin
+                    .and_then(|o| group.known(o))
+                    .unwrap_or_else(|| refused(copies, "no leader known"));
+                match outcome {
+                    Outcome::Applied(reply) => Self::answer(out, &from, reply),
+                    Outcome::Failed(e) => {
                         out.reply_error(&from, e.code, e.text.unwrap_or_default())
                     }
-                    _ => {
-                        out.reply_error(&from, ErrorCode::TemporarilyUnavailable, "no leader known")
-                    }
+                    Outcome::Read => {}
                 }
             }
         }
@@ -591,5 +596,62 @@ mod tests {
         let reply = replies.get(&("x".to_string(), x)).expect("x answered");
         assert_eq!(reply["type"], "error", "{reply}");
         assert_eq!(reply["code"], 0, "indefinite: {reply}");
+    }
+
+    /// A client's session outlives a compaction and a restart of every node: a copy of
+    /// its cas that arrives afterwards still gets the first reply and changes nothing.
+    #[test]
+    fn sessions_survive_snapshots_and_restarts() {
+        let mut c: Cluster<super::LinKv> = Cluster::new(3, LATENCY);
+        c.run_for(Duration::from_secs(2));
+        let a = leader_among(&c, &[0, 1, 2]).expect("a leader");
+        let w = call(
+            &mut c,
+            "c1",
+            a,
+            json!({"type": "write", "key": 1, "value": 2}),
+        );
+        assert_eq!(w["type"], "write_ok", "{w}");
+        let cas = json!({"type": "cas", "key": 1, "from": 2, "to": 0});
+        let cas_id = c.request("c2", a, cas.clone());
+        c.run_for(Duration::from_millis(200));
+        let write_back = json!({"type": "write", "key": 1, "value": 2});
+        assert_eq!(call(&mut c, "c1", a, write_back)["type"], "write_ok");
+        for batch in 0..11 {
+            for i in 0..100 {
+                let body = json!({"type": "write", "key": 100 + i, "value": batch});
+                c.request(&format!("w{i}"), a, body);
+            }
+            c.run_for(Duration::from_millis(500));
+        }
+        for i in 0..3 {
+            c.crash(i);
+        }
+        for i in 0..3 {
+            c.restart(i);
+        }
+        c.run_for(Duration::from_secs(3));
+        let leader = leader_among(&c, &[0, 1, 2]).expect("a leader after the restart");
+        let peer = c.names()[(leader + 1) % 3].clone();
+        // The copy comes from a peer, as a forwarded request does, naming its client.
+        let answer = Rc::new(RefCell::new(None));
+        let seen = answer.clone();
+        c.set_wire_rule(move |raw| {
+            let body = body_of(raw);
+            if body["in_reply_to"] == json!(777_777) {
+                *seen.borrow_mut() = Some(body);
+            }
+            None
+        });
+        let mut copy = cas;
+        copy["origin"] = json!({"client": "c2", "msg_id": cas_id});
+        copy["msg_id"] = json!(777_777);
+        let line = json!({"src": peer, "dest": c.names()[leader], "body": copy});
+        c.inject(&line.to_string());
+        c.run_for(Duration::from_secs(1));
+        let answer = answer.borrow().clone().expect("the copy is answered");
+        assert_eq!(answer["type"], "cas_ok", "{answer}");
+        let read = call(&mut c, "c3", leader, json!({"type": "read", "key": 1}));
+        assert_eq!(read["value"], 2, "the copy changed nothing: {read}");
     }
 }
