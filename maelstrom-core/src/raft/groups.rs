@@ -14,7 +14,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
-use serde_json::{json, Value};
+use serde_json::Value;
 
 use super::sessions::{Origin, Seen, Sessions};
 use super::{Config, Entry, Index, NotLeader, Raft, RaftMsg, RaftStore, StoreError, Term};
@@ -123,6 +123,11 @@ impl<S: StateMachine, W> Group<S, W> {
     }
 }
 
+fn lost_leadership<O>() -> Outcome<O> {
+    let body = ErrorBody::new(ErrorCode::TemporarilyUnavailable, "lost leadership");
+    Outcome::Failed(body)
+}
+
 /// An indefinite error: the request may or may not have taken effect.
 pub fn unknown<O>(why: &str) -> Outcome<O> {
     Outcome::Failed(ErrorBody::new(ErrorCode::Timeout, why))
@@ -141,7 +146,10 @@ pub fn refused<O>(copies: bool, why: &str) -> Outcome<O> {
 /// A node's Raft groups, by group id `G`, answering waiters `W`.
 pub struct Groups<G, S: StateMachine, W> {
     groups: BTreeMap<G, Group<S, W>>,
-    reads: HashMap<u64, (G, W)>,
+    /// Reads asked for since the last round, per group: one read-index round serves all.
+    asked: BTreeMap<G, Vec<W>>,
+    /// Read-index id -> the group and the reads it serves.
+    reads: HashMap<u64, (G, Vec<W>)>,
     next_read: u64,
     /// The log is compacted into a snapshot every this many applied entries.
     compact_every: u64,
@@ -151,6 +159,7 @@ impl<G: Ord + Copy + std::fmt::Debug, S: StateMachine, W> Groups<G, S, W> {
     pub fn new(compact_every: u64) -> Self {
         Groups {
             groups: BTreeMap::new(),
+            asked: BTreeMap::new(),
             reads: HashMap::new(),
             next_read: 0,
             compact_every: compact_every.max(1),
@@ -270,17 +279,38 @@ impl<G: Ord + Copy + std::fmt::Debug, S: StateMachine, W> Groups<G, S, W> {
 
     /// Asks for a linearizable read of group `id`: answered with [`Outcome::Read`] once a
     /// quorum confirmed this node's leadership after now and the state machine caught up.
+    /// The reads asked for before the next [`Groups::drive`] share one read-index round.
     pub fn read(&mut self, id: &G, to: W) -> Result<(), (W, NotLeader)> {
-        let Some(g) = self.groups.get_mut(id) else {
-            return Err((to, NotLeader { leader: None }));
-        };
-        self.next_read += 1;
-        match g.raft.read_index(self.next_read) {
-            Ok(()) => {
-                self.reads.insert(self.next_read, (*id, to));
+        match self.groups.get(id) {
+            Some(g) if g.raft.is_leader() => {
+                self.asked.entry(*id).or_default().push(to);
                 Ok(())
             }
-            Err(e) => Err((to, e)),
+            Some(g) => {
+                let leader = g.raft.leader().map(str::to_string);
+                Err((to, NotLeader { leader }))
+            }
+            None => Err((to, NotLeader { leader: None })),
+        }
+    }
+
+    /// Starts one read-index round per group for the reads asked for since the last.
+    fn start_reads(&mut self, answers: &mut Vec<Answer<G, W, S::Output>>) {
+        for (id, waiting) in std::mem::take(&mut self.asked) {
+            let Some(g) = self.groups.get_mut(&id) else {
+                continue;
+            };
+            self.next_read += 1;
+            match g.raft.read_index(self.next_read) {
+                Ok(()) => {
+                    self.reads.insert(self.next_read, (id, waiting));
+                }
+                Err(_) => answers.extend(waiting.into_iter().map(|to| Answer {
+                    group: id,
+                    to,
+                    outcome: lost_leadership(),
+                })),
+            }
         }
     }
 
@@ -292,6 +322,7 @@ impl<G: Ord + Copy + std::fmt::Debug, S: StateMachine, W> Groups<G, S, W> {
             messages: BTreeMap::new(),
             answers: Vec::new(),
         };
+        self.start_reads(&mut round.answers);
         for (&id, g) in self.groups.iter_mut() {
             let ready = g.raft.ready();
             if ready.persist {
@@ -306,17 +337,15 @@ impl<G: Ord + Copy + std::fmt::Debug, S: StateMachine, W> Groups<G, S, W> {
             for entry in ready.committed {
                 g.apply(id, entry, &mut round.answers);
             }
-            for read in ready.reads {
-                if let Some((group, to)) = self.reads.remove(&read) {
-                    let outcome = Outcome::Read;
-                    round.answers.push(Answer { group, to, outcome });
-                }
-            }
-            for read in ready.failed_reads {
-                if let Some((group, to)) = self.reads.remove(&read) {
-                    let body = ErrorBody::new(ErrorCode::TemporarilyUnavailable, "lost leadership");
-                    let outcome = Outcome::Failed(body);
-                    round.answers.push(Answer { group, to, outcome });
+            let served = ready.reads.iter().map(|r| (r, true));
+            let failed = ready.failed_reads.iter().map(|r| (r, false));
+            for (read, ok) in served.chain(failed) {
+                if let Some((group, waiting)) = self.reads.remove(read) {
+                    round.answers.extend(waiting.into_iter().map(|to| Answer {
+                        group,
+                        to,
+                        outcome: if ok { Outcome::Read } else { lost_leadership() },
+                    }));
                 }
             }
             if g.applied >= g.raft.log().snapshot_index + self.compact_every {
@@ -333,7 +362,11 @@ impl<G: Ord + Copy + std::fmt::Debug, S: StateMachine, W> Groups<G, S, W> {
 impl<S: StateMachine, W> Group<S, W> {
     fn snapshot(&self) -> Result<Value, String> {
         let sessions = serde_json::to_value(&self.sessions).map_err(|e| e.to_string())?;
-        Ok(json!({"sm": self.sm.snapshot()?, "sessions": sessions}))
+        // Built in place: `json!` would copy both trees once more.
+        let mut parts = serde_json::Map::new();
+        parts.insert("sm".to_string(), self.sm.snapshot()?);
+        parts.insert("sessions".to_string(), sessions);
+        Ok(Value::Object(parts))
     }
 
     /// Replaces the state with a snapshot taken at `index`. Requests waiting for entries

@@ -76,12 +76,16 @@ pub enum Seen<O> {
 #[serde(bound(serialize = "O: Serialize", deserialize = "O: Deserialize<'de>"))]
 pub struct Sessions<O> {
     clients: BTreeMap<String, Session<O>>,
+    /// Each session by the index it was applied at, oldest first; rebuilt after loading.
+    #[serde(skip)]
+    by_age: BTreeMap<Index, String>,
 }
 
 impl<O> Default for Sessions<O> {
     fn default() -> Self {
         Sessions {
             clients: BTreeMap::new(),
+            by_age: BTreeMap::new(),
         }
     }
 }
@@ -102,16 +106,22 @@ impl<O: Clone> Sessions<O> {
             at,
             reply,
         };
-        self.clients.insert(origin.client.clone(), session);
-        if self.clients.len() > MAX_CLIENTS {
-            let oldest = self
+        if self.by_age.len() != self.clients.len() {
+            self.by_age = self
                 .clients
                 .iter()
-                .min_by_key(|(client, s)| (s.at, *client))
-                .map(|(client, _)| client.clone());
-            if let Some(client) = oldest {
-                self.clients.remove(&client);
-            }
+                .map(|(client, s)| (s.at, client.clone()))
+                .collect();
+        }
+        if let Some(old) = self.clients.insert(origin.client.clone(), session) {
+            self.by_age.remove(&old.at);
+        }
+        self.by_age.insert(at, origin.client.clone());
+        while self.clients.len() > MAX_CLIENTS {
+            let Some((_, client)) = self.by_age.pop_first() else {
+                break;
+            };
+            self.clients.remove(&client);
         }
     }
 
