@@ -653,6 +653,23 @@ mod task_list {
     }
 }
 
+impl maelstrom_core::raft::StateMachine for Partition {
+    type Cmd = Cmd;
+    type Output = Outcome;
+
+    fn apply(&mut self, cmd: Cmd) -> Outcome {
+        Partition::apply(self, cmd)
+    }
+
+    fn snapshot(&self) -> Result<serde_json::Value, String> {
+        serde_json::to_value(self).map_err(|e| e.to_string())
+    }
+
+    fn restore(&self, data: serde_json::Value) -> Result<Self, String> {
+        Partition::from_snapshot(data).map_err(|e| e.to_string())
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -902,22 +919,5 @@ mod tests {
         let mut copy = copy;
         assert_eq!(ack(&mut copy, 2, 1), Outcome::Acked { duplicate: false });
         assert_eq!(poll(&mut copy, 5, 0), vec![(3, 1), (4, 1)]);
-    }
-}
-
-impl maelstrom_core::raft::StateMachine for Partition {
-    type Cmd = Cmd;
-    type Output = Outcome;
-
-    fn apply(&mut self, cmd: Cmd) -> Outcome {
-        Partition::apply(self, cmd)
-    }
-
-    fn snapshot(&self) -> Result<serde_json::Value, String> {
-        serde_json::to_value(self).map_err(|e| e.to_string())
-    }
-
-    fn restore(&self, data: serde_json::Value) -> Result<Self, String> {
-        Partition::from_snapshot(data).map_err(|e| e.to_string())
     }
 }

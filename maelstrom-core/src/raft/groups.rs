@@ -63,6 +63,10 @@ pub struct Answer<G, W, O> {
     pub outcome: Outcome<O>,
 }
 
+/// A proposal's index and the answer to an older waiter it displaced at that index, or
+/// the waiter back when this node does not lead.
+pub type Proposed<G, W, O> = Result<(Index, Option<Answer<G, W, O>>), (Option<W>, NotLeader)>;
+
 /// What one round of [`Groups::drive`] leaves the node to do, after persisting.
 pub struct Round<G, S: StateMachine, W> {
     /// Raft messages per peer, each with its group: one message per peer, if the node
@@ -243,7 +247,7 @@ impl<G: Ord + Copy + std::fmt::Debug, S: StateMachine, W> Groups<G, S, W> {
         origin: Option<Origin>,
         to: Option<W>,
         copies: bool,
-    ) -> Result<(Index, Option<Answer<G, W, S::Output>>), (Option<W>, NotLeader)> {
+    ) -> Proposed<G, W, S::Output> {
         let Some(g) = self.groups.get_mut(id) else {
             return Err((to, NotLeader { leader: None }));
         };
