@@ -59,6 +59,12 @@ pub struct Traffic {
     pub dropped: u64,
 }
 
+/// Decides the fate of one node-to-node message as it leaves its node: `None` for the
+/// usual delivery after the cluster's latency, or the delays after which copies of it
+/// arrive (none: dropped; two: duplicated). Tests use it to duplicate, delay or lose a
+/// chosen message.
+pub type WireRule = Box<dyn FnMut(&RawMessage) -> Option<Vec<Duration>>>;
+
 pub struct Cluster<N: Node> {
     names: Vec<String>,
     nodes: Vec<Option<Runtime<N>>>,
@@ -77,6 +83,7 @@ pub struct Cluster<N: Node> {
     /// stderr lines of the nodes, kept when `keep_logs` is set.
     pub logs: Vec<String>,
     pub keep_logs: bool,
+    rule: Option<WireRule>,
 }
 
 impl<N: Node> std::fmt::Debug for Cluster<N> {
@@ -108,6 +115,7 @@ impl<N: Node> Cluster<N> {
             traffic: Traffic::default(),
             logs: Vec::new(),
             keep_logs: false,
+            rule: None,
         };
         for i in 0..count {
             cluster.start(i);
@@ -191,15 +199,35 @@ impl<N: Node> Cluster<N> {
         msg_id
     }
 
+    /// Puts a whole message line on the wire as it is, e.g. one that seems to come from
+    /// a node: it arrives after the usual latency.
+    pub fn inject(&mut self, line: &str) {
+        if let Ok(raw) = RawMessage::parse(line) {
+            self.post(raw.src, raw.dest, line.to_string());
+        }
+    }
+
     /// Messages that reached clients since the last call: (client, body).
     pub fn take_inbox(&mut self) -> Vec<(String, Value)> {
         std::mem::take(&mut self.inbox)
     }
 
+    /// Sets the rule every node-to-node message passes from now on (see [`WireRule`]).
+    pub fn set_wire_rule(
+        &mut self,
+        rule: impl FnMut(&RawMessage) -> Option<Vec<Duration>> + 'static,
+    ) {
+        self.rule = Some(Box::new(rule));
+    }
+
     fn post(&mut self, src: String, dest: String, line: String) {
+        self.post_after(src, dest, line, self.latency);
+    }
+
+    fn post_after(&mut self, src: String, dest: String, line: String, delay: Duration) {
         self.seq += 1;
         self.wire.push(Reverse(InFlight {
-            at: self.now + self.latency,
+            at: self.now + delay,
             seq: self.seq,
             dest,
             src,
@@ -228,7 +256,16 @@ impl<N: Node> Cluster<N> {
                     self.traffic.dropped += 1;
                     continue;
                 }
-                self.post(raw.src, raw.dest, line.to_string());
+                let copies = match self.rule.as_mut().and_then(|rule| rule(&raw)) {
+                    Some(delays) => delays,
+                    None => vec![self.latency],
+                };
+                if copies.is_empty() {
+                    self.traffic.dropped += 1;
+                }
+                for delay in copies {
+                    self.post_after(raw.src.clone(), raw.dest.clone(), line.to_string(), delay);
+                }
             } else {
                 self.traffic.client += 1;
                 let body: Value = serde_json::from_str(raw.body_json()).unwrap_or(Value::Null);

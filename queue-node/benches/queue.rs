@@ -28,6 +28,41 @@ const POLL_MAX: u32 = 32;
 /// Polls outstanding per node.
 const POLLERS: usize = 2;
 
+/// Client names, each with one request outstanding at a time as Maelstrom's clients
+/// have (client sessions keep only each client's newest request): a name is free again
+/// once its answer came.
+#[derive(Default)]
+struct Clients {
+    free: BTreeMap<String, Vec<String>>,
+    made: u64,
+}
+
+impl Clients {
+    fn take(&mut self, prefix: &str) -> String {
+        if let Some(name) = self.free.get_mut(prefix).and_then(Vec::pop) {
+            return name;
+        }
+        self.made += 1;
+        format!("{prefix}{}", self.made)
+    }
+
+    fn give(&mut self, name: &str) {
+        if let Some(dot) = name.rfind('.') {
+            let prefix = &name[..=dot];
+            self.free
+                .entry(prefix.to_string())
+                .or_default()
+                .push(name.to_string());
+        }
+    }
+}
+
+/// The node of a `consumer{node}.{n}` client.
+fn consumer_node(client: &str) -> usize {
+    let digits = client["consumer".len()..].split('.').next().unwrap_or("0");
+    digits.parse().unwrap_or(0)
+}
+
 struct Figures {
     tasks: u64,
     seconds: f64,
@@ -44,24 +79,27 @@ fn run(n: usize) -> Figures {
     let mut polls_out = vec![0usize; n];
     let mut to_ack: VecDeque<(usize, Value, Value)> = VecDeque::new();
     let mut acks_out = 0usize;
+    let mut clients = Clients::default();
     while acked < TASKS {
         while in_flight_enqueues < WINDOW && next_id < TASKS {
             let node = (next_id % n as u64) as usize;
             let task = json!({"id": next_id, "kind": "assembly", "priority": "standard"});
-            c.request("producer", node, json!({"type": "enqueue", "task": task}));
+            let producer = clients.take("producer.");
+            c.request(&producer, node, json!({"type": "enqueue", "task": task}));
             next_id += 1;
             in_flight_enqueues += 1;
         }
         for (node, out) in polls_out.iter_mut().enumerate() {
             while *out < POLLERS {
                 let body = json!({"type": "poll", "max": POLL_MAX, "lease_ms": 10_000});
-                c.request(&format!("consumer{node}"), node, body);
+                let consumer = clients.take(&format!("consumer{node}."));
+                c.request(&consumer, node, body);
                 *out += 1;
             }
         }
         while let Some((node, id, attempt)) = to_ack.pop_front() {
             c.request(
-                "acker",
+                &clients.take("acker."),
                 node,
                 json!({"type": "ack", "id": id, "attempt": attempt}),
             );
@@ -69,10 +107,11 @@ fn run(n: usize) -> Figures {
         }
         c.run_for(Duration::from_millis(1));
         for (client, body) in c.take_inbox() {
+            clients.give(&client);
             match body["type"].as_str() {
                 Some("enqueue_ok") => in_flight_enqueues -= 1,
                 Some("poll_ok") => {
-                    let node: usize = client["consumer".len()..].parse().unwrap_or(0);
+                    let node = consumer_node(&client);
                     polls_out[node] -= 1;
                     for t in body["tasks"].as_array().into_iter().flatten() {
                         to_ack.push_back((node, t["id"].clone(), t["attempt"].clone()));
@@ -82,13 +121,12 @@ fn run(n: usize) -> Figures {
                     acks_out -= 1;
                     acked += 1;
                 }
-                _ if client == "producer" => {
+                _ if client.starts_with("producer") => {
                     // A refused enqueue (no leader yet): try that id again later.
                     in_flight_enqueues -= 1;
                 }
                 _ if client.starts_with("consumer") => {
-                    let node: usize = client["consumer".len()..].parse().unwrap_or(0);
-                    polls_out[node] -= 1;
+                    polls_out[consumer_node(&client)] -= 1;
                 }
                 _ => acks_out -= 1,
             }

@@ -2,11 +2,11 @@
 
 use std::collections::BTreeMap;
 
-use maelstrom_core::raft::RaftMsg;
+use maelstrom_core::raft::{GroupMsg, Origin};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 
-use crate::partition::{Cmd, Delivery, Depths};
+use crate::partition::{Delivery, Depths, Partition};
 use crate::task::{Status, TaskId, TaskSpec};
 
 fn default_max() -> u32 {
@@ -23,6 +23,9 @@ pub enum Msg {
     // Client requests.
     Enqueue {
         task: TaskSpec,
+        /// The client that sent it, set by a node passing it on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     Poll {
         #[serde(default = "default_max")]
@@ -34,20 +37,32 @@ pub enum Msg {
         /// Set by a node stealing from one partition: take from it only.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         partition: Option<u32>,
+        /// The client that sent it, set by a node passing it on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     Start {
         id: TaskId,
         attempt: u32,
         #[serde(default = "default_lease_ms")]
         lease_ms: u64,
+        /// The client that sent it, set by a node passing it on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     Ack {
         id: TaskId,
         attempt: u32,
+        /// The client that sent it, set by a node passing it on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     Nack {
         id: TaskId,
         attempt: u32,
+        /// The client that sent it, set by a node passing it on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     Status {
         id: TaskId,
@@ -55,6 +70,9 @@ pub enum Msg {
     Dlq {},
     Replay {
         id: TaskId,
+        /// The client that sent it, set by a node passing it on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
     },
     Health {},
 
@@ -103,7 +121,7 @@ pub enum Msg {
     },
     /// Raft traffic for the partitions two nodes share, each message with its group.
     Raft {
-        msgs: Vec<(u32, RaftMsg<Cmd>)>,
+        msgs: Vec<(u32, GroupMsg<Partition>)>,
     },
     /// Which partitions the sender leads and how much ready work each has.
     Heartbeat {
@@ -170,13 +188,40 @@ impl Msg {
     /// The partition a task request is about, if it is about one task.
     pub fn task_id(&self) -> Option<&TaskId> {
         match self {
-            Msg::Enqueue { task } => Some(&task.id),
+            Msg::Enqueue { task, .. } => Some(&task.id),
             Msg::Start { id, .. }
             | Msg::Ack { id, .. }
             | Msg::Nack { id, .. }
             | Msg::Status { id }
-            | Msg::Replay { id } => Some(id),
+            | Msg::Replay { id, .. } => Some(id),
             _ => None,
+        }
+    }
+
+    /// The client a request that changes state came from, once a node stamped it.
+    pub fn origin(&self) -> Option<&Origin> {
+        match self {
+            Msg::Enqueue { origin, .. }
+            | Msg::Poll { origin, .. }
+            | Msg::Start { origin, .. }
+            | Msg::Ack { origin, .. }
+            | Msg::Nack { origin, .. }
+            | Msg::Replay { origin, .. } => origin.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// Records the client a request came from: `src` itself when it is a client, or
+    /// what the node that passed it on says. A client cannot claim another origin.
+    pub fn stamp(&mut self, node_ids: &[String], src: &str, msg_id: Option<u64>) {
+        if let Msg::Enqueue { origin, .. }
+        | Msg::Poll { origin, .. }
+        | Msg::Start { origin, .. }
+        | Msg::Ack { origin, .. }
+        | Msg::Nack { origin, .. }
+        | Msg::Replay { origin, .. } = self
+        {
+            *origin = Origin::of(node_ids, src, msg_id, origin.take());
         }
     }
 }

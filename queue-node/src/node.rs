@@ -14,16 +14,17 @@ use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use maelstrom_core::raft::store::RaftStore;
-use maelstrom_core::raft::{Config, Raft, RaftMsg, Role};
+use maelstrom_core::raft::groups::refused;
+use maelstrom_core::raft::{Answer, Config, Groups, Origin, Outcome as Ended, Role};
 use maelstrom_core::{
-    Context, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError, Storage,
+    Context, ErrorBody, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError,
+    Storage,
 };
 
 use serde_json::{json, Value};
 
 use crate::message::{DeadLetter, Health, LeadInfo, Msg, PartitionHealth};
-use crate::partition::{Cmd, Outcome, Partition, Refusal};
+use crate::partition::{Cmd, Outcome, Partition};
 use crate::task::{TaskId, TaskSpec};
 
 const TICK: Duration = Duration::from_millis(10);
@@ -98,15 +99,10 @@ enum Waiter {
     Batched { node: String, tag: u64 },
 }
 
-/// One partition this node replicates.
-struct Group {
-    raft: Raft<Cmd>,
-    /// Writes only what changed in `raft`: an append per batch, a snapshot per compaction.
-    store: RaftStore,
-    sm: Partition,
-    applied: u64,
-    /// Log index -> (term proposed in, who waits for the outcome).
-    proposals: HashMap<u64, (u64, Waiter)>,
+/// What the node keeps about a partition it replicates, beside the group's Raft, store,
+/// state machine and waiting requests (in [`Groups`]).
+#[derive(Debug, Default)]
+struct Extra {
     /// The index of a proposed `Tick` not applied yet: one at a time is enough.
     tick_at: Option<u64>,
     /// Leases granted while leading, kept in memory only (the `forget-leases` flaw).
@@ -114,9 +110,30 @@ struct Group {
     was_leader: bool,
 }
 
+/// Who waits for a group, and for what.
+#[derive(Debug)]
+enum Wait {
+    /// The outcome of a command.
+    Cmd(Waiter),
+    /// A linearizable read.
+    Read(Waiter, Query),
+    /// One partition's share of a `dlq` request gathered here.
+    Gather(u64),
+}
+
+/// A read served after a read-index round confirmed this node still leads.
+#[derive(Debug)]
+enum Query {
+    Status(TaskId),
+    Lookup(Vec<TaskId>),
+    DlqPart,
+}
+
 /// An enqueue waiting for other partitions to confirm its dependencies.
 struct PendingEnqueue {
     from: Waiter,
+    origin: Option<Origin>,
+    copies: bool,
     task: TaskSpec,
     group: u32,
     waiting: usize,
@@ -129,6 +146,15 @@ struct DlqGather {
     waiting: usize,
     tasks: Vec<DeadLetter>,
     failed: Option<String>,
+}
+
+/// A `poll` request's fields.
+struct PollReq {
+    max: u32,
+    lease_ms: u64,
+    consumer: String,
+    partition: Option<u32>,
+    origin: Option<Origin>,
 }
 
 /// A request waiting for its partition to have a leader.
@@ -151,7 +177,8 @@ struct Hint {
 pub struct QueueNode {
     flaw: Flaw,
     partitions: u32,
-    groups: BTreeMap<u32, Group>,
+    groups: Groups<u32, Partition, Wait>,
+    extras: BTreeMap<u32, Extra>,
     hints: HashMap<u32, Hint>,
     last_seen: HashMap<String, u64>,
     enqueues: HashMap<u64, PendingEnqueue>,
@@ -176,7 +203,7 @@ impl std::fmt::Debug for QueueNode {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("QueueNode")
             .field("partitions", &self.partitions)
-            .field("groups", &self.groups.keys().collect::<Vec<_>>())
+            .field("groups", &self.groups.ids().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
 }
@@ -217,10 +244,10 @@ impl QueueNode {
 
     fn target(&self, ctx: &Context, partition: u32) -> Target {
         if let Some(group) = self.groups.get(&partition) {
-            if group.raft.is_leader() {
+            if group.raft().is_leader() {
                 return Target::Here;
             }
-            if let Some(leader) = group.raft.leader() {
+            if let Some(leader) = group.raft().leader() {
                 if leader != ctx.node_id {
                     return Target::Leader(leader.to_string());
                 }
@@ -231,7 +258,7 @@ impl QueueNode {
                 return Target::Leader(hint.leader.clone());
             }
         }
-        if !self.groups.contains_key(&partition) {
+        if !self.groups.contains(&partition) {
             let replicas = replicas(&ctx.node_ids, partition);
             if let Some(r) = replicas.iter().find(|r| self.peer_alive(ctx, r)) {
                 return Target::Node(r.clone());
@@ -300,10 +327,15 @@ impl QueueNode {
                 true
             }
             Target::Leader(_) | Target::Node(_) => {
-                out.reply_error(
-                    from,
-                    ErrorCode::TemporarilyUnavailable,
-                    format!("no leader known for partition {partition}"),
+                let text = format!("no leader known for partition {partition}");
+                let copies = ctx.node_ids.contains(&from.src);
+                self.refuse(
+                    out,
+                    &Waiter::Direct(from.clone()),
+                    partition,
+                    req,
+                    copies,
+                    &text,
                 );
                 true
             }
@@ -322,11 +354,10 @@ impl QueueNode {
             if !matches!(self.target(ctx, p.partition), Target::Nowhere) {
                 self.handle(ctx, p.from, p.hops, p.req, out);
             } else if now >= p.until {
-                out.reply_error(
-                    &p.from,
-                    ErrorCode::TemporarilyUnavailable,
-                    format!("no leader known for partition {}", p.partition),
-                );
+                let text = format!("no leader known for partition {}", p.partition);
+                let copies = ctx.node_ids.contains(&p.from.src);
+                let to = Waiter::Direct(p.from);
+                self.refuse(out, &to, p.partition, &p.req, copies, &text);
             } else {
                 self.parked.push(p);
             }
@@ -384,64 +415,162 @@ impl QueueNode {
         }
     }
 
+    /// Proposes `cmd` to `partition`'s log; `to` hears the outcome once it applies.
+    /// `origin` is the client request it carries out; `copies` says whether it came
+    /// through another node, so that other copies of it may exist.
     fn propose(
         &mut self,
         partition: u32,
         cmd: Cmd,
-        waiter: Option<Waiter>,
+        to: Option<Waiter>,
+        origin: Option<Origin>,
+        copies: bool,
         out: &mut Outbox<Self>,
     ) {
-        let flaw = self.flaw;
-        let Some(group) = self.groups.get_mut(&partition) else {
-            if let Some(to) = waiter {
-                let refusal = (
-                    ErrorCode::TemporarilyUnavailable,
-                    "not a replica".to_string(),
-                );
-                self.respond(out, &to, Err(refusal));
-            }
-            return;
-        };
-        let term = group.raft.term();
-        let early = match (&cmd, flaw) {
+        let early = match (&cmd, self.flaw) {
             (Cmd::Enqueue { task, .. }, Flaw::AckBeforeReplication) => Some(task.id.clone()),
             _ => None,
         };
         let is_tick = matches!(cmd, Cmd::Tick { .. } | Cmd::Expire { .. });
-        let answer = match group.raft.propose(cmd) {
-            Ok(index) => {
+        let (wait, early_to) = match early {
+            Some(_) => (None, to),
+            None => (to.map(Wait::Cmd), None),
+        };
+        let proposal = self
+            .groups
+            .propose(&partition, cmd, origin.clone(), wait, copies);
+        match proposal {
+            Ok((index, old)) => {
                 if is_tick {
-                    group.tick_at = Some(index);
+                    self.extras.entry(partition).or_default().tick_at = Some(index);
                 }
-                match (waiter, early) {
-                    (Some(to), Some(id)) => Some((
-                        to,
-                        Ok(Msg::EnqueueOk {
-                            id,
-                            partition,
-                            duplicate: false,
-                        }),
-                    )),
-                    (Some(to), None) => {
-                        // An older proposal at this index was truncated away, uncommitted.
-                        group.proposals.insert(index, (term, to)).map(|(_, old)| {
-                            let text = "leadership changed before the request committed";
-                            (
-                                old,
-                                Err((ErrorCode::TemporarilyUnavailable, text.to_string())),
-                            )
-                        })
-                    }
-                    (None, _) => None,
+                if let (Some(to), Some(id)) = (early_to, early) {
+                    let ok = Msg::EnqueueOk {
+                        id,
+                        partition,
+                        duplicate: false,
+                    };
+                    self.respond(out, &to, Ok(ok));
+                }
+                if let Some(old) = old {
+                    self.finish(out, old);
                 }
             }
-            Err(_) => waiter.map(|to| {
-                let text = format!("lost the leadership of partition {partition}");
-                (to, Err((ErrorCode::TemporarilyUnavailable, text)))
-            }),
+            Err((Some(Wait::Cmd(to)), _)) => {
+                let text = match self.groups.contains(&partition) {
+                    true => format!("lost the leadership of partition {partition}"),
+                    false => "not a replica".to_string(),
+                };
+                self.refuse_origin(out, &to, partition, origin.as_ref(), copies, &text);
+            }
+            Err(_) => {}
+        }
+        self.arm_flush(out);
+    }
+
+    /// Refuses a request without proposing it. A copy of a request that came through
+    /// another node may still take effect elsewhere: unless this replica knows its
+    /// outcome, such a refusal is indefinite.
+    fn refuse(
+        &mut self,
+        out: &mut Outbox<Self>,
+        to: &Waiter,
+        partition: u32,
+        req: &Msg,
+        copies: bool,
+        text: &str,
+    ) {
+        self.refuse_origin(out, to, partition, req.origin(), copies, text);
+    }
+
+    fn refuse_origin(
+        &mut self,
+        out: &mut Outbox<Self>,
+        to: &Waiter,
+        partition: u32,
+        origin: Option<&Origin>,
+        copies: bool,
+        text: &str,
+    ) {
+        let known = origin.and_then(|o| self.groups.get(&partition).and_then(|g| g.known(o)));
+        let outcome = known.unwrap_or_else(|| refused(copies && origin.is_some(), text));
+        let answer = Answer {
+            group: partition,
+            to: Wait::Cmd(to.clone()),
+            outcome,
         };
-        if let Some((to, reply)) = answer {
-            self.respond(out, &to, reply);
+        self.finish(out, answer);
+    }
+
+    /// Delivers what a group says about a waiting request.
+    fn finish(&mut self, out: &mut Outbox<Self>, answer: Answer<u32, Wait, Outcome>) {
+        let p = answer.group;
+        match (answer.to, answer.outcome) {
+            (Wait::Cmd(to), Ended::Applied(outcome)) => self.answer(out, &to, p, outcome),
+            (Wait::Cmd(to) | Wait::Read(to, _), Ended::Failed(e)) => {
+                let text = e.text.unwrap_or_default();
+                self.respond(out, &to, Err((e.code, text)));
+            }
+            (Wait::Read(to, query), Ended::Read) => {
+                let reply = self.query(p, query);
+                self.respond(out, &to, reply);
+            }
+            (Wait::Gather(id), outcome) => {
+                let tasks = self.dead_letters(p);
+                if let Some(gather) = self.dlqs.get_mut(&id) {
+                    gather.waiting -= 1;
+                    match outcome {
+                        Ended::Failed(e) => gather.failed = Some(e.to_string()),
+                        _ => gather.tasks.extend(tasks),
+                    }
+                }
+                self.finish_dlq(id, out);
+            }
+            (Wait::Cmd(_), Ended::Read) | (Wait::Read(..), Ended::Applied(_)) => {}
+        }
+    }
+
+    /// Answers a read from `p`'s state, which a read-index round has just confirmed.
+    fn query(&self, p: u32, query: Query) -> Result<Msg, (ErrorCode, String)> {
+        let Some(sm) = self.groups.get(&p).map(|g| g.sm()) else {
+            let text = format!("not a replica of partition {p}");
+            return Err((ErrorCode::TemporarilyUnavailable, text));
+        };
+        match query {
+            Query::Status(id) => match sm.status(&id) {
+                Some(r) => Ok(Msg::StatusOk {
+                    id,
+                    status: r.status,
+                    attempts: r.attempts,
+                    max_attempts: r.max_attempts,
+                    blocked_by: r.blocked_by,
+                }),
+                None => Err((ErrorCode::KeyDoesNotExist, format!("unknown task {id}"))),
+            },
+            Query::Lookup(ids) => {
+                let found = ids
+                    .into_iter()
+                    .filter_map(|id| sm.lookup(&id).map(|done| (id, done)))
+                    .collect();
+                Ok(Msg::LookupOk { found })
+            }
+            Query::DlqPart => Ok(Msg::DlqOk {
+                tasks: self.dead_letters(p),
+            }),
+        }
+    }
+
+    /// Serves a read of `p` once this node's leadership is confirmed.
+    fn read(&mut self, p: u32, wait: Wait, out: &mut Outbox<Self>) {
+        if let Err((wait, _)) = self.groups.read(&p, wait) {
+            let text = format!("not the leader of partition {p}");
+            let body = ErrorBody::new(ErrorCode::TemporarilyUnavailable, text);
+            let answer = Answer {
+                group: p,
+                to: wait,
+                outcome: Ended::Failed(body),
+            };
+            self.finish(out, answer);
         }
         self.arm_flush(out);
     }
@@ -496,100 +625,44 @@ impl QueueNode {
 
     /// Carries out what each group's Raft asks for: persist, send, apply and answer.
     fn drive(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
-        let flaw = self.flaw;
-        let mut answers = Vec::new();
         // Every group's messages to one peer travel together: one message per peer per
         // round, however many partitions the two share. They leave after every group's
         // state is persisted.
-        let mut outgoing: BTreeMap<String, Vec<(u32, RaftMsg<Cmd>)>> = BTreeMap::new();
-        for (&p, group) in self.groups.iter_mut() {
-            let ready = group.raft.ready();
-            if ready.persist {
-                group.store.save(&group.raft, &ready.changes, out);
+        let round = self.groups.drive(out);
+        for (p, extra) in self.extras.iter_mut() {
+            let leading = self.groups.is_leader(p);
+            if leading != extra.was_leader {
+                extra.was_leader = leading;
+                extra.granted.clear();
+                extra.tick_at = None;
             }
-            for (to, raft) in ready.messages {
-                outgoing.entry(to).or_default().push((p, raft));
+            let applied = self.groups.get(p).map_or(0, |g| g.applied());
+            if extra.tick_at.is_some_and(|i| i <= applied) {
+                extra.tick_at = None;
             }
-            if let Some((index, data)) = ready.install {
-                match Partition::from_snapshot(data) {
-                    Ok(sm) => {
-                        group.sm = sm;
-                        group.applied = index;
+        }
+        if self.flaw == Flaw::ForgetLeases {
+            // The flaw's leader remembers only the leases it handed out itself.
+            for a in &round.answers {
+                if let (Wait::Cmd(_), Ended::Applied(Outcome::Polled(tasks))) = (&a.to, &a.outcome)
+                {
+                    let extra = self.extras.entry(a.group).or_default();
+                    for t in tasks {
+                        extra
+                            .granted
+                            .insert(t.id.clone(), (t.attempt, t.lease_until));
                     }
-                    Err(e) => eprintln!("partition {p}: cannot read snapshot: {e}"),
-                }
-                // Requests whose entries the snapshot covers may or may not have been
-                // applied in it: their outcome is unknown.
-                let covered: Vec<u64> = group
-                    .proposals
-                    .keys()
-                    .copied()
-                    .filter(|&i| i <= index)
-                    .collect();
-                for i in covered {
-                    if let Some((_, to)) = group.proposals.remove(&i) {
-                        let text = "a snapshot replaced the request's log entry; outcome unknown";
-                        let refusal = Outcome::Refused(Refusal {
-                            code: ErrorCode::Timeout,
-                            text: text.to_string(),
-                        });
-                        answers.push((to, p, refusal));
-                    }
-                }
-            }
-            let leading = group.raft.is_leader();
-            if leading != group.was_leader {
-                group.was_leader = leading;
-                group.granted.clear();
-                group.tick_at = None;
-            }
-            for entry in ready.committed {
-                if entry.index <= group.applied {
-                    continue;
-                }
-                group.applied = entry.index;
-                if group.tick_at.is_some_and(|i| i <= entry.index) {
-                    group.tick_at = None;
-                }
-                let Some(cmd) = entry.command else {
-                    continue;
-                };
-                let outcome = group.sm.apply(cmd);
-                if let Some((term, to)) = group.proposals.remove(&entry.index) {
-                    if term == entry.term {
-                        // The flaw's leader remembers only the leases it handed out itself.
-                        if let (Flaw::ForgetLeases, Outcome::Polled(tasks)) = (flaw, &outcome) {
-                            for t in tasks {
-                                let lease = (t.attempt, t.lease_until);
-                                group.granted.insert(t.id.clone(), lease);
-                            }
-                        }
-                        answers.push((to, p, outcome));
-                    } else {
-                        let text = "leadership changed before the request committed";
-                        let refusal = Outcome::Refused(Refusal {
-                            code: ErrorCode::TemporarilyUnavailable,
-                            text: text.to_string(),
-                        });
-                        answers.push((to, p, refusal));
-                    }
-                }
-            }
-            if group.applied >= group.raft.log().snapshot_index + COMPACT_EVERY {
-                match serde_json::to_value(&group.sm) {
-                    Ok(data) => group.raft.compact(group.applied, data),
-                    Err(e) => eprintln!("partition {p}: cannot snapshot: {e}"),
                 }
             }
         }
-        for (to, msgs) in outgoing {
+        for (to, msgs) in round.messages {
             out.send(to, Msg::Raft { msgs });
         }
         for (to, reqs) in std::mem::take(&mut self.batches_out) {
             out.send(to, Msg::Batch { reqs });
         }
-        for (to, p, outcome) in answers {
-            self.answer(out, &to, p, outcome);
+        for answer in round.answers {
+            self.finish(out, answer);
         }
         for (to, replies) in std::mem::take(&mut self.answers_out) {
             out.send(to, Msg::BatchOk { replies });
@@ -601,13 +674,14 @@ impl QueueNode {
     fn expire_due(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
         let now = ctx.wall_ms();
         let mut proposals = Vec::new();
-        for (&p, group) in self.groups.iter_mut() {
-            if !group.raft.is_leader() || group.tick_at.is_some() {
+        for (&p, group) in self.groups.iter() {
+            let extra = self.extras.entry(p).or_default();
+            if !group.raft().is_leader() || extra.tick_at.is_some() {
                 continue;
             }
             match self.flaw {
                 Flaw::ForgetLeases => {
-                    let due: Vec<(TaskId, u32)> = group
+                    let due: Vec<(TaskId, u32)> = extra
                         .granted
                         .iter()
                         .filter(|(_, (_, until))| *until <= now)
@@ -615,20 +689,20 @@ impl QueueNode {
                         .collect();
                     if !due.is_empty() {
                         for (id, _) in &due {
-                            group.granted.remove(id);
+                            extra.granted.remove(id);
                         }
                         proposals.push((p, Cmd::Expire { leases: due }));
                     }
                 }
                 _ => {
-                    if group.sm.next_due().is_some_and(|due| due <= now) {
+                    if group.sm().next_due().is_some_and(|due| due <= now) {
                         proposals.push((p, Cmd::Tick { now }));
                     }
                 }
             }
         }
         for (p, cmd) in proposals {
-            self.propose(p, cmd, None, out);
+            self.propose(p, cmd, None, None, false, out);
         }
     }
 
@@ -636,12 +710,12 @@ impl QueueNode {
     /// for have completed.
     fn watch_dependencies(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
         let mut asks: Vec<(u32, u32, Vec<TaskId>)> = Vec::new();
-        for (&p, group) in &self.groups {
-            if !group.raft.is_leader() {
+        for (&p, group) in self.groups.iter() {
+            if !group.raft().is_leader() {
                 continue;
             }
             let mut by_partition: BTreeMap<u32, Vec<TaskId>> = BTreeMap::new();
-            for dep in group.sm.remote_waits() {
+            for dep in group.sm().remote_waits() {
                 let q = dep.partition(self.partitions);
                 let ids = by_partition.entry(q).or_default();
                 if ids.len() < LOOKUP_BATCH {
@@ -655,17 +729,20 @@ impl QueueNode {
             }
         }
         for (p, q, ids) in asks {
-            let done: Option<Vec<TaskId>> =
-                self.groups.get(&q).filter(|g| g.raft.is_leader()).map(|g| {
+            let done: Option<Vec<TaskId>> = self
+                .groups
+                .get(&q)
+                .filter(|g| g.raft().is_leader())
+                .map(|g| {
                     ids.iter()
-                        .filter(|id| g.sm.lookup(id) == Some(true))
+                        .filter(|id| g.sm().lookup(id) == Some(true))
                         .cloned()
                         .collect()
                 });
             match done {
                 Some(done) => {
                     if !done.is_empty() {
-                        self.propose(p, Cmd::DepsDone { ids: done }, None, out);
+                        self.propose(p, Cmd::DepsDone { ids: done }, None, None, false, out);
                     }
                 }
                 None => {
@@ -686,11 +763,11 @@ impl QueueNode {
         let leads: Vec<LeadInfo> = self
             .groups
             .iter()
-            .filter(|(_, g)| g.raft.is_leader())
+            .filter(|(_, g)| g.raft().is_leader())
             .map(|(&p, g)| LeadInfo {
                 partition: p,
-                term: g.raft.term(),
-                depths: g.sm.depths(),
+                term: g.raft().term(),
+                depths: g.sm().depths(),
             })
             .collect();
         for peer in ctx.peers() {
@@ -738,16 +815,24 @@ impl QueueNode {
                 lease_ms,
                 consumer,
                 partition,
+                origin,
             } => {
                 let consumer = consumer.unwrap_or_else(|| from.src.clone());
-                self.poll(ctx, from, hops, max, lease_ms, consumer, partition, out)
+                let poll = PollReq {
+                    max,
+                    lease_ms,
+                    consumer,
+                    partition,
+                    origin,
+                };
+                self.poll(ctx, from, hops, poll, out)
             }
             Msg::Dlq {} => self.gather_dlq(ctx, from, out),
             Msg::DlqPart { partition } => {
                 let req = Msg::DlqPart { partition };
                 if !self.route(ctx, &from, hops, partition, &req, out) {
-                    let tasks = self.dead_letters(partition);
-                    out.reply(&from, Msg::DlqOk { tasks });
+                    let wait = Wait::Read(Waiter::Direct(from), Query::DlqPart);
+                    self.read(partition, wait, out);
                 }
             }
             Msg::Lookup { partition, ids } => {
@@ -756,16 +841,8 @@ impl QueueNode {
                     let Msg::Lookup { ids, .. } = req else {
                         return;
                     };
-                    let found = self
-                        .groups
-                        .get(&partition)
-                        .map(|g| {
-                            ids.into_iter()
-                                .filter_map(|id| g.sm.lookup(&id).map(|done| (id, done)))
-                                .collect()
-                        })
-                        .unwrap_or_default();
-                    out.reply(&from, Msg::LookupOk { found });
+                    let wait = Wait::Read(Waiter::Direct(from), Query::Lookup(ids));
+                    self.read(partition, wait, out);
                 }
             }
             Msg::Health {} => {
@@ -790,41 +867,41 @@ impl QueueNode {
         out: &mut Outbox<Self>,
     ) {
         let now = ctx.wall_ms();
+        let copies = self.passed_on(ctx, &from);
+        let origin = req.origin().cloned();
         let cmd = match req {
-            Msg::Enqueue { task } => return self.enqueue(ctx, from, p, task, out),
-            Msg::Status { id } => {
-                let report = self.groups.get(&p).and_then(|g| g.sm.status(&id));
-                let reply = match report {
-                    Some(r) => Ok(Msg::StatusOk {
-                        id,
-                        status: r.status,
-                        attempts: r.attempts,
-                        max_attempts: r.max_attempts,
-                        blocked_by: r.blocked_by,
-                    }),
-                    None => Err((ErrorCode::KeyDoesNotExist, format!("unknown task {id}"))),
-                };
-                return self.respond(out, &from, reply);
+            Msg::Enqueue { task, .. } => {
+                return self.enqueue(ctx, from, p, task, (origin, copies), out)
             }
+            Msg::Status { id } => return self.read(p, Wait::Read(from, Query::Status(id)), out),
             Msg::Start {
                 id,
                 attempt,
                 lease_ms,
+                ..
             } => Cmd::Start {
                 id,
                 attempt,
                 now,
                 lease_ms,
             },
-            Msg::Ack { id, attempt } => Cmd::Ack { id, attempt, now },
-            Msg::Nack { id, attempt } if self.flaw == Flaw::NackRefund => {
+            Msg::Ack { id, attempt, .. } => Cmd::Ack { id, attempt, now },
+            Msg::Nack { id, attempt, .. } if self.flaw == Flaw::NackRefund => {
                 Cmd::Refund { id, attempt }
             }
-            Msg::Nack { id, attempt } => Cmd::Nack { id, attempt },
-            Msg::Replay { id } => Cmd::Replay { id },
+            Msg::Nack { id, attempt, .. } => Cmd::Nack { id, attempt },
+            Msg::Replay { id, .. } => Cmd::Replay { id },
             _ => return,
         };
-        self.propose(p, cmd, Some(from), out);
+        self.propose(p, cmd, Some(from), origin, copies, out);
+    }
+
+    /// Whether a request came through another node, so that copies of it may exist.
+    fn passed_on(&self, ctx: &Context, from: &Waiter) -> bool {
+        match from {
+            Waiter::Batched { .. } => true,
+            Waiter::Direct(to) => ctx.node_ids.contains(&to.src),
+        }
     }
 
     fn enqueue(
@@ -833,6 +910,7 @@ impl QueueNode {
         from: Waiter,
         p: u32,
         task: TaskSpec,
+        (origin, copies): (Option<Origin>, bool),
         out: &mut Outbox<Self>,
     ) {
         let mut remote: BTreeMap<u32, Vec<TaskId>> = BTreeMap::new();
@@ -849,12 +927,14 @@ impl QueueNode {
                 remote: Vec::new(),
                 now,
             };
-            return self.propose(p, cmd, Some(from), out);
+            return self.propose(p, cmd, Some(from), origin, copies, out);
         }
         let id = self.next_pending;
         self.next_pending += 1;
         let mut pending = PendingEnqueue {
             from,
+            origin,
+            copies,
             task,
             group: p,
             waiting: 0,
@@ -862,10 +942,10 @@ impl QueueNode {
         };
         let mut unreachable = None;
         for (q, ids) in remote {
-            if let Some(g) = self.groups.get(&q).filter(|g| g.raft.is_leader()) {
+            if let Some(g) = self.groups.get(&q).filter(|g| g.raft().is_leader()) {
                 pending.found.extend(
                     ids.iter()
-                        .filter_map(|i| g.sm.lookup(i).map(|d| (i.clone(), d))),
+                        .filter_map(|i| g.sm().lookup(i).map(|d| (i.clone(), d))),
                 );
                 continue;
             }
@@ -878,8 +958,8 @@ impl QueueNode {
         if let Some(q) = unreachable {
             // Answers to lookups already sent find no pending enqueue and are dropped.
             let text = format!("cannot check dependencies: no leader known for partition {q}");
-            let refusal = Err((ErrorCode::TemporarilyUnavailable, text));
-            return self.respond(out, &pending.from, refusal);
+            let (to, origin) = (&pending.from, pending.origin.as_ref());
+            return self.refuse_origin(out, to, p, origin, pending.copies, &text);
         }
         if pending.waiting == 0 {
             self.finish_enqueue(ctx, pending, out);
@@ -894,21 +974,25 @@ impl QueueNode {
             remote: pending.found,
             now: ctx.wall_ms(),
         };
-        self.propose(pending.group, cmd, Some(pending.from), out);
+        let (origin, copies) = (pending.origin, pending.copies);
+        self.propose(pending.group, cmd, Some(pending.from), origin, copies, out);
     }
 
-    #[allow(clippy::too_many_arguments)]
     fn poll(
         &mut self,
         ctx: &Context,
         from: ReplyTo,
         hops: u8,
-        max: u32,
-        lease_ms: u64,
-        consumer: String,
-        partition: Option<u32>,
+        poll: PollReq,
         out: &mut Outbox<Self>,
     ) {
+        let PollReq {
+            max,
+            lease_ms,
+            consumer,
+            partition,
+            origin,
+        } = poll;
         let now = ctx.wall_ms();
         let max = max.clamp(1, 1_000);
         let source = match partition {
@@ -918,7 +1002,7 @@ impl QueueNode {
         let Some(p) = source else {
             return out.reply(&from, Msg::PollOk { tasks: Vec::new() });
         };
-        let leads = self.groups.get(&p).is_some_and(|g| g.raft.is_leader());
+        let leads = self.groups.get(&p).is_some_and(|g| g.raft().is_leader());
         if leads {
             let cmd = Cmd::Poll {
                 max,
@@ -927,10 +1011,16 @@ impl QueueNode {
                 lease_ms,
                 stolen: hops > 0,
             };
-            return self.propose(p, cmd, Some(Waiter::Direct(from)), out);
+            let copies = ctx.node_ids.contains(&from.src);
+            return self.propose(p, cmd, Some(Waiter::Direct(from)), origin, copies, out);
         }
         if partition.is_some() || hops > 0 {
-            // Asked to take from a partition this node no longer leads: nothing here.
+            // Asked to take from a partition this node no longer leads: nothing here,
+            // unless a copy of this poll was applied here.
+            let known = origin.as_ref().and_then(|o| self.groups.get(&p)?.known(o));
+            if let Some(Ended::Applied(outcome)) = known {
+                return self.answer(out, &Waiter::Direct(from), p, outcome);
+            }
             return out.reply(&from, Msg::PollOk { tasks: Vec::new() });
         }
         let req = Msg::Poll {
@@ -938,6 +1028,7 @@ impl QueueNode {
             lease_ms,
             consumer: Some(consumer),
             partition: Some(p),
+            origin,
         };
         self.route(ctx, &from, hops, p, &req, out);
     }
@@ -949,9 +1040,10 @@ impl QueueNode {
         let local = self
             .groups
             .iter()
-            .filter(|(_, g)| g.raft.is_leader())
+            .filter(|(_, g)| g.raft().is_leader())
             .filter_map(|(&p, g)| {
-                g.sm.best_ready()
+                g.sm()
+                    .best_ready()
                     .map(|(prio, n)| ((prio.rank(), 0u8, usize::MAX - n), p))
             });
         let now = millis(ctx);
@@ -960,7 +1052,7 @@ impl QueueNode {
             .iter()
             .filter(|_| hops == 0)
             .filter(|(p, h)| {
-                !self.groups.get(p).is_some_and(|g| g.raft.is_leader())
+                !self.groups.get(p).is_some_and(|g| g.raft().is_leader())
                     && h.leader != ctx.node_id
                     && now <= h.at + PEER_TIMEOUT_MS
             })
@@ -978,7 +1070,8 @@ impl QueueNode {
         self.groups
             .get(&partition)
             .map(|g| {
-                g.sm.dead_letters()
+                g.sm()
+                    .dead_letters()
                     .into_iter()
                     .map(|(id, attempts, max_attempts)| DeadLetter {
                         id,
@@ -993,29 +1086,29 @@ impl QueueNode {
     fn gather_dlq(&mut self, ctx: &Context, from: ReplyTo, out: &mut Outbox<Self>) {
         let id = self.next_pending;
         self.next_pending += 1;
-        let mut gather = DlqGather {
-            from,
-            waiting: 0,
-            tasks: Vec::new(),
-            failed: None,
-        };
+        let mut waiting = 0;
+        let mut failed = None;
         for p in 0..self.partitions {
-            if self.groups.get(&p).is_some_and(|g| g.raft.is_leader()) {
-                gather.tasks.extend(self.dead_letters(p));
-                continue;
-            }
-            match self.ask(
-                ctx,
-                p,
-                Msg::DlqPart { partition: p },
-                Call::DlqPart(id),
-                out,
-            ) {
-                Ok(()) => gather.waiting += 1,
-                Err(_) => gather.failed = Some(format!("no leader known for partition {p}")),
+            // This node's own partitions are read once its leadership is confirmed.
+            let asked = if self.groups.is_leader(&p) {
+                self.groups.read(&p, Wait::Gather(id)).is_ok()
+            } else {
+                let req = Msg::DlqPart { partition: p };
+                self.ask(ctx, p, req, Call::DlqPart(id), out).is_ok()
+            };
+            match asked {
+                true => waiting += 1,
+                false => failed = Some(format!("no leader known for partition {p}")),
             }
         }
+        let gather = DlqGather {
+            from,
+            waiting,
+            tasks: Vec::new(),
+            failed,
+        };
         self.dlqs.insert(id, gather);
+        self.arm_flush(out);
         self.finish_dlq(id, out);
     }
 
@@ -1047,29 +1140,29 @@ impl QueueNode {
             .groups
             .iter()
             .map(|(&p, g)| {
-                let commit = g.raft.commit_index();
-                let last = g.raft.log().last_index();
+                let commit = g.raft().commit_index();
+                let last = g.raft().log().last_index();
                 let replica_lag = g
-                    .raft
+                    .raft()
                     .match_indexes()
                     .into_iter()
                     .map(|(peer, m)| (peer, last.saturating_sub(m)))
                     .collect();
                 PartitionHealth {
                     partition: p,
-                    role: match g.raft.role() {
+                    role: match g.raft().role() {
                         Role::Leader => "leader",
                         Role::Follower => "follower",
                         _ => "candidate",
                     }
                     .to_string(),
-                    leader: g.raft.leader().map(str::to_string),
-                    term: g.raft.term(),
+                    leader: g.raft().leader().map(str::to_string),
+                    term: g.raft().term(),
                     commit,
-                    applied: g.applied,
-                    depths: g.sm.depths(),
+                    applied: g.applied(),
+                    depths: g.sm().depths(),
                     replica_lag,
-                    tasks: g.sm.len(),
+                    tasks: g.sm().len(),
                 }
             })
             .collect();
@@ -1117,37 +1210,30 @@ impl Node for QueueNode {
             .partitions
             .unwrap_or(ctx.node_ids.len() as u32)
             .max(1);
-        let mut groups = BTreeMap::new();
+        let mut groups = Groups::new(COMPACT_EVERY);
+        let mut extras = BTreeMap::new();
         for p in 0..partitions {
             let members = replicas(&ctx.node_ids, p);
             if !members.contains(&ctx.node_id) {
                 continue;
             }
-            let (store, state) = RaftStore::load(storage, &state_prefix(p)).map_err(|e| {
-                InitError::new(format!("cannot read partition {p}'s Raft state: {e}"))
-            })?;
             let seed = ctx.wall_ms() ^ ctx.now.as_nanos() as u64 ^ u64::from(p) << 32;
-            let raft = Raft::new(
-                &ctx.node_id,
-                &members,
-                Config::default(),
-                state,
-                millis(ctx),
-                seed,
-            );
-            groups.insert(
-                p,
-                Group {
-                    raft,
-                    store,
-                    sm: Partition::new(p, partitions),
-                    applied: 0,
-                    proposals: HashMap::new(),
-                    tick_at: None,
-                    granted: HashMap::new(),
-                    was_leader: false,
-                },
-            );
+            groups
+                .add(
+                    p,
+                    &ctx.node_id,
+                    &members,
+                    Config::default(),
+                    storage,
+                    &state_prefix(p),
+                    millis(ctx),
+                    seed,
+                    Partition::new(p, partitions),
+                )
+                .map_err(|e| {
+                    InitError::new(format!("cannot read partition {p}'s Raft state: {e}"))
+                })?;
+            extras.insert(p, Extra::default());
         }
         out.set_timer(TICK, Timer::Tick);
         out.set_timer(HEARTBEAT, Timer::Heartbeat);
@@ -1155,6 +1241,7 @@ impl Node for QueueNode {
             flaw: settings.flaw,
             partitions,
             groups,
+            extras,
             hints: HashMap::new(),
             last_seen: HashMap::new(),
             enqueues: HashMap::new(),
@@ -1181,27 +1268,30 @@ impl Node for QueueNode {
             Msg::Raft { msgs } => {
                 self.last_seen.insert(src.clone(), millis(ctx));
                 for (group, raft) in msgs {
-                    if let Some(g) = self.groups.get_mut(&group) {
-                        g.raft.step(millis(ctx), &src, raft);
-                    }
+                    self.groups.step(&group, millis(ctx), &src, raft);
                 }
                 self.arm_flush(out);
             }
             Msg::Heartbeat { leads } => self.on_heartbeat(ctx, &src, leads),
             Msg::Batch { reqs } => {
-                for (tag, req) in reqs {
+                for (tag, mut req) in reqs {
+                    req.stamp(&ctx.node_ids, &src, None);
                     let to = Waiter::Batched {
                         node: src.clone(),
                         tag,
                     };
                     let partition = req.task_id().map(|id| id.partition(self.partitions));
                     match partition {
-                        Some(p) if self.groups.get(&p).is_some_and(|g| g.raft.is_leader()) => {
+                        Some(p) if self.groups.is_leader(&p) => {
                             self.handle_here(ctx, to, p, req, out)
                         }
-                        _ => {
-                            let text = "not the leader of the task's partition".to_string();
-                            self.respond(out, &to, Err((ErrorCode::TemporarilyUnavailable, text)));
+                        Some(p) => {
+                            let text = "not the leader of the task's partition";
+                            self.refuse(out, &to, p, &req, true, text);
+                        }
+                        None => {
+                            let text = "not a request about one task".to_string();
+                            self.respond(out, &to, Err((ErrorCode::MalformedRequest, text)));
                         }
                     }
                 }
@@ -1213,7 +1303,10 @@ impl Node for QueueNode {
                     }
                 }
             }
-            Msg::Fwd { hops, req } => self.handle(ctx, from, hops, *req, out),
+            Msg::Fwd { hops, mut req } => {
+                req.stamp(&ctx.node_ids, &from.src, from.msg_id);
+                self.handle(ctx, from, hops, *req, out)
+            }
             Msg::EnqueueOk { .. }
             | Msg::PollOk { .. }
             | Msg::StartOk {}
@@ -1224,16 +1317,17 @@ impl Node for QueueNode {
             | Msg::ReplayOk {}
             | Msg::HealthOk(_)
             | Msg::LookupOk { .. } => {}
-            req => self.handle(ctx, from, 0, req, out),
+            mut req => {
+                req.stamp(&ctx.node_ids, &from.src, from.msg_id);
+                self.handle(ctx, from, 0, req, out)
+            }
         }
     }
 
     fn on_timer(&mut self, ctx: &Context, timer: Timer, out: &mut Outbox<Self>) {
         match timer {
             Timer::Tick => {
-                for group in self.groups.values_mut() {
-                    group.raft.tick(millis(ctx));
-                }
+                self.groups.tick(millis(ctx));
                 self.expire_due(ctx, out);
                 self.unpark(ctx, out);
                 self.expire_relayed(ctx, out);
@@ -1277,8 +1371,9 @@ impl Node for QueueNode {
                     }
                     other => {
                         let text = format!("cannot check dependencies: {}", failure(other));
-                        let refusal = Err((ErrorCode::TemporarilyUnavailable, text));
-                        self.respond(out, &pending.from, refusal);
+                        let (to, origin) = (&pending.from, pending.origin.as_ref());
+                        let p = pending.group;
+                        self.refuse_origin(out, to, p, origin, pending.copies, &text);
                     }
                 }
             }
@@ -1292,9 +1387,12 @@ impl Node for QueueNode {
                         .filter(|(_, completed)| *completed)
                         .map(|(id, _)| id)
                         .collect();
-                    let leads = self.groups.get(&group).is_some_and(|g| g.raft.is_leader());
+                    let leads = self
+                        .groups
+                        .get(&group)
+                        .is_some_and(|g| g.raft().is_leader());
                     if !done.is_empty() && leads {
-                        self.propose(group, Cmd::DepsDone { ids: done }, None, out);
+                        self.propose(group, Cmd::DepsDone { ids: done }, None, None, false, out);
                     }
                 }
             }

@@ -89,7 +89,7 @@ pub struct Delivery {
 }
 
 /// Why a command changed nothing; the code is Maelstrom's.
-#[derive(Debug, Clone, PartialEq)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Refusal {
     pub code: maelstrom_core::ErrorCode,
     pub text: String,
@@ -104,8 +104,9 @@ impl Refusal {
     }
 }
 
-/// What applying a command did, for the client that asked.
-#[derive(Debug, Clone, PartialEq)]
+/// What applying a command did, for the client that asked; kept in its client's session.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum Outcome {
     Enqueued { id: TaskId, duplicate: bool },
     Polled(Vec<Delivery>),
@@ -672,6 +673,23 @@ mod task_list {
     pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<HashMap<TaskId, Task>, D::Error> {
         let list = Vec::<Task>::deserialize(d)?;
         Ok(list.into_iter().map(|t| (t.spec.id.clone(), t)).collect())
+    }
+}
+
+impl maelstrom_core::raft::StateMachine for Partition {
+    type Cmd = Cmd;
+    type Output = Outcome;
+
+    fn apply(&mut self, cmd: Cmd) -> Outcome {
+        Partition::apply(self, cmd)
+    }
+
+    fn snapshot(&self) -> Result<serde_json::Value, String> {
+        serde_json::to_value(self).map_err(|e| e.to_string())
+    }
+
+    fn restore(&self, data: serde_json::Value) -> Result<Self, String> {
+        Partition::from_snapshot(data).map_err(|e| e.to_string())
     }
 }
 

@@ -281,3 +281,127 @@ fn bad_requests_get_clear_errors_and_change_nothing() {
     let status = call(&mut c, 0, json!({"type": "status", "id": 3}));
     assert_eq!(status["code"], 20, "nothing was enqueued: {status}");
 }
+
+/// The node that leads `partition`, by the nodes' own health reports.
+fn leader_of(cluster: &mut Cluster<QueueNode>, partition: u64) -> Option<usize> {
+    (0..cluster.names().len()).find(|&node| {
+        let health = call(cluster, node, json!({"type": "health"}));
+        health["partitions"].as_array().is_some_and(|ps| {
+            ps.iter()
+                .any(|p| p["partition"] == json!(partition) && p["role"] == "leader")
+        })
+    })
+}
+
+fn body_of(raw: &maelstrom_core::RawMessage) -> Value {
+    serde_json::from_str(raw.body_json()).unwrap_or(Value::Null)
+}
+
+/// Issue 20 for the queue: a `nack` passed on to its partition's leader is duplicated,
+/// the first copy's answer is lost, and the second copy arrives after the first applied.
+/// It must take effect once and be answered `nack_ok`, not "the lease is gone".
+#[test]
+fn a_duplicated_forwarded_nack_takes_effect_once_and_is_answered_ok() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut c = cluster(3);
+    let reply = enqueue(&mut c, 0, 7, &[]);
+    assert_eq!(reply["type"], "enqueue_ok", "{reply}");
+    let p = reply["partition"].as_u64().unwrap();
+    let leader = leader_of(&mut c, p).expect("a leader");
+    let task = &poll_some(&mut c, leader, 1)["tasks"][0];
+    assert_eq!(task["id"], 7, "{task}");
+    let attempt = task["attempt"].as_u64().unwrap();
+    // 0: waiting for the nack's batch; 1: its first answer is to be lost; 2: done.
+    let stage = Rc::new(Cell::new(0u8));
+    let s = stage.clone();
+    c.set_wire_rule(move |raw| {
+        let body = body_of(raw);
+        let nack = body["reqs"]
+            .as_array()
+            .is_some_and(|reqs| reqs.iter().any(|r| r[1]["type"] == "nack"));
+        match body["type"].as_str() {
+            Some("batch") if nack && s.get() == 0 => {
+                s.set(1);
+                Some(vec![MS, MS + 50 * MS])
+            }
+            Some("batch_ok") if s.get() == 1 => {
+                s.set(2);
+                Some(vec![])
+            }
+            _ => None,
+        }
+    });
+    let follower = (leader + 1) % 3;
+    let nack = json!({"type": "nack", "id": 7, "attempt": attempt});
+    let reply = call(&mut c, follower, nack);
+    assert_eq!(
+        stage.get(),
+        2,
+        "the nack went through the leader in a batch"
+    );
+    assert_eq!(reply["type"], "nack_ok", "{reply}");
+    let status = call(&mut c, leader, json!({"type": "status", "id": 7}));
+    assert_eq!(status["status"], "pending", "{status}");
+    assert_eq!(status["attempts"], json!(attempt), "{status}");
+}
+
+fn leads(cluster: &mut Cluster<QueueNode>, node: usize, partition: u64) -> bool {
+    let health = call(cluster, node, json!({"type": "health"}));
+    health["partitions"].as_array().is_some_and(|ps| {
+        ps.iter()
+            .any(|q| q["partition"] == json!(partition) && q["role"] == "leader")
+    })
+}
+
+/// Cuts off `partition`'s leader after `offset` more time, lets the other replicas elect
+/// a leader and enqueue a task there, and asks the old leader for the task's status
+/// while it still believes it leads: `None` when it stepped down before that.
+fn status_from_deposed_leader(offset: Duration, partition: u64) -> Option<Value> {
+    let mut c = cluster(3);
+    c.run_for(offset);
+    let old = leader_of(&mut c, partition)?;
+    let id = (1000..)
+        .find(|&id| queue::task::TaskId::Num(id).partition(3) == partition as u32)
+        .unwrap();
+    c.isolate(old);
+    let others: Vec<usize> = (0..3).filter(|&n| n != old).collect();
+    let mut new = None;
+    while new.is_none() && leads(&mut c, old, partition) {
+        c.run_for(5 * MS);
+        new = others
+            .iter()
+            .copied()
+            .find(|&n| leads(&mut c, n, partition));
+    }
+    let reply = enqueue(&mut c, new?, id, &[]);
+    assert_eq!(reply["type"], "enqueue_ok", "{reply}");
+    if !leads(&mut c, old, partition) {
+        return None;
+    }
+    Some(call(&mut c, old, json!({"type": "status", "id": id})))
+}
+
+/// Issue 15 item 4: a leader cut off from its replicas believes it leads until it misses
+/// a quorum for an election timeout. A task enqueued through the new leader meanwhile
+/// must never be reported unknown by the old one: `status` is served only after a
+/// read-index round confirms the leadership.
+#[test]
+fn a_deposed_leader_never_answers_status_from_stale_state() {
+    let mut windows = 0;
+    for k in 0..30u64 {
+        let Some(status) = status_from_deposed_leader(MS * (k as u32 * 23), k % 3) else {
+            continue;
+        };
+        windows += 1;
+        assert_ne!(status["code"], 20, "a stale 'unknown task': {status}");
+        assert!(
+            status["type"] == "status_ok" || status["code"] == 11,
+            "{status}"
+        );
+        if windows == 3 {
+            break;
+        }
+    }
+    assert!(windows > 0, "no deposed leader was ever asked");
+}

@@ -15,7 +15,9 @@
 //! with a majority for an election timeout steps down; snapshots for log compaction, sent
 //! to followers that fell behind them.
 
+pub mod groups;
 pub mod log;
+pub mod sessions;
 pub mod store;
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
@@ -24,7 +26,9 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
+pub use groups::{Answer, GroupMsg, Groups, Logged, Outcome, Round, StateMachine};
 pub use log::{Entry, Index, Log, Term};
+pub use sessions::{Origin, Sessions};
 pub use store::{RaftStore, StoreError};
 
 /// Timing and batching. Times are in milliseconds of the caller's monotonic clock.
