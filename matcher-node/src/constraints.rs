@@ -166,11 +166,7 @@ fn validate_region(value: &serde_json::Value, regions: u32) -> Result<u32, Inval
 /// The region of a participant that names none: a hash of its id that every node and
 /// every build computes alike (FNV-1a, not the std hasher, whose seed may change).
 pub fn home_region(id: &str, regions: u32) -> u32 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for byte in id.bytes() {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0100_0000_01b3);
-    }
+    let hash = maelstrom_core::stable_hash(id.as_bytes());
     (hash % u64::from(regions.max(1))) as u32
 }
 

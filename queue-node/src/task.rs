@@ -48,9 +48,7 @@ impl TaskId {
             TaskId::Num(n) => n.to_string(),
             TaskId::Str(s) => format!("\"{s}\""),
         };
-        let hash = text.bytes().fold(0xcbf2_9ce4_8422_2325u64, |h, b| {
-            (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-        });
+        let hash = maelstrom_core::stable_hash(text.as_bytes());
         (hash % u64::from(partitions.max(1))) as u32
     }
 }

@@ -7,6 +7,7 @@
 //! Usage: `bench_linearizable [ops…]` (default 10000 50000 100000).
 
 use std::time::Instant;
+use workloads::engine::progress::thousands;
 
 use workloads::checker::linearizable;
 use workloads::checker::simulated_register::simulate;
@@ -49,16 +50,4 @@ fn main() {
             thousands(checked as u64),
         );
     }
-}
-
-fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
-            out.push(',');
-        }
-        out.push(c);
-    }
-    out
 }

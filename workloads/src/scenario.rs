@@ -56,13 +56,8 @@ pub const FAULTS: &[Fault] = &[
     },
 ];
 
-/// What a run must conclude.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Expect {
-    Valid,
-    /// The fault must catch the node: the run is invalid (exit status 1).
-    Invalid,
-}
+/// What a run must conclude: `Invalid` when the fault must catch the node (exit status 1).
+pub use crate::store::Expect;
 
 /// One fault a suite runs under: what it must conclude, and options for that run only.
 #[derive(Debug, Clone, Copy)]
@@ -361,7 +356,7 @@ fn render(suite: &Suite, fault: &Fault, under: &Under) -> String {
         "## {} under {}; expected {}.",
         suite.name,
         fault.about,
-        expect_word(expect)
+        expect.word()
     );
     if let Some(time) = under.time {
         let _ = writeln!(out, "{}: TIME = {time}", target(suite, fault));
@@ -381,13 +376,6 @@ fn render(suite: &Suite, fault: &Fault, under: &Under) -> String {
     out
 }
 
-fn expect_word(expect: Expect) -> &'static str {
-    match expect {
-        Expect::Valid => "valid",
-        Expect::Invalid => "invalid",
-    }
-}
-
 /// `workloads scenarios`: the generated files, or a table of the scenarios.
 pub fn print(args: &crate::cli::ScenariosArgs) -> i32 {
     if args.makefile {
@@ -400,7 +388,7 @@ pub fn print(args: &crate::cli::ScenariosArgs) -> i32 {
             println!(
                 "{:<24} {:<8} {:<10} {}",
                 target(suite, fault),
-                expect_word(under.expect),
+                under.expect.word(),
                 suite.workload,
                 fault.about
             );

@@ -1,7 +1,7 @@
 //! The pages of `workloads serve` as a real browser sees them: headless Chromium loads the
 //! run index and a run page from the router, and the rendered DOM is checked.
 //!
-//! Skipped (with a message on stderr) when Chromium is not installed.
+//! Fails with a message when Chromium is not installed (`make deps` installs it).
 
 use std::fs;
 use std::net::Ipv4Addr;

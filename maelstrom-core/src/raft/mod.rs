@@ -291,7 +291,7 @@ impl<C: Clone + std::fmt::Debug> Raft<C> {
         seed: u64,
     ) -> Self {
         let peers = members.iter().filter(|m| *m != id).cloned().collect();
-        let mut rng = StdRng::seed_from_u64(seed ^ fxhash(id));
+        let mut rng = StdRng::seed_from_u64(seed ^ crate::stable_hash(id.as_bytes()));
         let (term, voted_for, log, snapshot) = match state {
             Some(s) => (s.term, s.voted_for, s.log, s.snapshot),
             None => (0, None, Log::new(), None),
@@ -990,11 +990,4 @@ impl<C: Serialize> Raft<C> {
         };
         serde_json::to_vec(&state).expect("Raft state serializes: string keys, plain values")
     }
-}
-
-/// A stable hash of a node id, to give each member its own random stream.
-fn fxhash(s: &str) -> u64 {
-    s.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
-        (h ^ u64::from(b)).wrapping_mul(0x100_0000_01b3)
-    })
 }
