@@ -20,6 +20,10 @@
 //! sibling run folders whose process is gone. A live run is never removed, since its
 //! process matches its name exactly, and a pid once dead never comes back with the same
 //! start time.
+//!
+//! Users share the system's temporary directory, so the process that creates
+//! `maelstrom-node-files` makes it world-writable with the sticky bit, as `/tmp` is: every
+//! user's nodes may add run folders to it, and each run folder belongs to its creator.
 
 use std::fs;
 use std::io;
@@ -169,6 +173,24 @@ pub(crate) fn plain_name(name: &str) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
 }
 
+/// Creates the folder of run folders if need be. It is shared by every user whose nodes
+/// start in the same working directory (the system's temporary directory, usually), so
+/// the process that creates it makes it world-writable with the sticky bit, like `/tmp`
+/// itself: anyone may add a run folder, only its owner may remove it. A folder that
+/// already exists is left as it is.
+pub fn create_runs_dir(runs: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = runs.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::create_dir(runs) {
+        // The umask would take the write bits away from everybody else.
+        Ok(()) => fs::set_permissions(runs, fs::Permissions::from_mode(0o1777)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && runs.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
 /// Removes the run folders in `runs` whose process is gone, except `keep`'s. Folders that
 /// are not run folders are left alone; failures are ignored (another node may be
 /// sweeping the same folder). Returns how many were removed.
@@ -247,6 +269,25 @@ mod tests {
         }
         let unnamed = NodeDirs::Unnamed("no /proc".into()).resolve("n0");
         assert!(unnamed.unwrap_err().to_string().contains("no /proc"));
+    }
+
+    #[test]
+    fn the_runs_folder_is_created_shared_like_tmp_and_an_existing_one_is_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("mc-runs-mode-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let runs = base.join(RUNS_DIR);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        create_runs_dir(&runs).unwrap();
+        assert_eq!(mode(&runs), 0o1777);
+        // One that exists keeps its mode (its owner chose it), and is no error.
+        fs::set_permissions(&runs, fs::Permissions::from_mode(0o755)).unwrap();
+        create_runs_dir(&runs).unwrap();
+        assert_eq!(mode(&runs), 0o755);
+        fs::remove_dir_all(&runs).unwrap();
+        fs::write(&runs, b"not a folder").unwrap();
+        assert!(create_runs_dir(&runs).is_err());
+        fs::remove_dir_all(&base).unwrap();
     }
 
     #[test]

@@ -120,6 +120,9 @@ impl DirStorage {
         let dir = self.known_dir()?.clone();
         if let Place::Dir { created, sweep, .. } = &mut self.place {
             if !*created {
+                if let Some((runs, _)) = sweep {
+                    node_dir::create_runs_dir(runs)?;
+                }
                 fs::create_dir_all(&dir)?;
                 if let Some(parent) = dir.parent() {
                     // The new directory survives a crash only once its entry does.
@@ -397,6 +400,10 @@ mod tests {
         assert!(runs.join(dead.name()).is_dir(), "nor sweeps");
         node.store("x", b"new").unwrap();
         assert!(!runs.join(dead.name()).exists(), "the dead run is swept");
+        // Users sharing the working directory may all add run folders to it.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&runs).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o1777);
         assert_eq!(node.load("x").unwrap(), Some(b"new".to_vec()));
         fs::remove_dir_all(&cwd).unwrap();
     }
