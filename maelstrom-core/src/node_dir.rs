@@ -279,7 +279,10 @@ mod tests {
             n0.dir,
             Path::new("/w").join(RUNS_DIR).join(run.name()).join("n0")
         );
-        assert_eq!(n0.sweep, Some((Path::new("/w").join(RUNS_DIR), run.clone())));
+        assert_eq!(
+            n0.sweep,
+            Some((Path::new("/w").join(RUNS_DIR), run.clone()))
+        );
         assert_ne!(by_run.resolve("n1").unwrap().dir, n0.dir);
         let under = NodeDirs::Under("/r".into()).resolve("n1").unwrap();
         assert_eq!((under.dir, under.sweep), (PathBuf::from("/r/n1"), None));
