@@ -202,9 +202,36 @@ pub async fn run_test(args: TestArgs) -> i32 {
     exit
 }
 
+/// Each node's working directory, said on the console; if they cannot be made, empty
+/// paths and why, for the run to fail with.
+fn working_dirs(
+    args: &TestArgs,
+    store: &Store,
+    names: &[String],
+    console: &Console,
+) -> (Vec<PathBuf>, Option<String>) {
+    let (dirs, error) = match create_working_dirs(args, store, names) {
+        Ok(dirs) => (dirs, None),
+        Err(e) => (vec![PathBuf::new(); names.len()], Some(e)),
+    };
+    console.info(
+        "runner",
+        "workloads.run",
+        &match dirs.first() {
+            Some(d) if !args.node_dir_per_node => format!("Nodes start in {}", d.display()),
+            _ => "Nodes start in node-dirs/ of the store".to_string(),
+        },
+    );
+    (dirs, error)
+}
+
 /// Each node's working directory: one shared by all (`--node-dir`, else the system's
 /// temporary directory, as Maelstrom), or one each in the store (`--node-dir-per-node`).
-fn working_dirs(args: &TestArgs, store: &Store, names: &[String]) -> Result<Vec<PathBuf>, String> {
+fn create_working_dirs(
+    args: &TestArgs,
+    store: &Store,
+    names: &[String],
+) -> Result<Vec<PathBuf>, String> {
     if args.node_dir_per_node {
         return names
             .iter()
@@ -255,22 +282,7 @@ async fn run_in_store(
 ) -> i32 {
     let (tx, rx) = mpsc::unbounded_channel();
     let kinds = args.nemesis_kinds();
-    let mut spawn_error = None;
-    let dirs = match working_dirs(args, store, &names) {
-        Ok(dirs) => dirs,
-        Err(e) => {
-            spawn_error = Some(e);
-            vec![PathBuf::new(); names.len()]
-        }
-    };
-    console.info(
-        "runner",
-        "workloads.run",
-        &match dirs.first() {
-            Some(d) if !args.node_dir_per_node => format!("Nodes start in {}", d.display()),
-            _ => "Nodes start in node-dirs/ of the store".to_string(),
-        },
-    );
+    let (dirs, mut spawn_error) = working_dirs(args, store, &names, console);
     let clock_files: Vec<PathBuf> = names.iter().map(|n| store.clock_file(n)).collect();
     let env = match (kinds.contains(&Kind::Clock), clock::find_library()) {
         (false, _) => vec![Vec::new(); names.len()],
