@@ -17,7 +17,9 @@
 //! * Crashes and harness errors exit 2, not 255; bad arguments exit 254 as in Maelstrom.
 //! * Nodes share one working directory, the system's temporary directory as in Maelstrom,
 //!   unless `--node-dir DIR` names another; `--node-dir-per-node` starts each in
-//!   `store/<workload>/<time>/node-dirs/<node>/`. Blank stdout lines are ignored.
+//!   `store/<workload>/<time>/node-dirs/<node>/`. An inherited `MAELSTROM_NODE_DIR` is
+//!   not passed on to the nodes, so that each run keeps its own node files. Blank stdout
+//!   lines are ignored.
 //! * No `:perf` in the results: this harness draws no plots yet.
 
 pub mod outcome;
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use maelstrom_core::node_dir::NODE_DIR_ENV;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
@@ -222,6 +225,15 @@ fn working_dirs(
             _ => "Nodes start in node-dirs/ of the store".to_string(),
         },
     );
+    if std::env::var_os(NODE_DIR_ENV).is_some() {
+        console.info(
+            "runner",
+            "workloads.run",
+            &format!(
+                "{NODE_DIR_ENV} is set; not passed to the nodes, so runs keep their files apart"
+            ),
+        );
+    }
     (dirs, error)
 }
 
