@@ -179,10 +179,10 @@ for line in sys.stdin:
 
 #[test]
 fn a_node_keeping_fixed_names_in_its_working_directory_is_caught_by_default() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("skipped: python3 is not installed");
-        return;
-    }
+    assert!(
+        Command::new("python3").arg("--version").output().is_ok(),
+        "python3 is not installed (`make deps` installs it)"
+    );
     let cwd = workdir("fixed-names");
     let script = cwd.join("whoami.py");
     std::fs::write(&script, FIXED_NAME_NODE).unwrap();
