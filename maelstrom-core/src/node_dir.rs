@@ -19,6 +19,12 @@
 //! `<node id>` is the id itself when it is a plain file name, else its `%XX` encoding
 //! ([`dir_name`]): any id Maelstrom accepts gets a directory of its own.
 //!
+//! A limit: Maelstrom's `--test-count N` runs N tests in one JVM, so they have one parent
+//! and share one run folder. A node cannot tell a second test in the same parent from a
+//! restart within the first, so the second test starts from the first's files. Tests kept
+//! apart need one Maelstrom invocation each, with `MAELSTROM_NODE_DIR` set to a fresh
+//! directory per invocation where their files should go elsewhere.
+//!
 //! Run folders do not pile up: when a node first creates its run folder, it removes the
 //! sibling run folders whose process is gone. A live run is never removed, since its
 //! process matches its name exactly, and a pid once dead never comes back with the same
