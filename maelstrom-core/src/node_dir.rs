@@ -209,8 +209,12 @@ pub fn create_runs_dir(runs: &Path) -> io::Result<()> {
         fs::create_dir_all(parent)?;
     }
     match fs::create_dir(runs) {
-        // The umask would take the write bits away from everybody else.
-        Ok(()) => fs::set_permissions(runs, fs::Permissions::from_mode(0o1777)),
+        // The umask would take the write bits away from everybody else. Where the file
+        // system refuses, this user's nodes still work: only other users' would fail.
+        Ok(()) => {
+            let _ = fs::set_permissions(runs, fs::Permissions::from_mode(0o1777));
+            Ok(())
+        }
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists && runs.is_dir() => Ok(()),
         Err(e) => Err(e),
     }
