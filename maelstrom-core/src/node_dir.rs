@@ -16,10 +16,23 @@
 //!   reused, with another start time), so it never sees an earlier test's files. A wrapper
 //!   script must `exec` the node, or the wrapper becomes the parent.
 //!
+//! `<node id>` is the id itself when it is a plain file name, else its `%XX` encoding
+//! ([`dir_name`]): any id Maelstrom accepts gets a directory of its own.
+//!
+//! A limit: Maelstrom's `--test-count N` runs N tests in one JVM, so they have one parent
+//! and share one run folder. A node cannot tell a second test in the same parent from a
+//! restart within the first, so the second test starts from the first's files. Tests kept
+//! apart need one Maelstrom invocation each, with `MAELSTROM_NODE_DIR` set to a fresh
+//! directory per invocation where their files should go elsewhere.
+//!
 //! Run folders do not pile up: when a node first creates its run folder, it removes the
 //! sibling run folders whose process is gone. A live run is never removed, since its
 //! process matches its name exactly, and a pid once dead never comes back with the same
 //! start time.
+//!
+//! Users share the system's temporary directory, so the process that creates
+//! `maelstrom-node-files` makes it world-writable with the sticky bit, as `/tmp` is: every
+//! user's nodes may add run folders to it, and each run folder belongs to its creator.
 
 use std::fs;
 use std::io;
@@ -137,27 +150,43 @@ impl NodeDirs {
 
     /// The directory of node `node_id`.
     pub fn resolve(&self, node_id: &str) -> io::Result<NodeDir> {
-        if !plain_name(node_id) {
-            return Err(io::Error::new(
-                io::ErrorKind::InvalidInput,
-                format!("node id {node_id:?} cannot name a directory: use [A-Za-z0-9._-]"),
-            ));
-        }
+        let name = dir_name(node_id);
         match self {
             NodeDirs::Under(root) => Ok(NodeDir {
-                dir: root.join(node_id),
+                dir: root.join(name),
                 sweep: None,
             }),
             NodeDirs::ByRun { base, run } => {
                 let runs = base.join(RUNS_DIR);
                 Ok(NodeDir {
-                    dir: runs.join(run.name()).join(node_id),
+                    dir: runs.join(run.name()).join(name),
                     sweep: Some((runs, run.clone())),
                 })
             }
             NodeDirs::Unnamed(why) => Err(io::Error::other(why.clone())),
         }
     }
+}
+
+/// The directory name of node `node_id`: the id itself when it is a plain name, else the
+/// id with every byte outside `[A-Za-z0-9._-]`, and a leading `.`, written `%XX`. Any id
+/// Maelstrom accepts names a directory of its own: `%` is always encoded, so two ids never
+/// share a name, and the name never leaves its parent or hides. The empty id is `%`,
+/// which no other id encodes to.
+pub fn dir_name(node_id: &str) -> String {
+    if node_id.is_empty() {
+        return "%".into();
+    }
+    let mut name = String::with_capacity(node_id.len());
+    for (i, b) in node_id.bytes().enumerate() {
+        let safe = b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_') || (b == b'.' && i > 0);
+        if safe {
+            name.push(b as char);
+        } else {
+            name.push_str(&format!("%{b:02X}"));
+        }
+    }
+    name
 }
 
 /// A file or directory name that stays inside its parent and is not hidden.
@@ -167,6 +196,28 @@ pub(crate) fn plain_name(name: &str) -> bool {
         && name
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+/// Creates the folder of run folders if need be. It is shared by every user whose nodes
+/// start in the same working directory (the system's temporary directory, usually), so
+/// the process that creates it makes it world-writable with the sticky bit, like `/tmp`
+/// itself: anyone may add a run folder, only its owner may remove it. A folder that
+/// already exists is left as it is.
+pub fn create_runs_dir(runs: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    if let Some(parent) = runs.parent() {
+        fs::create_dir_all(parent)?;
+    }
+    match fs::create_dir(runs) {
+        // The umask would take the write bits away from everybody else. Where the file
+        // system refuses, this user's nodes still work: only other users' would fail.
+        Ok(()) => {
+            let _ = fs::set_permissions(runs, fs::Permissions::from_mode(0o1777));
+            Ok(())
+        }
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && runs.is_dir() => Ok(()),
+        Err(e) => Err(e),
+    }
 }
 
 /// Removes the run folders in `runs` whose process is gone, except `keep`'s. Folders that
@@ -238,15 +289,65 @@ mod tests {
             n0.dir,
             Path::new("/w").join(RUNS_DIR).join(run.name()).join("n0")
         );
-        assert_eq!(n0.sweep, Some((Path::new("/w").join(RUNS_DIR), run)));
+        assert_eq!(
+            n0.sweep,
+            Some((Path::new("/w").join(RUNS_DIR), run.clone()))
+        );
         assert_ne!(by_run.resolve("n1").unwrap().dir, n0.dir);
         let under = NodeDirs::Under("/r".into()).resolve("n1").unwrap();
         assert_eq!((under.dir, under.sweep), (PathBuf::from("/r/n1"), None));
-        for bad in ["", "..", "../x", "a/b", ".n0"] {
-            assert!(by_run.resolve(bad).is_err(), "{bad:?}");
+        // Any id names a directory of its own, inside the run folder.
+        let run_dir = Path::new("/w").join(RUNS_DIR).join(run.name());
+        for odd in ["", "..", "../x", "a/b", ".n0", "n 1", "é", "%2E"] {
+            let dir = by_run.resolve(odd).unwrap().dir;
+            assert_eq!(dir.parent(), Some(run_dir.as_path()), "{odd:?}");
         }
         let unnamed = NodeDirs::Unnamed("no /proc".into()).resolve("n0");
         assert!(unnamed.unwrap_err().to_string().contains("no /proc"));
+    }
+
+    #[test]
+    fn the_runs_folder_is_created_shared_like_tmp_and_an_existing_one_is_kept() {
+        use std::os::unix::fs::PermissionsExt;
+        let base = std::env::temp_dir().join(format!("mc-runs-mode-{}", std::process::id()));
+        let _ = fs::remove_dir_all(&base);
+        let runs = base.join(RUNS_DIR);
+        let mode = |p: &Path| fs::metadata(p).unwrap().permissions().mode() & 0o7777;
+        create_runs_dir(&runs).unwrap();
+        assert_eq!(mode(&runs), 0o1777);
+        // One that exists keeps its mode (its owner chose it), and is no error.
+        fs::set_permissions(&runs, fs::Permissions::from_mode(0o755)).unwrap();
+        create_runs_dir(&runs).unwrap();
+        assert_eq!(mode(&runs), 0o755);
+        fs::remove_dir_all(&runs).unwrap();
+        fs::write(&runs, b"not a folder").unwrap();
+        assert!(create_runs_dir(&runs).is_err());
+        fs::remove_dir_all(&base).unwrap();
+    }
+
+    #[test]
+    fn node_ids_encode_to_distinct_plain_directory_names() {
+        for (id, name) in [
+            ("n0", "n0"),
+            ("n.0_a-B", "n.0_a-B"),
+            ("", "%"),
+            ("..", "%2E."),
+            (".n0", "%2En0"),
+            ("a/b", "a%2Fb"),
+            ("n 1", "n%201"),
+            ("%2F", "%252F"),
+            ("é", "%C3%A9"),
+        ] {
+            assert_eq!(dir_name(id), name, "{id:?}");
+        }
+        let ids = [
+            "", "%", "%25", ".", "%2E", "..", "a/b", "a%2Fb", "a.b", ".a", "a", "n 1", "n%201",
+        ];
+        let names: std::collections::BTreeSet<String> = ids.iter().map(|id| dir_name(id)).collect();
+        assert_eq!(names.len(), ids.len(), "{names:?}");
+        for name in &names {
+            assert!(plain_name(&name.replace('%', "x")), "{name}");
+        }
     }
 
     #[test]

@@ -50,6 +50,11 @@ pub trait Storage {
 #[derive(Debug)]
 pub struct DirStorage {
     place: Place,
+    /// How to place a node's directory, for storage shared by every node a binary may be;
+    /// `None` for one fixed directory.
+    dirs: Option<NodeDirs>,
+    /// The node whose directory `place` is, once `init` named one.
+    node: Option<String>,
     /// Open append handles by name. A `store` of the name drops its handle: after the
     /// rename it would point at the replaced file.
     appending: HashMap<String, fs::File>,
@@ -65,7 +70,7 @@ enum Place {
         sweep: Option<(PathBuf, node_dir::RunId)>,
     },
     /// Waiting for `init` to name the node.
-    PerNode(NodeDirs),
+    PerNode,
     /// Why there is no usable directory.
     Unusable(String),
 }
@@ -76,22 +81,27 @@ static TMP_COUNTER: AtomicU64 = AtomicU64::new(0);
 impl DirStorage {
     /// Files in `dir` itself, whatever node opens it (the caller owns `dir`).
     pub fn new(dir: impl Into<PathBuf>) -> Self {
-        DirStorage::at(Place::Dir {
-            dir: dir.into(),
-            created: true,
-            sweep: None,
-        })
+        DirStorage::at(
+            Place::Dir {
+                dir: dir.into(),
+                created: true,
+                sweep: None,
+            },
+            None,
+        )
     }
 
     /// Files in the directory of the node `init` names, as `dirs` places it; nothing is
     /// created until the node first writes.
     pub fn per_node(dirs: NodeDirs) -> Self {
-        DirStorage::at(Place::PerNode(dirs))
+        DirStorage::at(Place::PerNode, Some(dirs))
     }
 
-    fn at(place: Place) -> Self {
+    fn at(place: Place, dirs: Option<NodeDirs>) -> Self {
         DirStorage {
             place,
+            dirs,
+            node: None,
             appending: HashMap::new(),
         }
     }
@@ -107,7 +117,7 @@ impl DirStorage {
     fn known_dir(&self) -> io::Result<&PathBuf> {
         match &self.place {
             Place::Dir { dir, .. } => Ok(dir),
-            Place::PerNode(_) => Err(io::Error::other(
+            Place::PerNode => Err(io::Error::other(
                 "no node directory yet: files are kept per node, named by init",
             )),
             Place::Unusable(why) => Err(io::Error::other(why.clone())),
@@ -120,6 +130,9 @@ impl DirStorage {
         let dir = self.known_dir()?.clone();
         if let Place::Dir { created, sweep, .. } = &mut self.place {
             if !*created {
+                if let Some((runs, _)) = sweep {
+                    node_dir::create_runs_dir(runs)?;
+                }
                 fs::create_dir_all(&dir)?;
                 if let Some(parent) = dir.parent() {
                     // The new directory survives a crash only once its entry does.
@@ -181,22 +194,33 @@ fn tmp_name(name: &str) -> String {
 }
 
 impl Storage for DirStorage {
+    /// Resolves the node's directory again unless it already is this node's: an `init`
+    /// that failed (here or in the node) may be followed by another, for any node.
     fn open_node(&mut self, node_id: &str) -> io::Result<()> {
-        if let Place::PerNode(dirs) = &self.place {
-            self.place = match dirs.resolve(node_id) {
-                Ok(node) => Place::Dir {
+        let Some(dirs) = &self.dirs else {
+            return Ok(());
+        };
+        let same = matches!(self.place, Place::Dir { .. }) && self.node.as_deref() == Some(node_id);
+        if same {
+            return Ok(());
+        }
+        // Handles point into the old directory.
+        self.appending.clear();
+        self.node = Some(node_id.to_string());
+        match dirs.resolve(node_id) {
+            Ok(node) => {
+                self.place = Place::Dir {
                     created: node.dir.is_dir(),
                     dir: node.dir,
                     sweep: node.sweep,
-                },
-                Err(e) => {
-                    let why = e.to_string();
-                    self.place = Place::Unusable(why);
-                    return Err(e);
-                }
-            };
+                };
+                Ok(())
+            }
+            Err(e) => {
+                self.place = Place::Unusable(e.to_string());
+                Err(e)
+            }
         }
-        Ok(())
     }
 
     fn load(&self, name: &str) -> io::Result<Option<Vec<u8>>> {
@@ -397,6 +421,10 @@ mod tests {
         assert!(runs.join(dead.name()).is_dir(), "nor sweeps");
         node.store("x", b"new").unwrap();
         assert!(!runs.join(dead.name()).exists(), "the dead run is swept");
+        // Users sharing the working directory may all add run folders to it.
+        use std::os::unix::fs::PermissionsExt;
+        let mode = fs::metadata(&runs).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o1777);
         assert_eq!(node.load("x").unwrap(), Some(b"new".to_vec()));
         fs::remove_dir_all(&cwd).unwrap();
     }
@@ -411,10 +439,13 @@ mod tests {
         let mut unopened = DirStorage::per_node(dirs.clone());
         assert!(unopened.store("x", b"1").is_err());
         assert!(unopened.load("x").is_err());
-        let mut bad = DirStorage::per_node(dirs);
-        assert!(bad.open_node("../n0").is_err());
-        let err = bad.store("x", b"1").unwrap_err().to_string();
-        assert!(err.contains("../n0"), "{err}");
+        // An id that is no plain name still gets a directory of its own, in the run's.
+        let mut odd = DirStorage::per_node(dirs.clone());
+        odd.open_node("../n0").unwrap();
+        odd.store("x", b"1").unwrap();
+        let dir = dirs.resolve("../n0").unwrap().dir;
+        assert_eq!(fs::read(dir.join("x")).unwrap(), b"1");
+        assert!(dir.starts_with(cwd.join(node_dir::RUNS_DIR)), "{dir:?}");
         let mut unnamed = DirStorage::per_node(NodeDirs::Unnamed("no /proc here".into()));
         unnamed.open_node("n0").unwrap_err();
         assert!(unnamed
@@ -422,6 +453,44 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("no /proc"));
+        fs::remove_dir_all(&cwd).unwrap();
+    }
+
+    #[test]
+    fn a_second_open_resolves_again_unless_it_names_the_same_node() {
+        let cwd = scratch_dir("reopen");
+        let dirs = NodeDirs::ByRun {
+            base: cwd.clone(),
+            run: this_run(),
+        };
+        // An init that failed in the node as n0, then one as n1: n1's files go to n1.
+        let mut storage = DirStorage::per_node(dirs.clone());
+        storage.open_node("n0").unwrap();
+        storage.append("log", b"n0\n").unwrap();
+        storage.open_node("n0").unwrap();
+        assert_eq!(storage.load("log").unwrap(), Some(b"n0\n".to_vec()));
+        storage.open_node("n1").unwrap();
+        assert_eq!(
+            storage.dir(),
+            Some(dirs.resolve("n1").unwrap().dir.as_path())
+        );
+        assert_eq!(storage.load("log").unwrap(), None);
+        storage.append("log", b"n1\n").unwrap();
+        let n0 = dirs.resolve("n0").unwrap().dir;
+        assert_eq!(
+            fs::read(n0.join("log")).unwrap(),
+            b"n0\n",
+            "n0 keeps its own"
+        );
+        // A place that could not be named fails every open, not only the first.
+        let mut unnamed = DirStorage::per_node(NodeDirs::Unnamed("no /proc here".into()));
+        unnamed.open_node("n0").unwrap_err();
+        unnamed.open_node("n0").unwrap_err();
+        // Storage in one fixed directory stays there whatever node opens it.
+        let mut fixed = DirStorage::new(&cwd);
+        fixed.open_node("n0").unwrap();
+        fixed.open_node("n1").unwrap();
+        assert_eq!(fixed.dir(), Some(cwd.as_path()));
         fs::remove_dir_all(&cwd).unwrap();
     }
 

@@ -550,19 +550,59 @@ fn init_opens_the_named_nodes_own_directory_and_persists_land_there() {
     let n1 = dirs.resolve("n1").unwrap().dir;
     assert_eq!(std::fs::read(n1.join("note")).unwrap(), b"milk");
 
-    // A node id that cannot name a directory fails init with a reason, and no more.
-    let mut h = Harness::with_storage(Box::new(DirStorage::per_node(dirs)));
+    // Any id Maelstrom accepts inits, even one that is no plain file name, and its files
+    // land in a directory of its own.
+    let mut h = Harness::with_storage(Box::new(DirStorage::per_node(dirs.clone())));
     let out = h.send(
         "c0",
-        json!({"type":"init","msg_id":1,"node_id":"../n1","node_ids":["../n1"]}),
+        json!({"type":"init","msg_id":1,"node_id":"../n 1","node_ids":["../n 1"]}),
+    );
+    assert_eq!(out[0]["body"]["type"], "init_ok", "{out:?}");
+    let out = h.send("c1", json!({"type":"remember","note":"tea","msg_id":2}));
+    assert_eq!(out[0]["body"]["type"], "remembered");
+    let odd = dirs.resolve("../n 1").unwrap().dir;
+    assert_eq!(std::fs::read(odd.join("note")).unwrap(), b"tea");
+    assert_eq!(odd.parent(), n1.parent());
+    std::fs::remove_dir_all(&cwd).unwrap();
+}
+
+#[test]
+fn an_init_after_a_failed_one_fails_again_when_no_directory_can_be_named() {
+    let unnamed = NodeDirs::Unnamed("no /proc here".into());
+    let mut h = Harness::with_storage(Box::new(DirStorage::per_node(unnamed)));
+    for msg_id in [1, 2] {
+        let out = h.send(
+            "c0",
+            json!({"type":"init","msg_id":msg_id,"node_id":"n1","node_ids":["n1"]}),
+        );
+        assert_eq!(out[0]["body"]["code"], 13, "init {msg_id}: {out:?}");
+        let text = out[0]["body"]["text"].as_str().unwrap();
+        assert!(
+            text.contains("cannot keep the files of node n1: no /proc here"),
+            "{text}"
+        );
+    }
+    assert!(h.runtime.node().is_none());
+}
+
+#[test]
+fn an_init_after_one_the_node_refused_keeps_its_files_in_the_new_nodes_directory() {
+    let cwd = std::env::temp_dir().join(format!("mc-runtime-reinit-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&cwd);
+    let dirs = NodeDirs::ByRun {
+        base: cwd.clone(),
+        run: RunId::of(std::process::id()).unwrap(),
+    };
+    let mut h = Harness::with_storage(Box::new(DirStorage::per_node(dirs.clone())));
+    let out = h.send(
+        "c0",
+        json!({"type":"init","msg_id":1,"node_id":"bad","node_ids":["bad"]}),
     );
     assert_eq!(out[0]["body"]["type"], "error");
-    assert_eq!(out[0]["body"]["code"], 13);
-    let text = out[0]["body"]["text"].as_str().unwrap();
-    assert!(
-        text.contains("cannot keep the files of node ../n1"),
-        "{text}"
-    );
-    assert!(h.runtime.node().is_none());
+    assert_eq!(h.init()[0]["body"]["type"], "init_ok");
+    let out = h.send("c1", json!({"type":"remember","note":"jam","msg_id":2}));
+    assert_eq!(out[0]["body"]["type"], "remembered");
+    let n1 = dirs.resolve("n1").unwrap().dir;
+    assert_eq!(std::fs::read(n1.join("note")).unwrap(), b"jam");
     std::fs::remove_dir_all(&cwd).unwrap();
 }

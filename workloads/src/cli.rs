@@ -418,7 +418,11 @@ impl TestArgs {
                 .expect("no skipped variants");
             words.extend(["--topology".into(), topo.get_name().to_string()]);
         }
+        if let Some(dir) = &self.node_dir {
+            words.extend(["--node-dir".into(), dir.display().to_string()]);
+        }
         for (on, flag) in [
+            (self.node_dir_per_node, "--node-dir-per-node"),
             (self.log_stderr, "--log-stderr"),
             (self.log_net_send, "--log-net-send"),
             (self.log_net_recv, "--log-net-recv"),
@@ -628,5 +632,20 @@ mod tests {
         assert!(line.contains("--seed 42"), "{line}");
         assert!(line.contains("'my node'"), "{line}");
         assert!(line.ends_with("-- 'a b'"), "{line}");
+    }
+
+    #[test]
+    fn replay_command_keeps_where_the_nodes_start() {
+        for (extra, want) in [
+            (&["--node-dir", "my nodes"][..], "--node-dir 'my nodes'"),
+            (&["--node-dir-per-node"][..], "--node-dir-per-node"),
+        ] {
+            let mut argv = vec!["--bin", "b"];
+            argv.extend_from_slice(extra);
+            let line = parse(&argv).replay_command(7);
+            assert!(line.contains(want), "{line}");
+        }
+        let line = parse(&["--bin", "b"]).replay_command(7);
+        assert!(!line.contains("--node-dir"), "{line}");
     }
 }

@@ -72,12 +72,17 @@ fn read_but_never_broadcast(cwd: &Path) -> BTreeSet<i64> {
         .collect()
 }
 
-/// Two broadcast runs in a row with the nodes in `node_dir`: a long one, then a short one
-/// that broadcasts fewer values. Returns what the second read without broadcasting.
-fn two_broadcast_runs(test: &str, env: &[(&str, &Path)]) -> (BTreeSet<i64>, PathBuf) {
+/// Two broadcast runs of `bin` in a row with the nodes in `node_dir`: a long one, then a
+/// short one that broadcasts fewer values. Returns what the second read without
+/// broadcasting, the working directory and both runs' output.
+fn two_broadcast_runs(
+    test: &str,
+    bin: &Path,
+    env: &[(&str, &Path)],
+) -> (BTreeSet<i64>, PathBuf, String) {
     let cwd = workdir(test);
     let node_dir = cwd.join("nodes");
-    let bin = example("broadcast");
+    let mut outputs = String::new();
     for rate in ["60", "4"] {
         let args = [
             "test",
@@ -96,27 +101,56 @@ fn two_broadcast_runs(test: &str, env: &[(&str, &Path)]) -> (BTreeSet<i64>, Path
         ];
         let (status, output) = harness(&cwd, &args, env);
         assert!(status == 0 || status == 1, "run failed:\n{output}");
+        outputs.push_str(&output);
     }
-    (read_but_never_broadcast(&cwd), cwd)
+    (read_but_never_broadcast(&cwd), cwd, outputs)
 }
 
 #[test]
 fn two_runs_in_one_directory_share_nothing() {
-    let (leaked, cwd) = two_broadcast_runs("two-runs", &[]);
+    let (leaked, cwd, _) = two_broadcast_runs("two-runs", &example("broadcast"), &[]);
     assert!(leaked.is_empty(), "the second run read {leaked:?}");
     let _ = std::fs::remove_dir_all(cwd);
 }
 
-/// The check above can fail: with one fixed node directory for both runs (what a user who
-/// exports MAELSTROM_NODE_DIR once gets), the second run starts from the first's messages.
+/// The check above can fail: with one fixed node directory for both runs (here set by a
+/// wrapper that execs the node), the second run starts from the first's messages.
 #[test]
 fn one_node_directory_for_two_runs_leaks_and_is_seen() {
     let fixed = workdir("fixed-node-dir");
-    let (leaked, cwd) = two_broadcast_runs("two-runs-fixed", &[(NODE_DIR_ENV, &fixed)]);
+    let wrapper = fixed.join("fixed-dir-node.sh");
+    let script = format!(
+        "#!/bin/sh\n{NODE_DIR_ENV}='{}' exec '{}' \"$@\"\n",
+        fixed.join("files").display(),
+        example("broadcast").display()
+    );
+    std::fs::write(&wrapper, script).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let (leaked, cwd, _) = two_broadcast_runs("two-runs-fixed", &wrapper, &[]);
     assert!(
         !leaked.is_empty(),
         "no leak seen although both runs shared files"
     );
+    let _ = std::fs::remove_dir_all(cwd);
+    let _ = std::fs::remove_dir_all(fixed);
+}
+
+/// A user who exported MAELSTROM_NODE_DIR once does not make every run share one folder:
+/// the harness says so and does not pass it on.
+#[test]
+fn an_exported_node_dir_is_not_passed_to_the_nodes() {
+    let fixed = workdir("exported-node-dir");
+    let (leaked, cwd, output) = two_broadcast_runs(
+        "two-runs-exported",
+        &example("broadcast"),
+        &[(NODE_DIR_ENV, &fixed)],
+    );
+    assert!(leaked.is_empty(), "the second run read {leaked:?}");
+    let said = format!("{NODE_DIR_ENV} is set; not passed to the nodes");
+    assert_eq!(output.matches(&said).count(), 2, "once a run:\n{output}");
+    let used: Vec<_> = std::fs::read_dir(&fixed).unwrap().flatten().collect();
+    assert!(used.is_empty(), "nodes wrote to {NODE_DIR_ENV}: {used:?}");
     let _ = std::fs::remove_dir_all(cwd);
     let _ = std::fs::remove_dir_all(fixed);
 }
@@ -145,10 +179,10 @@ for line in sys.stdin:
 
 #[test]
 fn a_node_keeping_fixed_names_in_its_working_directory_is_caught_by_default() {
-    if Command::new("python3").arg("--version").output().is_err() {
-        eprintln!("skipped: python3 is not installed");
-        return;
-    }
+    assert!(
+        Command::new("python3").arg("--version").output().is_ok(),
+        "python3 is not installed (`make deps` installs it)"
+    );
     let cwd = workdir("fixed-names");
     let script = cwd.join("whoami.py");
     std::fs::write(&script, FIXED_NAME_NODE).unwrap();

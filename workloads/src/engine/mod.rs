@@ -17,7 +17,9 @@
 //! * Crashes and harness errors exit 2, not 255; bad arguments exit 254 as in Maelstrom.
 //! * Nodes share one working directory, the system's temporary directory as in Maelstrom,
 //!   unless `--node-dir DIR` names another; `--node-dir-per-node` starts each in
-//!   `store/<workload>/<time>/node-dirs/<node>/`. Blank stdout lines are ignored.
+//!   `store/<workload>/<time>/node-dirs/<node>/`. An inherited `MAELSTROM_NODE_DIR` is
+//!   not passed on to the nodes, so that each run keeps its own node files. Blank stdout
+//!   lines are ignored.
 //! * No `:perf` in the results: this harness draws no plots yet.
 
 pub mod outcome;
@@ -29,6 +31,7 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
+use maelstrom_core::node_dir::NODE_DIR_ENV;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
@@ -202,9 +205,45 @@ pub async fn run_test(args: TestArgs) -> i32 {
     exit
 }
 
+/// Each node's working directory, said on the console; if they cannot be made, empty
+/// paths and why, for the run to fail with.
+fn working_dirs(
+    args: &TestArgs,
+    store: &Store,
+    names: &[String],
+    console: &Console,
+) -> (Vec<PathBuf>, Option<String>) {
+    let (dirs, error) = match create_working_dirs(args, store, names) {
+        Ok(dirs) => (dirs, None),
+        Err(e) => (vec![PathBuf::new(); names.len()], Some(e)),
+    };
+    console.info(
+        "runner",
+        "workloads.run",
+        &match dirs.first() {
+            Some(d) if !args.node_dir_per_node => format!("Nodes start in {}", d.display()),
+            _ => "Nodes start in node-dirs/ of the store".to_string(),
+        },
+    );
+    if std::env::var_os(NODE_DIR_ENV).is_some() {
+        console.info(
+            "runner",
+            "workloads.run",
+            &format!(
+                "{NODE_DIR_ENV} is set; not passed to the nodes, so runs keep their files apart"
+            ),
+        );
+    }
+    (dirs, error)
+}
+
 /// Each node's working directory: one shared by all (`--node-dir`, else the system's
 /// temporary directory, as Maelstrom), or one each in the store (`--node-dir-per-node`).
-fn working_dirs(args: &TestArgs, store: &Store, names: &[String]) -> Result<Vec<PathBuf>, String> {
+fn create_working_dirs(
+    args: &TestArgs,
+    store: &Store,
+    names: &[String],
+) -> Result<Vec<PathBuf>, String> {
     if args.node_dir_per_node {
         return names
             .iter()
@@ -255,22 +294,7 @@ async fn run_in_store(
 ) -> i32 {
     let (tx, rx) = mpsc::unbounded_channel();
     let kinds = args.nemesis_kinds();
-    let mut spawn_error = None;
-    let dirs = match working_dirs(args, store, &names) {
-        Ok(dirs) => dirs,
-        Err(e) => {
-            spawn_error = Some(e);
-            vec![PathBuf::new(); names.len()]
-        }
-    };
-    console.info(
-        "runner",
-        "workloads.run",
-        &match dirs.first() {
-            Some(d) if !args.node_dir_per_node => format!("Nodes start in {}", d.display()),
-            _ => "Nodes start in node-dirs/ of the store".to_string(),
-        },
-    );
+    let (dirs, mut spawn_error) = working_dirs(args, store, &names, console);
     let clock_files: Vec<PathBuf> = names.iter().map(|n| store.clock_file(n)).collect();
     let env = match (kinds.contains(&Kind::Clock), clock::find_library()) {
         (false, _) => vec![Vec::new(); names.len()],

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use std::process::Stdio;
 use std::sync::{Arc, Mutex};
 
+use maelstrom_core::node_dir::NODE_DIR_ENV;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
@@ -149,6 +150,8 @@ impl NodeProcess {
         let console = launch.console.clone();
         let mut cmd = Command::new(&launch.bin);
         cmd.args(&launch.args)
+            // An inherited one would make every run's nodes share one folder of files.
+            .env_remove(NODE_DIR_ENV)
             .envs(launch.env[index as usize].iter().map(|(k, v)| (k, v)))
             .current_dir(workdir)
             .stdin(Stdio::piped())
