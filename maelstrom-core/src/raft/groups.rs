@@ -427,23 +427,32 @@ impl<S: StateMachine, W> Group<S, W> {
             return;
         }
         self.applied = entry.index;
-        let outcome = entry.command.map(|Logged { origin, cmd }| match origin {
-            None => Outcome::Applied(self.sm.apply(cmd)),
-            Some(origin) => match self.sessions.check(&origin) {
-                Seen::Repeat(reply) => Outcome::Applied(reply),
-                Seen::Superseded => unknown("the client has sent a newer request"),
-                Seen::New => {
+        // Only a waiting request needs the reply besides the session: no copy otherwise.
+        let waiter = self.waiting.remove(&entry.index);
+        let wanted = waiter.as_ref().is_some_and(|w| w.term == entry.term);
+        let outcome = entry
+            .command
+            .and_then(|Logged { origin, cmd }| match origin {
+                None => {
                     let reply = self.sm.apply(cmd);
-                    self.sessions.record(&origin, entry.index, reply.clone());
-                    Outcome::Applied(reply)
+                    wanted.then_some(Outcome::Applied(reply))
                 }
-            },
-        });
-        let Some(w) = self.waiting.remove(&entry.index) else {
+                Some(origin) => match self.sessions.check(&origin) {
+                    Seen::Repeat(reply) => Some(Outcome::Applied(reply)),
+                    Seen::Superseded => Some(unknown("the client has sent a newer request")),
+                    Seen::New => {
+                        let reply = self.sm.apply(cmd);
+                        let answer = wanted.then(|| Outcome::Applied(reply.clone()));
+                        self.sessions.record(&origin, entry.index, reply);
+                        answer
+                    }
+                },
+            });
+        let Some(w) = waiter else {
             return;
         };
         let outcome = match outcome {
-            Some(outcome) if w.term == entry.term => outcome,
+            Some(outcome) if wanted => outcome,
             // Another leader's entry took the index: ours was truncated away.
             _ => refused(w.copies, "leadership changed before the request committed"),
         };

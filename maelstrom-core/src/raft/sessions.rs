@@ -15,9 +15,10 @@
 //! is never dropped; only a copy of a request from a client silent for `MAX_CLIENTS`
 //! other clients' requests could run twice.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 
-use serde::{Deserialize, Serialize};
+use serde::ser::SerializeMap;
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
 
 use super::Index;
 
@@ -71,22 +72,58 @@ pub enum Seen<O> {
     Superseded,
 }
 
-/// Every client's session in one group; part of the group's snapshot.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(bound(serialize = "O: Serialize", deserialize = "O: Deserialize<'de>"))]
+/// Every client's session in one group; part of the group's snapshot. Looking a client
+/// up is O(1); eviction follows the apply order kept in `by_age`, so it is the same on
+/// every replica whatever the hash map's order.
+#[derive(Debug, Clone)]
 pub struct Sessions<O> {
-    clients: BTreeMap<String, Session<O>>,
-    /// Each session by the index it was applied at, oldest first; rebuilt after loading.
-    #[serde(skip)]
+    clients: HashMap<String, Session<O>>,
+    /// Each session by the index it was applied at, oldest first.
     by_age: BTreeMap<Index, String>,
 }
 
 impl<O> Default for Sessions<O> {
     fn default() -> Self {
         Sessions {
-            clients: BTreeMap::new(),
+            clients: HashMap::new(),
             by_age: BTreeMap::new(),
         }
+    }
+}
+
+/// Serialized as `{"clients": {client: session}}`, oldest session first.
+impl<O: Serialize> Serialize for Sessions<O> {
+    fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+        struct InAge<'a, O>(&'a Sessions<O>);
+        impl<O: Serialize> Serialize for InAge<'_, O> {
+            fn serialize<S: Serializer>(&self, ser: S) -> Result<S::Ok, S::Error> {
+                let mut map = ser.serialize_map(Some(self.0.by_age.len()))?;
+                for client in self.0.by_age.values() {
+                    map.serialize_entry(client, &self.0.clients[client])?;
+                }
+                map.end()
+            }
+        }
+        let mut outer = ser.serialize_map(Some(1))?;
+        outer.serialize_entry("clients", &InAge(self))?;
+        outer.end()
+    }
+}
+
+impl<'de, O: Deserialize<'de>> Deserialize<'de> for Sessions<O> {
+    fn deserialize<D: Deserializer<'de>>(de: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(bound(deserialize = "O: Deserialize<'de>"))]
+        struct Stored<O> {
+            clients: BTreeMap<String, Session<O>>,
+        }
+        let stored = Stored::deserialize(de)?;
+        let mut sessions = Sessions::default();
+        for (client, session) in stored.clients {
+            sessions.by_age.insert(session.at, client.clone());
+            sessions.clients.insert(client, session);
+        }
+        Ok(sessions)
     }
 }
 
@@ -101,21 +138,25 @@ impl<O: Clone> Sessions<O> {
 
     /// Records the reply to `origin`'s request, applied at `at`.
     pub fn record(&mut self, origin: &Origin, at: Index, reply: O) {
+        if let Some(s) = self.clients.get_mut(&origin.client) {
+            let client = self
+                .by_age
+                .remove(&s.at)
+                .unwrap_or_else(|| origin.client.clone());
+            *s = Session {
+                msg_id: origin.msg_id,
+                at,
+                reply,
+            };
+            self.by_age.insert(at, client);
+            return;
+        }
         let session = Session {
             msg_id: origin.msg_id,
             at,
             reply,
         };
-        if self.by_age.len() != self.clients.len() {
-            self.by_age = self
-                .clients
-                .iter()
-                .map(|(client, s)| (s.at, client.clone()))
-                .collect();
-        }
-        if let Some(old) = self.clients.insert(origin.client.clone(), session) {
-            self.by_age.remove(&old.at);
-        }
+        self.clients.insert(origin.client.clone(), session);
         self.by_age.insert(at, origin.client.clone());
         while self.clients.len() > MAX_CLIENTS {
             let Some((_, client)) = self.by_age.pop_first() else {
@@ -174,6 +215,23 @@ mod tests {
         let json = serde_json::to_value(&s).unwrap();
         let back: Sessions<String> = serde_json::from_value(json).unwrap();
         assert_eq!(back.check(&origin("c1", 7)), Seen::Repeat("ok".into()));
+    }
+
+    #[test]
+    fn eviction_order_survives_a_snapshot() {
+        let mut s = Sessions::default();
+        for i in 0..MAX_CLIENTS as u64 {
+            s.record(&origin(&format!("c{i}"), 1), 10 + i, i);
+        }
+        // c0 renewed: now the newest, so c1 is the oldest.
+        s.record(&origin("c0", 2), 10 + MAX_CLIENTS as u64, 99);
+        let json = serde_json::to_string(&s).unwrap();
+        let mut back: Sessions<u64> = serde_json::from_str(&json).unwrap();
+        back.record(&origin("new", 1), 20 + MAX_CLIENTS as u64, 7);
+        assert_eq!(back.len(), MAX_CLIENTS);
+        assert_eq!(back.check(&origin("c1", 1)), Seen::New);
+        assert_eq!(back.check(&origin("c0", 2)), Seen::Repeat(99));
+        assert_eq!(back.check(&origin("c2", 1)), Seen::Repeat(2));
     }
 
     #[test]
