@@ -1,26 +1,12 @@
 //! The echo example as a real process: what the harness and Maelstrom will see.
 
+mod common;
+use common::example;
+
 use std::io::{BufRead, BufReader, Write};
-use std::path::PathBuf;
 use std::process::{Command, Stdio};
 
 use serde_json::{json, Value};
-
-/// `cargo test` builds the examples next to the test binaries' parent directory.
-fn example(name: &str) -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test binary path");
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: build it with `cargo build --examples`",
-        path.display()
-    );
-    path
-}
 
 fn spawn_echo() -> std::process::Child {
     Command::new(example("echo"))

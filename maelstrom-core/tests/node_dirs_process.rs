@@ -1,27 +1,15 @@
 //! Node binaries sharing one working directory, as Maelstrom starts them: each keeps its
 //! files in a directory of its own, found again after a restart within the test run.
 
+mod common;
+use common::example;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
 use maelstrom_core::node_dir::{RunId, NODE_DIR_ENV, RUNS_DIR};
 use serde_json::{json, Value};
-
-fn example(name: &str) -> PathBuf {
-    let mut dir = std::env::current_exe().expect("test binary path");
-    dir.pop();
-    if dir.ends_with("deps") {
-        dir.pop();
-    }
-    let path = dir.join("examples").join(name);
-    assert!(
-        path.exists(),
-        "{} is missing: run `cargo build --examples`",
-        path.display()
-    );
-    path
-}
 
 fn scratch(test: &str) -> PathBuf {
     let dir = std::env::temp_dir().join(format!("mc-node-dirs-{test}-{}", std::process::id()));

@@ -42,6 +42,20 @@ pub struct Participant {
     pub region: u32,
 }
 
+#[cfg(test)]
+impl Participant {
+    /// A participant for tests: a zero key, region 0, budget `min..=max`.
+    pub(crate) fn for_test(id: &str, exclusions: &[&str], min: u64, max: u64) -> Participant {
+        Participant {
+            id: id.into(),
+            public_key: [0; 32],
+            exclusions: exclusions.iter().map(|s| s.to_string()).collect(),
+            budget: Budget { min, max },
+            region: 0,
+        }
+    }
+}
+
 /// The budget as the request carries it: signed, so a negative amount can be named.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct RawBudget {
@@ -199,13 +213,7 @@ mod tests {
     }
 
     fn person(id: &str, exclusions: &[&str], min: u64, max: u64) -> Participant {
-        Participant {
-            id: id.into(),
-            public_key: [0; 32],
-            exclusions: exclusions.iter().map(|s| s.to_string()).collect(),
-            budget: Budget { min, max },
-            region: 0,
-        }
+        Participant::for_test(id, exclusions, min, max)
     }
 
     #[test]

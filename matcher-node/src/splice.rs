@@ -102,13 +102,7 @@ mod tests {
     use crate::constraints::Budget;
 
     fn person(id: &str, exclusions: &[&str]) -> Participant {
-        Participant {
-            id: id.into(),
-            public_key: [0; 32],
-            exclusions: exclusions.iter().map(|s| s.to_string()).collect(),
-            budget: Budget { min: 0, max: 100 },
-            region: 0,
-        }
+        Participant::for_test(id, exclusions, 0, 100)
     }
 
     fn ring() -> (Vec<Participant>, BTreeMap<String, String>) {

@@ -4,20 +4,13 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use super::*;
-use crate::constraints::Budget;
 
 fn person(id: &str, exclusions: &[&str]) -> Participant {
     banded(id, exclusions, 0, 100)
 }
 
 fn banded(id: &str, exclusions: &[&str], min: u64, max: u64) -> Participant {
-    Participant {
-        id: id.into(),
-        public_key: [0; 32],
-        exclusions: exclusions.iter().map(|s| s.to_string()).collect(),
-        budget: Budget { min, max },
-        region: 0,
-    }
+    Participant::for_test(id, exclusions, min, max)
 }
 
 fn everyone(n: usize) -> Vec<Participant> {
