@@ -386,6 +386,7 @@ async fn run_in_store(
         nodes: names.clone(),
         topology: args.topology,
         workers: settings_workers,
+        node_args: args.args.clone(),
     };
     let mut engine = Engine::new(
         console.clone(),

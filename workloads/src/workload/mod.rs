@@ -19,6 +19,7 @@ pub mod g_set;
 pub mod gift_ids;
 pub mod lin_kv;
 pub mod pn_counter;
+pub mod secret_santa;
 pub mod task_queue;
 pub mod unique_ids;
 
@@ -31,7 +32,7 @@ use crate::history::{History, Op};
 use crate::schema::Schema;
 
 /// Names accepted by `-w`, in the order the help and errors list them.
-pub const SUPPORTED: [&str; 9] = [
+pub const SUPPORTED: [&str; 10] = [
     "echo",
     "unique-ids",
     "broadcast",
@@ -41,6 +42,7 @@ pub const SUPPORTED: [&str; 9] = [
     "lin-kv",
     "gift-ids",
     "task-queue",
+    "secret-santa",
 ];
 
 /// Workloads Maelstrom has that this harness does not run yet.
@@ -98,6 +100,8 @@ pub struct Cluster {
     pub topology: Topology,
     /// Client workers; worker `w` talks to node `w % nodes.len()`.
     pub workers: usize,
+    /// The node binary's own arguments (after `--`), for workloads that follow them.
+    pub node_args: Vec<String>,
 }
 
 /// What a worker does next, as the workload decides it ([`Workload::next_for`],
@@ -261,6 +265,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Workload>, String> {
         "gift-ids" => Box::new(gift_ids::GiftIds::new()),
         "lin-kv" => Box::new(lin_kv::LinKv::new()),
         "task-queue" => Box::new(task_queue::TaskQueue::new()),
+        "secret-santa" => Box::new(secret_santa::SecretSanta::new()),
         other => {
             let why = if NOT_YET.contains(&other) {
                 format!("Maelstrom's workload {other:?} is not supported by this harness yet")

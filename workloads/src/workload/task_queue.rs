@@ -694,6 +694,7 @@ mod tests {
             nodes: (0..nodes).map(|i| format!("n{i}")).collect(),
             topology: Topology::Grid,
             workers,
+            node_args: Vec::new(),
         });
         w
     }

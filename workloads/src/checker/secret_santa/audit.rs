@@ -1,0 +1,142 @@
+//! The audit log: event ids are valid, unique gift IDs, ascending as listed; each
+//! transaction has at most one outcome; committed epochs are contiguous from 1; and the
+//! audit agrees with what was read (an epoch read before the audit is committed in it; no
+//! read after it is older than its last committed epoch).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use super::model::{Audit, Model, Span};
+use super::Property;
+use crate::edn::Edn;
+
+fn example(problem: &str, a: &Audit, detail: Edn) -> Edn {
+    Edn::map([
+        ("problem", Edn::kw(problem)),
+        ("exchange", Edn::Str(a.exchange.clone())),
+        ("detail", detail),
+        ("op", a.span.example()),
+    ])
+}
+
+fn gift_id(e: &Edn) -> Option<i64> {
+    e.as_i64().filter(|i| *i > 0)
+}
+
+/// One audit on its own: ids, order, kinds, outcomes, epochs. Answers its committed epochs.
+fn one(a: &Audit, prop: &mut Property) -> BTreeSet<i64> {
+    let mut last: Option<i64> = None;
+    let mut outcomes: BTreeMap<String, &str> = BTreeMap::new();
+    let mut committed = BTreeSet::new();
+    for ev in &a.events {
+        let (Some(id), Some(_)) = (gift_id(&ev.id), gift_id(&ev.txn)) else {
+            prop.flag("bad-ids", example("not-a-gift-id", a, ev.id.clone()));
+            continue;
+        };
+        if last.is_some_and(|l| l >= id) {
+            prop.flag("unordered", example("not-ascending", a, ev.id.clone()));
+        }
+        last = Some(id);
+        let kind_ok = matches!(ev.kind.as_str(), Some("match" | "splice"));
+        let event = ev.event.as_str().unwrap_or("");
+        let epoch = ev.epoch.as_i64().filter(|e| *e >= 1);
+        if !kind_ok || !matches!(event, "prepared" | "committed" | "aborted") || epoch.is_none() {
+            prop.flag("bad-events", example("bad-event", a, ev.id.clone()));
+            continue;
+        }
+        if event == "prepared" {
+            continue;
+        }
+        if let Some(first) = outcomes.insert(ev.txn.to_compact(), event) {
+            let detail = Edn::Vector(vec![ev.txn.clone(), Edn::kw(first), Edn::kw(event)]);
+            prop.flag("conflicting-outcomes", example("two-outcomes", a, detail));
+        }
+        if event == "committed" {
+            if let Some(e) = epoch {
+                if !committed.insert(e) {
+                    prop.flag(
+                        "epoch-gaps",
+                        example("epoch-committed-twice", a, Edn::Int(e)),
+                    );
+                }
+            }
+        }
+    }
+    let contiguous = committed.iter().copied().eq(1..=committed.len() as i64);
+    if !contiguous {
+        let detail = Edn::Vector(committed.iter().map(|e| Edn::Int(*e)).collect());
+        prop.flag("epoch-gaps", example("not-contiguous-from-1", a, detail));
+    }
+    committed
+}
+
+pub fn check(model: &Model) -> Property {
+    let mut prop = Property::new(
+        "audit",
+        &[
+            "bad-ids",
+            "unordered",
+            "shared-ids",
+            "bad-events",
+            "conflicting-outcomes",
+            "epoch-gaps",
+            "uncommitted-reads",
+            "stale-after-audit",
+        ],
+    );
+    let mut owner: BTreeMap<i64, &str> = BTreeMap::new();
+    let acks = model.acks();
+    let mut aborts: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
+    for a in model.audits.iter().filter(|a| a.span.ok()) {
+        let committed = one(a, &mut prop);
+        for ev in &a.events {
+            if ev.event.as_str() == Some("aborted") {
+                aborts
+                    .entry(&a.exchange)
+                    .or_default()
+                    .insert(ev.txn.to_compact());
+            }
+            let Some(id) = gift_id(&ev.id) else { continue };
+            if let Some(x) = owner.insert(id, &a.exchange) {
+                if x != a.exchange {
+                    prop.flag(
+                        "shared-ids",
+                        example("id-in-two-exchanges", a, Edn::Int(id)),
+                    );
+                }
+            }
+        }
+        judge_reads(a, &committed, &acks, &mut prop);
+    }
+    prop.note(
+        "aborted-transactions",
+        Edn::from(aborts.values().map(BTreeSet::len).sum::<usize>()),
+    );
+    prop
+}
+
+/// The audit against what was read and acknowledged around it.
+fn judge_reads(
+    a: &Audit,
+    committed: &BTreeSet<i64>,
+    acks: &[(&Span, &str, i64)],
+    prop: &mut Property,
+) {
+    let newest = committed.last().copied().unwrap_or(0);
+    for (span, x, e) in acks.iter().filter(|(_, x, _)| *x == a.exchange) {
+        if span.before(&a.span) && !committed.contains(e) {
+            prop.flag(
+                "uncommitted-reads",
+                example("read-epoch-not-committed", a, Edn::Int(*e)),
+            );
+        }
+        if a.span.before(span) && *e < newest {
+            let detail = Edn::map([
+                ("read", Edn::Int(*e)),
+                ("committed", Edn::Int(newest)),
+                ("later", span.example()),
+            ]);
+            prop.flag("stale-after-audit", example("older-than-audit", a, detail));
+        }
+        let _ = x;
+    }
+}
