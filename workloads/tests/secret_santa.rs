@@ -1,0 +1,168 @@
+//! The secret-santa workload end to end, against a one-process matcher written in Python
+//! against the protocol alone (`fixtures/secret_santa_node.py`), as a third party would:
+//! correct, it must be judged valid; broken on purpose in one way, it must be caught for
+//! that reason.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+use std::process::Command;
+
+use common::{run, test_args, workdir, Run};
+use workloads::edn::Edn;
+use workloads::history::{History, OpType};
+
+const NODE: &str = include_str!("fixtures/secret_santa_node.py");
+
+/// The first Python that imports PyNaCl: `python3` on the PATH, or the Debian system
+/// Python that python3-nacl installs into.
+fn python() -> &'static str {
+    ["python3", "/usr/bin/python3"]
+        .into_iter()
+        .find(|python| {
+            Command::new(python)
+                .args(["-c", "import nacl.public"])
+                .output()
+                .is_ok_and(|o| o.status.success())
+        })
+        .expect("a python3 with PyNaCl (`make deps` installs python3-nacl)")
+}
+
+/// The node as an executable: a shell wrapper that runs the script with that Python.
+fn node(test: &str) -> PathBuf {
+    let dir = workdir(&format!("{test}-node"));
+    let script = dir.join("secret_santa_node.py");
+    std::fs::write(&script, NODE).unwrap();
+    let wrapper = dir.join("node.sh");
+    let text = format!("#!/bin/sh\nexec {} {} \"$@\"\n", python(), script.display());
+    std::fs::write(&wrapper, text).unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    wrapper
+}
+
+fn santa(test: &str, node_args: &[&str]) -> Run {
+    let bin = node(test);
+    let mut rest = vec![
+        "--node-count",
+        "1",
+        "--concurrency",
+        "4",
+        "--time-limit",
+        "4",
+        "--rate",
+        "100",
+        "--seed",
+        "7",
+        "--",
+        "--regions",
+        "3",
+    ];
+    rest.extend_from_slice(node_args);
+    run(test, &test_args("secret-santa", &bin, &rest))
+}
+
+fn history(r: &Run) -> History {
+    History::parse_edn(&r.file("history.edn")).unwrap()
+}
+
+fn text<'a>(v: &'a Edn, key: &str) -> &'a str {
+    v.get(key).and_then(Edn::as_str).unwrap_or("")
+}
+
+#[test]
+fn a_correct_matcher_is_valid_and_the_generator_covers_the_protocol() {
+    let r = santa("santa-correct", &[]);
+    r.expect(0);
+    assert!(r.count(":matched-exchanges") >= 3, "{}", r.results());
+    assert!(r.count(":refused ") >= 1, "{}", r.results());
+    assert_eq!(r.count(":refused "), r.count(":judged"), "{}", r.results());
+    let h = history(&r);
+    let invokes: Vec<_> = h.invocations().collect();
+    // Registrations spread over the three regions, and some without one.
+    let regions: BTreeSet<String> = invokes
+        .iter()
+        .filter(|o| o.f == "register")
+        .map(|o| o.value.get("region").map_or("none".into(), Edn::to_compact))
+        .collect();
+    assert_eq!(regions, ["0", "1", "2", "none"].map(String::from).into());
+    // The same match sent by several clients at once.
+    let mut match_processes: BTreeMap<&str, BTreeSet<u64>> = BTreeMap::new();
+    for o in invokes.iter().filter(|o| o.f == "match") {
+        if let workloads::history::Process::Worker(p) = o.process {
+            match_processes
+                .entry(text(&o.value, "exchange"))
+                .or_default()
+                .insert(p);
+        }
+    }
+    assert!(match_processes.values().any(|p| p.len() >= 2));
+    // Late additions acknowledged with a later epoch, and every box opened.
+    let late_ok = h
+        .completions()
+        .filter(|o| o.f == "register" && o.op_type == OpType::Ok)
+        .filter(|o| o.value.get("epoch").and_then(Edn::as_i64) > Some(0))
+        .count();
+    assert!(late_ok >= 1, "no late addition was acknowledged");
+    let reads: Vec<_> = h
+        .completions()
+        .filter(|o| o.f == "read" && o.op_type == OpType::Ok)
+        .collect();
+    assert!(reads.iter().all(|o| o.value.get("box").is_some()));
+    // The final phase read every participant ever registered and every audit.
+    let finals: BTreeSet<(&str, &str)> = h
+        .invocations()
+        .filter(|o| o.final_read && o.f == "read")
+        .map(|o| (text(&o.value, "exchange"), text(&o.value, "participant")))
+        .collect();
+    let registered: BTreeSet<(&str, &str)> = invokes
+        .iter()
+        .filter(|o| o.f == "register")
+        .map(|o| (text(&o.value, "exchange"), text(&o.value, "participant")))
+        .collect();
+    assert_eq!(finals, registered);
+    let audited: BTreeSet<&str> = h
+        .invocations()
+        .filter(|o| o.final_read && o.f == "audit")
+        .map(|o| text(&o.value, "exchange"))
+        .collect();
+    assert_eq!(audited, registered.iter().map(|(x, _)| *x).collect());
+}
+
+/// Runs the node broken in one way: the run must be invalid, with `key` counted.
+fn caught(broken: &str, keys: &[&str]) {
+    let r = santa(&format!("santa-{broken}"), &["--broken", broken]);
+    r.expect(1);
+    for key in keys {
+        assert!(r.count(key) > 0, "{broken}: {key} is 0\n{}", r.results());
+    }
+}
+
+#[test]
+fn a_receiver_in_plaintext_breaks_secrecy() {
+    caught("plaintext-receiver", &[":extra-fields"]);
+}
+
+#[test]
+fn boxes_sealed_to_another_participant_break_secrecy() {
+    caught("wrong-key", &[":unopenable", ":opens-for-others"]);
+}
+
+#[test]
+fn answering_the_first_epoch_after_late_additions_goes_backwards_and_loses_them() {
+    caught(
+        "stale-epoch",
+        &[":backwards", ":late-missing", ":lost", ":stale-after-audit"],
+    );
+}
+
+#[test]
+fn two_givers_for_one_receiver_break_validity() {
+    caught("not-permutation", &[":duplicate-receivers"]);
+}
+
+#[test]
+fn refusing_a_feasible_exchange_breaks_feasibility() {
+    caught("refuse-large", &[":refused-feasible"]);
+}
