@@ -280,6 +280,26 @@ pub const SUITES: &[Suite] = &[
         options: "--node-count 5 --concurrency 2n --rate 300",
         faults: &[under("partition", Invalid)],
     },
+    Suite {
+        // matcher-node: each region a Raft group, a coordinator group, two-phase commit
+        // across regions; sealed boxes opened and every epoch judged by the workload.
+        name: "secret-santa",
+        workload: "secret-santa",
+        node: "../matcher-node",
+        options: "--node-count 5 --concurrency 2n --rate 50",
+        faults: &[
+            under("none", Valid),
+            under("partition", Valid),
+            under("kill", Valid),
+            under("pause", Valid),
+            under("lossy", Valid),
+            // As for lin-kv: all faults at once can stop a group's majority for long.
+            Under {
+                time: Some(30),
+                ..under("chaos", Valid)
+            },
+        ],
+    },
 ];
 
 /// Gift IDs need no coordination, so nodes that are up answer 99% of requests or more.

@@ -136,6 +136,8 @@ struct Exchange {
     eager: usize,
     stage: Stage,
     ever_matched: bool,
+    /// A match was refused as infeasible (error 22).
+    refused: bool,
 }
 
 #[derive(Debug)]
@@ -237,6 +239,7 @@ impl SecretSanta {
             eager,
             stage: Stage::Registering,
             ever_matched: false,
+            refused: false,
         });
     }
 
@@ -356,43 +359,39 @@ impl SecretSanta {
         };
     }
 
+    /// Every match of a round is sent, whatever the first answer, so that the same match
+    /// comes from several clients; the round decides once all have answered.
     fn matched(&mut self, op: &GenOp, done: &Op) {
         let Some(x) = text(&op.value, "exchange") else {
             return;
         };
         let Some(ex) = self.find_mut(&x) else { return };
+        ex.ever_matched |= done.op_type == OpType::Ok;
+        ex.refused |= done.op_type == OpType::Fail && error_is(done, "precondition-failed");
         let Stage::Matching {
             round,
             in_flight,
             sent,
         } = ex.stage
         else {
-            if done.op_type == OpType::Ok {
-                ex.ever_matched = true;
-            }
             return;
         };
         let in_flight = in_flight.saturating_sub(1);
-        ex.stage = if done.op_type == OpType::Ok {
-            ex.ever_matched = true;
-            Stage::Matched
-        } else if done.op_type == OpType::Fail && error_is(done, "precondition-failed") {
-            Stage::Done
-        } else if in_flight == 0 && sent >= CONCURRENT_MATCHES {
-            if round + 1 >= TRIES {
-                Stage::Done
-            } else {
-                Stage::Matching {
-                    round: round + 1,
-                    in_flight: 0,
-                    sent: 0,
-                }
-            }
-        } else {
+        ex.stage = if in_flight > 0 || sent < CONCURRENT_MATCHES {
             Stage::Matching {
                 round,
                 in_flight,
                 sent,
+            }
+        } else if ex.ever_matched {
+            Stage::Matched
+        } else if ex.refused || round + 1 >= TRIES {
+            Stage::Done
+        } else {
+            Stage::Matching {
+                round: round + 1,
+                in_flight: 0,
+                sent: 0,
             }
         };
     }
