@@ -43,8 +43,13 @@ fn node(test: &str) -> PathBuf {
 }
 
 fn santa(test: &str, node_args: &[&str]) -> Run {
+    santa_under(test, &[], node_args)
+}
+
+fn santa_under(test: &str, nemesis: &[&str], node_args: &[&str]) -> Run {
     let bin = node(test);
-    let mut rest = vec![
+    let mut rest = nemesis.to_vec();
+    rest.extend_from_slice(&[
         "--node-count",
         "1",
         "--concurrency",
@@ -58,7 +63,7 @@ fn santa(test: &str, node_args: &[&str]) -> Run {
         "--",
         "--regions",
         "3",
-    ];
+    ]);
     rest.extend_from_slice(node_args);
     run(test, &test_args("secret-santa", &bin, &rest))
 }
@@ -165,4 +170,26 @@ fn two_givers_for_one_receiver_break_validity() {
 #[test]
 fn refusing_a_feasible_exchange_breaks_feasibility() {
     caught("refuse-large", &[":refused-feasible"]);
+}
+
+#[test]
+fn lost_and_duplicated_messages_leave_a_correct_matcher_valid() {
+    let r = santa_under(
+        "santa-lossy",
+        &["--nemesis", "lossy", "--nemesis-interval", "1"],
+        &[],
+    );
+    r.expect(0);
+    assert!(r.count(":matched-exchanges") >= 3, "{}", r.results());
+}
+
+#[test]
+fn a_matcher_that_keeps_matches_in_memory_loses_them_when_killed() {
+    let r = santa_under(
+        "santa-kill",
+        &["--nemesis", "kill", "--nemesis-interval", "1"],
+        &[],
+    );
+    r.expect(1);
+    assert!(r.count(":lost") > 0, "{}", r.results());
 }

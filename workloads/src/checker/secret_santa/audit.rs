@@ -122,7 +122,7 @@ fn judge_reads(
     prop: &mut Property,
 ) {
     let newest = committed.last().copied().unwrap_or(0);
-    for (span, x, e) in acks.iter().filter(|(_, x, _)| *x == a.exchange) {
+    for (span, _, e) in acks.iter().filter(|(_, x, _)| *x == a.exchange) {
         if span.before(&a.span) && !committed.contains(e) {
             prop.flag(
                 "uncommitted-reads",
@@ -137,6 +137,5 @@ fn judge_reads(
             ]);
             prop.flag("stale-after-audit", example("older-than-audit", a, detail));
         }
-        let _ = x;
     }
 }

@@ -41,9 +41,7 @@ impl Span {
     }
 
     pub fn example(&self) -> Edn {
-        self.op
-            .as_ref()
-            .map_or(Edn::Nil, |op| crate::checker::op_edn(op))
+        self.op.as_ref().map_or(Edn::Nil, crate::checker::op_edn)
     }
 }
 

@@ -282,7 +282,7 @@ mod tests {
             .collect();
         let adj = graph(&people);
         let to = perfect_matching(&adj).expect("feasible");
-        let mut seen = vec![false; 30];
+        let mut seen = [false; 30];
         for (g, &r) in to.iter().enumerate() {
             assert!(compatible(&people[g], &people[r]) && !seen[r]);
             seen[r] = true;
