@@ -59,6 +59,21 @@ fn members<'a>(model: &'a Model, views: &Views<'a>, x: &str, e: i64) -> BTreeSet
     out
 }
 
+/// [`members`] of every (exchange, epoch) the history mentions, computed once.
+type Members<'a> = BTreeMap<(&'a str, i64), BTreeSet<&'a str>>;
+
+fn member_sets<'a>(model: &'a Model, views: &Views<'a>) -> Members<'a> {
+    let mut keys: BTreeSet<(&str, i64)> = views.keys().copied().collect();
+    keys.extend(model.acks().iter().map(|(_, x, e)| (*x, *e)));
+    keys.into_iter()
+        .map(|(x, e)| ((x, e), members(model, views, x, e)))
+        .collect()
+}
+
+fn is_member(sets: &Members, x: &str, e: i64, p: &str) -> bool {
+    sets.get(&(x, e)).is_some_and(|m| m.contains(p))
+}
+
 /// Whether the gifts read of one epoch cover everyone in it: every receiver also gives.
 fn complete(v: &BTreeMap<&str, Gift>) -> bool {
     let givers: BTreeSet<&str> = v.keys().copied().collect();
@@ -112,7 +127,7 @@ fn example(kind: &str, x: &str, e: i64, p: &str, span: &Span) -> Edn {
 /// assignment while the exchange is readable for others.
 pub fn atomicity(model: &Model) -> Property {
     let mut prop = Property::new("atomicity", &["partial"]);
-    let v = views(model);
+    let sets = member_sets(model, &views(model));
     let acks = model.acks();
     let mut flagged = BTreeSet::new();
     let readable: BTreeSet<&str> = model
@@ -131,9 +146,7 @@ pub fn atomicity(model: &Model) -> Property {
             continue;
         }
         let proof = acks.iter().find(|(a, ax, e)| {
-            *ax == x
-                && a.before(&r.span)
-                && members(model, &v, x, *e).contains(r.participant.as_str())
+            *ax == x && a.before(&r.span) && is_member(&sets, x, *e, &r.participant)
         });
         if let Some((_, _, e)) = proof {
             flagged.insert(x);
@@ -312,7 +325,7 @@ pub fn agreement(model: &Model) -> Property {
             );
         }
     }
-    let v = views(model);
+    let sets = member_sets(model, &views(model));
     let acks = model.acks();
     for r in &model.reads {
         let got = match (r.span.ok(), r.epoch) {
@@ -324,7 +337,7 @@ pub fn agreement(model: &Model) -> Property {
             *x == r.exchange
                 && *e > got
                 && a.before(&r.span)
-                && (got > 0 || members(model, &v, x, *e).contains(r.participant.as_str()))
+                && (got > 0 || is_member(&sets, x, *e, &r.participant))
         });
         if let Some((_, _, e)) = newer.max_by_key(|(_, _, e)| *e) {
             prop.flag(
