@@ -290,9 +290,17 @@ pub fn validity(model: &Model) -> Property {
 }
 
 /// One receiver and gift ID per participant and epoch; one participant list per epoch; no
-/// read older than an epoch acknowledged before it was invoked.
+/// read older than an epoch acknowledged, or already read, before it was invoked.
 pub fn agreement(model: &Model) -> Property {
-    let mut prop = Property::new("agreement", &["disagreements", "lists-differ", "backwards"]);
+    let mut prop = Property::new(
+        "agreement",
+        &[
+            "disagreements",
+            "lists-differ",
+            "backwards",
+            "older-than-seen",
+        ],
+    );
     let mut seen: BTreeMap<(&str, &str, i64), (&str, &Edn)> = BTreeMap::new();
     for r in model.reads.iter().filter(|r| r.span.ok()) {
         let (Some(e), Some(recv), Some(id)) = (r.epoch, r.receiver(), r.gift_id.as_ref()) else {
@@ -325,6 +333,14 @@ pub fn agreement(model: &Model) -> Property {
             );
         }
     }
+    backwards(model, &mut prop);
+    prop
+}
+
+/// Reads older than an epoch acknowledged (`backwards`) or read (`older-than-seen`) before
+/// they were invoked: a participant with no assignment counts as epoch 0 when the newer
+/// epoch surely included it.
+fn backwards(model: &Model, prop: &mut Property) {
     let sets = member_sets(model, &views(model));
     let acks = model.acks();
     for r in &model.reads {
@@ -333,26 +349,28 @@ pub fn agreement(model: &Model) -> Property {
             _ if r.span.not_found() => 0,
             _ => continue,
         };
-        let newer = acks.iter().filter(|(a, x, e)| {
-            *x == r.exchange
-                && *e > got
-                && a.before(&r.span)
-                && (got > 0 || is_member(&sets, x, *e, &r.participant))
-        });
-        if let Some((_, _, e)) = newer.max_by_key(|(_, _, e)| *e) {
-            prop.flag(
-                "backwards",
-                example(
-                    &format!("read-{got}-after-{e}"),
-                    &r.exchange,
-                    got,
-                    &r.participant,
-                    &r.span,
-                ),
-            );
+        let newer = |by_read: bool| {
+            acks.iter()
+                .filter(|(a, x, e)| {
+                    *x == r.exchange
+                        && *e > got
+                        && a.before(&r.span)
+                        && a.op.as_ref().is_some_and(|o| o.f == "read") == by_read
+                        && (got > 0 || is_member(&sets, x, *e, &r.participant))
+                })
+                .map(|(_, _, e)| *e)
+                .max()
+        };
+        for (kind, by_read) in [("backwards", false), ("older-than-seen", true)] {
+            if let Some(e) = newer(by_read) {
+                let why = format!("read-{got}-after-{e}");
+                prop.flag(
+                    kind,
+                    example(&why, &r.exchange, got, &r.participant, &r.span),
+                );
+            }
         }
     }
-    prop
 }
 
 /// Every epoch acknowledged by `match_ok` or a late `register_ok` is still readable, for

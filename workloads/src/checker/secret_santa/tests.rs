@@ -570,3 +570,20 @@ fn the_report_counts_latencies_aborts_and_retries() {
         Some(&Edn::Int(1))
     );
 }
+
+#[test]
+fn a_read_older_than_one_already_seen_is_flagged_apart_from_acknowledgements() {
+    let mut h = H::default();
+    for p in ["p0", "p1", "p2"] {
+        h.reg("a", p, 0);
+    }
+    h.matched("a", false, 1, &["p0", "p1", "p2"]);
+    h.read("a", "p1", "p2", 1, 12, false);
+    // The late addition's reply is lost: only a read shows its epoch.
+    let v = H::reg_value("a", "p3", &[], None);
+    h.invoke(0, "register", v.clone());
+    h.complete(0, OpType::Info, "register", v, Some(Edn::kw("net-timeout")));
+    h.read("a", "p0", "p3", 2, 14, false);
+    h.read("a", "p1", "p2", 1, 12, false);
+    h.assert_only(&["agreement/older-than-seen"]);
+}
