@@ -41,7 +41,8 @@ pub fn stats(model: &Model, history: &History) -> Edn {
         .filter(|r| r.span.ok() && r.epoch.unwrap_or(0) >= 1)
         .map(|r| &r.span);
     // A retry is an invocation that repeats one already made: the same registration, or a
-    // match of an exchange after one of its matches failed or went unanswered.
+    // match of an exchange after one of its matches went unanswered or failed for a reason
+    // other than infeasibility (the concurrent matches of one round are not retries).
     let mut seen = BTreeSet::new();
     let mut retries = 0;
     for r in &model.registrations {
@@ -49,7 +50,11 @@ pub fn stats(model: &Model, history: &History) -> Edn {
     }
     for m in &model.matches {
         retries += usize::from(model.matches.iter().any(|o| {
-            o.exchange == m.exchange && o.span.before(&m.span) && o.span.outcome != OpType::Ok
+            let refused = o.span.error.as_deref() == Some("precondition-failed");
+            o.exchange == m.exchange
+                && o.span.before(&m.span)
+                && o.span.outcome != OpType::Ok
+                && !refused
         }));
     }
     let matched: BTreeSet<&str> = model
