@@ -217,31 +217,26 @@ impl QueueNode {
     }
 
     /// Passes `req` on towards `partition`'s leader, or refuses it when there is nowhere
-    /// to go. Returns false when the request should be handled here.
+    /// to go. Gives the request back when it should be handled here.
     fn route(
         &mut self,
         ctx: &Context,
-        from: &ReplyTo,
+        from: ReplyTo,
         hops: u8,
         partition: u32,
-        req: &Msg,
+        req: Msg,
         out: &mut Outbox<Self>,
-    ) -> bool {
+    ) -> Option<(ReplyTo, Msg)> {
         let batchable = matches!(
             req,
             Msg::Enqueue { .. } | Msg::Ack { .. } | Msg::Nack { .. } | Msg::Start { .. }
         );
         let now = millis(ctx);
-        let route = self.router.route(
-            &self.groups,
-            now,
-            partition,
-            from.clone(),
-            hops,
-            req.clone(),
-        );
+        let route = self
+            .router
+            .route(&self.groups, now, partition, from, hops, req);
         match route {
-            Route::Here { .. } => false,
+            Route::Here { from, req } => return Some((from, req)),
             // The requests every task makes travel in one batch per leader per round.
             Route::Pass {
                 to,
@@ -253,7 +248,6 @@ impl QueueNode {
                 self.forwarded += 1;
                 self.router.batch(to, from, now, req);
                 self.arm_flush(out);
-                true
             }
             Route::Pass {
                 to,
@@ -268,16 +262,15 @@ impl QueueNode {
                     req: Box::new(req),
                 };
                 out.rpc(to, fwd, FORWARD_TIMEOUT, Call::Relay(from));
-                true
             }
-            Route::Parked => true,
+            Route::Parked => {}
             Route::Refuse { from, req } => {
                 let text = format!("no leader known for partition {partition}");
                 let copies = self.router.passed_on(&from);
                 self.refuse(out, &Waiter::Direct(from), partition, &req, copies, &text);
-                true
             }
         }
+        None
     }
 
     /// Takes up parked requests whose partition found a leader; refuses those that
@@ -714,10 +707,10 @@ impl QueueNode {
     fn handle(&mut self, ctx: &Context, from: ReplyTo, hops: u8, req: Msg, out: &mut Outbox<Self>) {
         if let Some(id) = req.task_id() {
             let p = id.partition(self.partitions);
-            if self.route(ctx, &from, hops, p, &req, out) {
-                return;
+            if let Some((from, req)) = self.route(ctx, from, hops, p, req, out) {
+                self.handle_here(ctx, Waiter::Direct(from), p, req, out);
             }
-            return self.handle_here(ctx, Waiter::Direct(from), p, req, out);
+            return;
         }
         match req {
             Msg::Poll {
@@ -740,17 +733,15 @@ impl QueueNode {
             Msg::Dlq {} => self.gather_dlq(ctx, from, out),
             Msg::DlqPart { partition } => {
                 let req = Msg::DlqPart { partition };
-                if !self.route(ctx, &from, hops, partition, &req, out) {
+                if let Some((from, _)) = self.route(ctx, from, hops, partition, req, out) {
                     let wait = Wait::Read(Waiter::Direct(from), Query::DlqPart);
                     self.read(partition, wait, out);
                 }
             }
             Msg::Lookup { partition, ids } => {
                 let req = Msg::Lookup { partition, ids };
-                if !self.route(ctx, &from, hops, partition, &req, out) {
-                    let Msg::Lookup { ids, .. } = req else {
-                        return;
-                    };
+                let here = self.route(ctx, from, hops, partition, req, out);
+                if let Some((from, Msg::Lookup { ids, .. })) = here {
                     let wait = Wait::Read(Waiter::Direct(from), Query::Lookup(ids));
                     self.read(partition, wait, out);
                 }
@@ -940,7 +931,7 @@ impl QueueNode {
             partition: Some(p),
             origin,
         };
-        self.route(ctx, &from, hops, p, &req, out);
+        self.route(ctx, from, hops, p, req, out);
     }
 
     /// The partition a poll should take from: the one with the most urgent ready work,
