@@ -164,8 +164,10 @@ pub struct QueueNode {
     groups: Groups<u32, Partition, Wait>,
     extras: BTreeMap<u32, Extra>,
     /// Leader hints (with each leader's backlog), peers' liveness, parked requests, and
-    /// requests passed on in batches. Which requests travel in a batch, and the `batch`
-    /// and `batch_ok` messages, are the queue's own: the router only keeps their tags.
+    /// requests passed on in batches. Which requests travel in a batch (the four every
+    /// task makes, at thousands a second) and the `batch` and `batch_ok` messages stay
+    /// the queue's own wire protocol; the router gathers them per leader and keeps the
+    /// tags and deadlines that route each answer back.
     router: Router<u32, Msg, Depths>,
     enqueues: HashMap<u64, PendingEnqueue>,
     dlqs: HashMap<u64, DlqGather>,
