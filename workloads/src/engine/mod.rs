@@ -363,7 +363,7 @@ async fn run_in_store(
     let net = Network::new(names.len() as u32, latency, net_rng);
     let settings_workers = args.concurrency.workers(names.len());
     let time_limit = args.time_limit * 1_000_000_000;
-    let client_timeout = workload.client_timeout_ms(args.latency) * 1_000_000;
+    let client_timeout = workload.client().timeout_ms(args.latency) * 1_000_000;
     let settings = Settings {
         time_limit,
         rate: args.rate,

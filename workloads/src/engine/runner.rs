@@ -11,8 +11,8 @@
 //! asks for, within [`FINAL_LIMIT`], for the others). The nemesis's actions are carried out
 //! in [`faults`].
 //!
-//! Which worker runs what is the workload's answer to [`Workload::next_for`] (main phase)
-//! and [`Workload::next_final`] (final phase); the engine keeps, per worker, what those
+//! Which worker runs what is the workload's answer to [`Workload::next`] in each
+//! [`workload::Phase`]; the engine keeps, per worker, what those
 //! answers imply: when it may be asked again and whether it is finished with the phase.
 
 mod faults;
@@ -37,7 +37,7 @@ use crate::nemesis::clock::Clocks;
 use crate::nemesis::{Config as NemesisConfig, Kind, Planner};
 use crate::net::{Addr, Nanos, Network, SendError, ServiceId};
 use crate::services::Services;
-use crate::workload::{Ask, Cluster, GenOp, Next, Workload};
+use crate::workload::{self, Ask, Cluster, GenOp, Next, Workload};
 
 const SEC: Nanos = 1_000_000_000;
 /// Maelstrom's wait for `init_ok`.
@@ -734,8 +734,8 @@ impl Engine {
             if !self.is_ready(w, now) {
                 continue;
             }
-            let ask = self.ask(w, now);
-            let next = self.workload.next_for(ask, &mut self.gen_rng);
+            let ask = self.ask(workload::Phase::Main, w, now);
+            let next = self.workload.next(ask, &mut self.gen_rng);
             if self.carry_out(now, w, next) {
                 self.next_worker = (w + 1) % n;
                 return;
@@ -750,8 +750,8 @@ impl Engine {
                 if !self.is_ready(w, now) {
                     break;
                 }
-                let ask = self.ask(w, now);
-                let next = match self.workload.next_final(ask, &mut self.gen_rng) {
+                let ask = self.ask(workload::Phase::Final, w, now);
+                let next = match self.workload.next(ask, &mut self.gen_rng) {
                     Next::Op(mut op) => {
                         op.final_read = true;
                         Next::Op(op)
@@ -767,8 +767,9 @@ impl Engine {
         }
     }
 
-    fn ask(&self, w: usize, now: Nanos) -> Ask {
+    fn ask(&self, phase: workload::Phase, w: usize, now: Nanos) -> Ask {
         Ask {
+            phase,
             worker: w,
             now_ms: self.history_time(now) / 1_000_000,
             issued: self.workers[w].issued,
@@ -1200,7 +1201,7 @@ impl Engine {
             // Jepsen replaces the process of a thread whose op crashed; Maelstrom also
             // reopens non-reusable clients under a new id.
             self.workers[w].process += self.workers.len() as u64;
-            if !self.workload.reusable_client() {
+            if !self.workload.client().reusable {
                 let old = self.workers[w].client;
                 self.net.close_client(old);
                 self.clients.remove(&old);
