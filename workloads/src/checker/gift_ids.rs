@@ -15,8 +15,8 @@ use std::collections::HashMap;
 
 use super::float32;
 use crate::edn::Edn;
+use crate::facts::RunFacts;
 use crate::history::{History, Op, OpType, Process};
-use crate::workload::RunFacts;
 
 const EPOCH_UNIX_MS: i64 = 1_735_689_600_000;
 const TIMESTAMP_SHIFT: u32 = 23;

@@ -22,6 +22,7 @@
 //!   lines are ignored.
 //! * No `:perf` in the results: this harness draws no plots yet.
 
+pub mod options;
 pub mod outcome;
 pub mod process;
 pub mod progress;
@@ -36,8 +37,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
-use crate::analysis;
-use crate::cli::{self, TestArgs};
+use crate::analysis::{self, EXIT_BAD_ARGS, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::console::Console;
 use crate::edn::Edn;
 use crate::nemesis::clock::{self, Clocks};
@@ -46,6 +46,7 @@ use crate::net::{Latency, Network};
 use crate::report;
 use crate::store::{RunInfo, Store, Validity};
 use crate::workload::{self, Cluster, RunFacts};
+use options::TestOptions;
 use process::Spawner;
 use runner::{Engine, Rngs, RunError, Settings};
 
@@ -54,7 +55,7 @@ use runner::{Engine, Rngs, RunError, Settings};
 pub struct BadArgs(pub String);
 
 /// The node list: n0… with --node-count, else --nodes, else Jepsen's n1…n5.
-pub fn node_names(args: &TestArgs) -> Result<Vec<String>, BadArgs> {
+pub fn node_names(args: &TestOptions) -> Result<Vec<String>, BadArgs> {
     let names: Vec<String> = match args.node_count {
         Some(0) => return Err(BadArgs("--node-count must be at least 1".into())),
         Some(n) => (0..n).map(|i| format!("n{i}")).collect(),
@@ -78,7 +79,7 @@ pub fn node_names(args: &TestArgs) -> Result<Vec<String>, BadArgs> {
 /// What the options resolve to: the workload, the node names, the absolute node binary.
 type Checked = (Box<dyn workload::Workload>, Vec<String>, PathBuf);
 
-fn check_args(args: &TestArgs) -> Result<Checked, BadArgs> {
+fn check_args(args: &TestOptions) -> Result<Checked, BadArgs> {
     let workload = workload::by_name(&args.workload).map_err(BadArgs)?;
     let names = node_names(args)?;
     check_numbers(args)?;
@@ -106,7 +107,7 @@ fn check_args(args: &TestArgs) -> Result<Checked, BadArgs> {
 
 /// The time limit, rate and nemesis interval: values that would make a run check nothing
 /// (no operations) or measure only the harness (faults every few microseconds).
-fn check_numbers(args: &TestArgs) -> Result<(), BadArgs> {
+fn check_numbers(args: &TestOptions) -> Result<(), BadArgs> {
     if args.time_limit == 0 {
         return Err(BadArgs(
             "--time-limit must be at least 1 second: a run of 0 s has no operations to check"
@@ -119,7 +120,7 @@ fn check_numbers(args: &TestArgs) -> Result<(), BadArgs> {
             args.rate
         )));
     }
-    let floor = cli::MIN_NEMESIS_INTERVAL_S;
+    let floor = crate::nemesis::MIN_NEMESIS_INTERVAL_S;
     if !(args.nemesis_interval.is_finite() && args.nemesis_interval >= floor) {
         return Err(BadArgs(format!(
             "--nemesis-interval must be at least {floor} s, got {}: faults changing faster \
@@ -154,12 +155,12 @@ fn check_bin(path: &Path) -> Result<PathBuf, BadArgs> {
 }
 
 /// Runs `workloads test`; returns the exit status.
-pub async fn run_test(args: TestArgs) -> i32 {
+pub async fn run_test(args: TestOptions) -> i32 {
     let (workload, names, bin) = match check_args(&args) {
         Ok(x) => x,
         Err(BadArgs(why)) => {
             eprintln!("workloads test: {why}");
-            return cli::EXIT_BAD_ARGS;
+            return EXIT_BAD_ARGS;
         }
     };
     // Random seeds stay below 2^48: short enough to read and retype.
@@ -171,7 +172,7 @@ pub async fn run_test(args: TestArgs) -> i32 {
         Ok(s) => s,
         Err(e) => {
             eprintln!("workloads test: cannot create the store folder: {e}");
-            return cli::EXIT_UNKNOWN;
+            return EXIT_UNKNOWN;
         }
     };
     if let Err(e) = console.attach_file(&store.jepsen_log()) {
@@ -208,7 +209,7 @@ pub async fn run_test(args: TestArgs) -> i32 {
 /// Each node's working directory, said on the console; if they cannot be made, empty
 /// paths and why, for the run to fail with.
 fn working_dirs(
-    args: &TestArgs,
+    args: &TestOptions,
     store: &Store,
     names: &[String],
     console: &Console,
@@ -240,7 +241,7 @@ fn working_dirs(
 /// Each node's working directory: one shared by all (`--node-dir`, else the system's
 /// temporary directory, as Maelstrom), or one each in the store (`--node-dir-per-node`).
 fn create_working_dirs(
-    args: &TestArgs,
+    args: &TestOptions,
     store: &Store,
     names: &[String],
 ) -> Result<Vec<PathBuf>, String> {
@@ -271,8 +272,8 @@ fn create_working_dirs(
 /// `Run ended: valid (exit 0), seed 42, results store/echo/<time>/results.edn`.
 pub fn final_line(status: i32, seed: u64, results: &Path) -> String {
     let verdict = match status {
-        cli::EXIT_VALID => "valid",
-        cli::EXIT_INVALID => "invalid",
+        EXIT_VALID => "valid",
+        EXIT_INVALID => "invalid",
         _ => "unknown",
     };
     format!(
@@ -283,7 +284,7 @@ pub fn final_line(status: i32, seed: u64, results: &Path) -> String {
 
 #[allow(clippy::too_many_arguments)]
 async fn run_in_store(
-    args: &TestArgs,
+    args: &TestOptions,
     workload: Box<dyn workload::Workload>,
     names: Vec<String>,
     bin: &Path,
@@ -502,7 +503,7 @@ async fn run_in_store(
             console.info("runner", "workloads.run", seed_line);
             console.flush();
             eprintln!("\n{err}\n");
-            cli::EXIT_UNKNOWN
+            EXIT_UNKNOWN
         }
     };
     if let Err(e) = store.write_run_info(&info) {
@@ -551,13 +552,15 @@ fn peak_rss_mib() -> Option<u64> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli;
     use clap::Parser;
 
-    fn args(extra: &[&str]) -> TestArgs {
+    /// Options as the command line would give them (tests may use the layer above).
+    fn args(extra: &[&str]) -> TestOptions {
         let mut argv = vec!["workloads", "test", "--bin", "node"];
         argv.extend_from_slice(extra);
         match cli::Cli::try_parse_from(argv).unwrap().command {
-            cli::Command::Test(t) => t,
+            cli::Command::Test(t) => t.into(),
             other => panic!("{other:?}"),
         }
     }

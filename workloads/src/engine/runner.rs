@@ -30,6 +30,7 @@ use tokio::sync::mpsc;
 use super::outcome::{self, Outcome};
 use super::process::{tail_text, LineError, NodeEvent, NodeLine, NodeProcess, Spawner};
 use super::progress::Progress;
+use crate::analysis::Problems;
 use crate::console::Console;
 use crate::history::{History, Op, OpType, Process};
 use crate::journal::Journal;
@@ -51,8 +52,6 @@ pub const RECOVERY: Nanos = 10 * SEC;
 pub const FINAL_LIMIT: Nanos = 60 * SEC;
 /// Local operations one worker may record back to back before the others get their turn.
 const LOCAL_RUN: usize = 64;
-/// Problem lines quoted in the results.
-const EXAMPLES: usize = 10;
 
 /// Why a run stopped without a verdict.
 #[derive(Debug, Clone, PartialEq)]
@@ -85,32 +84,6 @@ pub struct Settings {
     pub nemesis: Option<NemesisConfig>,
     pub log_net_send: bool,
     pub log_net_recv: bool,
-}
-
-/// Lines from nodes that were not messages, or went nowhere.
-#[derive(Debug, Default, Clone)]
-pub struct Problems {
-    pub not_json: u64,
-    pub malformed: u64,
-    pub unknown_dest: u64,
-    pub unknown_src: u64,
-    pub examples: Vec<String>,
-    /// Messages that arrived while their destination node was killed.
-    pub lost_to_dead_nodes: u64,
-    /// Restarted nodes that did not answer `init` with `init_ok`.
-    pub failed_restarts: u64,
-}
-
-impl Problems {
-    pub fn total(&self) -> u64 {
-        self.not_json + self.malformed + self.unknown_dest + self.unknown_src
-    }
-
-    pub(super) fn note(&mut self, example: String) {
-        if self.examples.len() < EXAMPLES {
-            self.examples.push(example);
-        }
-    }
 }
 
 #[derive(Debug)]

@@ -30,10 +30,13 @@ pub mod unique_ids;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
-use crate::cli::Topology;
 use crate::edn::Edn;
 use crate::history::{History, Op};
 use crate::schema::Schema;
+use crate::topology::Topology;
+
+/// Checkers take the run's facts; workloads hand them on.
+pub use crate::facts::RunFacts;
 
 /// Names accepted by `-w`, in the order the help and errors list them.
 pub const SUPPORTED: [&str; 9] = [
@@ -153,29 +156,6 @@ impl Ask {
     }
 }
 
-/// What the harness knew of a run besides its history, for checkers that judge answers
-/// against the node that gave them or its clock.
-#[derive(Debug, Clone, Default)]
-pub struct RunFacts {
-    pub nodes: Vec<String>,
-    /// Client workers; worker `w` talks to node `w % nodes`, and its process numbers are
-    /// `w` plus multiples of `workers`.
-    pub workers: usize,
-    /// Unix milliseconds at history time zero; unknown when re-analysing a stored run.
-    pub wall_origin_ms: Option<f64>,
-    /// Per node, (history nanoseconds, offset in ms) at every change of its clock; empty
-    /// when clocks were not touched.
-    pub clock_offsets: Vec<Vec<(u64, f64)>>,
-}
-
-impl RunFacts {
-    /// The index of the node a worker process talks to, when the run's shape is known.
-    pub fn node_of(&self, process: u64) -> Option<usize> {
-        (self.workers > 0 && !self.nodes.is_empty())
-            .then(|| (process as usize % self.workers) % self.nodes.len())
-    }
-}
-
 /// A request to send to a node, and the reply schema to hold its answer to.
 #[derive(Debug, Clone)]
 pub struct Request<'a> {
@@ -270,7 +250,7 @@ pub trait Workload: Send {
     /// worker at once when the phase starts and again whenever it is free, with no rate:
     /// after each completion, after [`Next::Local`] at once, after [`Next::Wait`] when the
     /// wait is over; a worker is finished at [`Next::Done`]. The phase ends when every
-    /// worker is finished, or at the engine's limit ([`crate::engine::runner::FINAL_LIMIT`]),
+    /// worker is finished, or at the engine's limit (60 s),
     /// after which nothing more is issued and the replies still due are awaited. Every
     /// operation of this phase is recorded with `:final? true`.
     fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next;

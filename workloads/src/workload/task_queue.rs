@@ -684,8 +684,8 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashSet};
 
     use super::*;
-    use crate::cli::Topology;
     use crate::history::Process;
+    use crate::topology::Topology;
     use rand::SeedableRng;
 
     fn shaped(nodes: usize, workers: usize) -> TaskQueue {
