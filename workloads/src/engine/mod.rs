@@ -22,6 +22,7 @@
 //!   lines are ignored.
 //! * No `:perf` in the results: this harness draws no plots yet.
 
+pub mod faketime;
 pub mod options;
 pub mod outcome;
 pub mod process;
@@ -40,12 +41,12 @@ use tokio::sync::mpsc;
 use crate::analysis::{self, EXIT_BAD_ARGS, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::console::Console;
 use crate::edn::Edn;
-use crate::nemesis::clock::{self, Clocks};
 use crate::nemesis::{Config as NemesisConfig, Kind, Lossy, Pacing};
 use crate::net::{Latency, Network};
 use crate::report;
 use crate::store::{RunInfo, Store, Validity};
 use crate::workload::{self, Cluster, RunFacts};
+use faketime::Clocks;
 use options::TestOptions;
 use process::Spawner;
 use runner::{Engine, Rngs, RunError, Settings};
@@ -89,7 +90,7 @@ fn check_args(args: &TestOptions) -> Result<Checked, BadArgs> {
             args.lossy_rate
         )));
     }
-    if args.nemesis_kinds().contains(&Kind::Clock) && clock::find_library().is_none() {
+    if args.nemesis_kinds().contains(&Kind::Clock) && faketime::find_library().is_none() {
         return Err(BadArgs(
             "--nemesis clock needs libfaketime (Debian: apt-get install libfaketime), or \
              WORKLOADS_LIBFAKETIME set to the path of libfaketime.so.1"
@@ -297,11 +298,11 @@ async fn run_in_store(
     let kinds = args.nemesis_kinds();
     let (dirs, mut spawn_error) = working_dirs(args, store, &names, console);
     let clock_files: Vec<PathBuf> = names.iter().map(|n| store.clock_file(n)).collect();
-    let env = match (kinds.contains(&Kind::Clock), clock::find_library()) {
+    let env = match (kinds.contains(&Kind::Clock), faketime::find_library()) {
         (false, _) => vec![Vec::new(); names.len()],
         (true, Some(lib)) => clock_files
             .iter()
-            .map(|f| clock::environment(&lib, f))
+            .map(|f| faketime::environment(&lib, f))
             .collect(),
         (true, None) => unreachable!("check_args refuses the clock nemesis without libfaketime"),
     };

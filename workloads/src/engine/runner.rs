@@ -27,6 +27,7 @@ use serde_json::{Map, Value};
 use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
+use super::faketime::Clocks;
 use super::outcome::{self, Outcome};
 use super::process::{tail_text, LineError, NodeEvent, NodeLine, NodeProcess, Spawner};
 use super::progress::Progress;
@@ -34,7 +35,6 @@ use crate::analysis::Problems;
 use crate::console::Console;
 use crate::history::{History, Op, OpType, Process};
 use crate::journal::Journal;
-use crate::nemesis::clock::Clocks;
 use crate::nemesis::{Config as NemesisConfig, Kind, Planner};
 use crate::net::{Addr, Nanos, Network, SendError, ServiceId};
 use crate::services::Services;
