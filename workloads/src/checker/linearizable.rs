@@ -40,7 +40,7 @@ use std::sync::Mutex;
 
 use super::{compare_values, Validity};
 use crate::edn::Edn;
-use crate::history::{History, OpType, Process};
+use crate::history::{self, History, Process};
 
 /// How long one key's search may run before the verdict becomes `:unknown`.
 pub const DEFAULT_MAX_STATES: u64 = 10_000_000;
@@ -159,7 +159,6 @@ pub struct KeyResult {
 /// not `[key v]` or whose `:f` is not read, write or cas are not register ops and are
 /// skipped.
 pub fn partition(history: &History) -> Vec<(Edn, Vec<KeyOp>)> {
-    let mut open: HashMap<Process, usize> = HashMap::new();
     let mut by_key: HashMap<String, (Edn, Vec<KeyOp>)> = HashMap::new();
     let event = |pos: usize| {
         let op = &history.ops[pos];
@@ -169,14 +168,13 @@ pub fn partition(history: &History) -> Vec<(Edn, Vec<KeyOp>)> {
             time_ns: op.time_ns,
         }
     };
-    let mut add = |invoke_pos: usize, completion: Option<usize>| {
-        let invocation = &history.ops[invoke_pos];
-        let completed = completion.map(|c| &history.ops[c]);
-        let op_type = completed.map(|c| c.op_type).unwrap_or(OpType::Info);
-        let ok = match op_type {
-            OpType::Ok => true,
-            OpType::Info | OpType::Invoke => false,
-            OpType::Fail => return,
+    // Jepsen's rule: a failed op did nothing; an indeterminate one may have taken effect.
+    let mut add = |c: &history::Call| {
+        let (invocation, completed) = (c.invoke, c.complete);
+        let ok = match c.outcome() {
+            history::Outcome::Ok => true,
+            history::Outcome::Indeterminate => false,
+            history::Outcome::Fail => return,
         };
         let Some([key, v]) = pair(&invocation.value) else {
             return;
@@ -197,8 +195,8 @@ pub fn partition(history: &History) -> Vec<(Edn, Vec<KeyOp>)> {
             process: invocation.process,
             call,
             ok,
-            invoke: event(invoke_pos),
-            complete: completion.map(event),
+            invoke: event(c.invoke_pos),
+            complete: c.complete_pos.map(event),
         };
         by_key
             .entry(key.to_compact())
@@ -206,22 +204,8 @@ pub fn partition(history: &History) -> Vec<(Edn, Vec<KeyOp>)> {
             .1
             .push(op);
     };
-    for (pos, op) in history.ops.iter().enumerate() {
-        if !op.is_client() {
-            continue;
-        }
-        if op.op_type == OpType::Invoke {
-            if let Some(previous) = open.insert(op.process, pos) {
-                add(previous, None);
-            }
-        } else if let Some(invoke_pos) = open.remove(&op.process) {
-            add(invoke_pos, Some(pos));
-        }
-    }
-    let mut still_open: Vec<usize> = open.into_values().collect();
-    still_open.sort_unstable();
-    for pos in still_open {
-        add(pos, None);
+    for call in history.calls().iter().filter(|c| !c.is_orphan()) {
+        add(call);
     }
     let mut keys: Vec<(Edn, Vec<KeyOp>)> = by_key.into_values().collect();
     keys.sort_by(|a, b| compare_values(&a.0, &b.0));
@@ -1170,6 +1154,7 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
+    use crate::history::OpType;
     use crate::checker::simulated_register::simulate;
     use crate::checker::tests_support::op_at;
 
