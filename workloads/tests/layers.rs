@@ -32,7 +32,6 @@ const NOT_YET_SPLIT: &[&str] = &[
     "checker/linearizable.rs fn new",
     "checker/set_full.rs pub fn check",
     "checker/simulated_register.rs pub fn simulate",
-    "engine/mod.rs async fn run_in_store",
     "engine/process.rs fn spawn",
     "engine/runner/faults.rs fn apply",
     "report/lamport.rs pub fn messages_svg",

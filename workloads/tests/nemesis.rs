@@ -9,8 +9,9 @@ use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use common::{example, run, test_args, Run};
+use workloads::engine::faketime::{self as clock, Clocks};
 use workloads::history::{History, Op, OpType, Process};
-use workloads::nemesis::clock::{self, ClockChange, Clocks};
+use workloads::nemesis::clock::ClockChange;
 
 fn history(r: &Run) -> History {
     History::from_edn_lines(&r.file("history.edn")).expect("history.edn parses")

@@ -1154,9 +1154,9 @@ mod tests {
     use rand::{Rng, SeedableRng};
 
     use super::*;
-    use crate::history::OpType;
     use crate::checker::simulated_register::simulate;
     use crate::checker::tests_support::op_at;
+    use crate::history::OpType;
 
     fn n(i: i64) -> Edn {
         Edn::Int(i)

@@ -23,33 +23,29 @@
 //! * No `:perf` in the results: this harness draws no plots yet.
 
 pub mod faketime;
+mod finish;
 pub mod options;
 pub mod outcome;
 pub mod process;
 pub mod progress;
 pub mod runner;
+mod start;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use maelstrom_core::node_dir::NODE_DIR_ENV;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tokio::sync::mpsc;
 
-use crate::analysis::{self, EXIT_BAD_ARGS, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
+use crate::analysis::{EXIT_BAD_ARGS, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::console::Console;
-use crate::edn::Edn;
-use crate::nemesis::{Config as NemesisConfig, Kind, Lossy, Pacing};
+use crate::nemesis::Kind;
 use crate::net::{Latency, Network};
-use crate::report;
-use crate::store::{RunInfo, Store, Validity};
-use crate::workload::{self, Cluster, RunFacts};
-use faketime::Clocks;
+use crate::store::Store;
+use crate::workload::{self, Cluster};
 use options::TestOptions;
-use process::Spawner;
-use runner::{Engine, Rngs, RunError, Settings};
+use runner::{Engine, RunError};
 
 /// A refusal of the options, reported with the bad-arguments status.
 #[derive(Debug, Clone, PartialEq)]
@@ -283,6 +279,17 @@ pub fn final_line(status: i32, seed: u64, results: &Path) -> String {
     )
 }
 
+/// Everything a run needs that the options and the store decided.
+struct Run<'a> {
+    args: &'a TestOptions,
+    names: Vec<String>,
+    seed: u64,
+    seed_line: &'a str,
+    console: &'a Arc<Console>,
+    store: &'a Store,
+}
+
+/// Starts the nodes, runs every phase, stops the nodes, then writes and judges the run.
 #[allow(clippy::too_many_arguments)]
 async fn run_in_store(
     args: &TestOptions,
@@ -294,260 +301,48 @@ async fn run_in_store(
     console: &Arc<Console>,
     store: &Store,
 ) -> i32 {
+    let run = Run {
+        args,
+        names,
+        seed,
+        seed_line,
+        console,
+        store,
+    };
     let (tx, rx) = mpsc::unbounded_channel();
-    let kinds = args.nemesis_kinds();
-    let (dirs, mut spawn_error) = working_dirs(args, store, &names, console);
-    let clock_files: Vec<PathBuf> = names.iter().map(|n| store.clock_file(n)).collect();
-    let env = match (kinds.contains(&Kind::Clock), faketime::find_library()) {
-        (false, _) => vec![Vec::new(); names.len()],
-        (true, Some(lib)) => clock_files
-            .iter()
-            .map(|f| faketime::environment(&lib, f))
-            .collect(),
-        (true, None) => unreachable!("check_args refuses the clock nemesis without libfaketime"),
-    };
-    let spawner = Spawner {
-        bin: bin.to_path_buf(),
-        args: args.args.clone(),
-        log_stderr: args.log_stderr,
-        names: names.clone(),
-        dirs,
-        logs: names.iter().map(|n| store.node_log(n)).collect(),
-        env,
-        events: tx,
-        console: console.clone(),
-    };
-    let clock = Instant::now();
-    let wall_at_start = SystemTime::now();
-    let clocks = if kinds.contains(&Kind::Clock) {
-        match Clocks::create(clock_files, 0) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                spawn_error.get_or_insert(format!("Could not write the clock files: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let mut nodes = Vec::new();
-    if spawn_error.is_none() {
-        for (i, name) in names.iter().enumerate() {
-            match spawner.spawn(i as u32, 0) {
-                Ok(p) => nodes.push(p),
-                Err(e) => {
-                    spawn_error = Some(format!(
-                        "Could not start node {name} ({}): {e}",
-                        bin.display()
-                    ));
-                    break;
-                }
-            }
-        }
-    }
-    console.info(
-        "runner",
-        "workloads.run",
-        &format!("Started {} node(s): {}", nodes.len(), names.join(" ")),
-    );
-
-    let mut master = StdRng::seed_from_u64(seed);
-    let net_rng = StdRng::seed_from_u64(master.gen());
-    let rngs = Rngs {
-        services: StdRng::seed_from_u64(master.gen()),
-        generator: StdRng::seed_from_u64(master.gen()),
-        nemesis: StdRng::seed_from_u64(master.gen()),
-    };
+    let started = start::start_nodes(&run, bin, tx);
+    let (net_rng, rngs) = start::rngs(seed);
     let latency = Latency {
         mean_ms: args.latency,
         dist: args.latency_dist,
     };
-    let net = Network::new(names.len() as u32, latency, net_rng);
-    let settings_workers = args.concurrency.workers(names.len());
-    let time_limit = args.time_limit * 1_000_000_000;
-    let client_timeout = workload.client().timeout_ms(args.latency) * 1_000_000;
-    let settings = Settings {
-        time_limit,
-        rate: args.rate,
-        concurrency: settings_workers,
-        client_timeout,
-        nemesis: (!kinds.is_empty()).then(|| NemesisConfig {
-            kinds: kinds.clone(),
-            interval_s: args.nemesis_interval,
-            shapes: args.shapes(),
-            lossy: Lossy::uniform(args.lossy_rate),
-            pacing: Pacing {
-                run_ns: time_limit,
-                client_timeout_ns: client_timeout,
-            },
-        }),
-        log_net_send: args.log_net_send,
-        log_net_recv: args.log_net_recv,
-    };
+    let net = Network::new(run.names.len() as u32, latency, net_rng);
+    let settings = start::settings(args, workload.as_ref(), run.names.len());
     let cluster = Cluster {
-        nodes: names.clone(),
+        nodes: run.names.clone(),
         topology: args.topology,
-        workers: settings_workers,
+        workers: settings.concurrency,
     };
     let mut engine = Engine::new(
         console.clone(),
-        nodes,
-        spawner,
-        clocks,
+        started.nodes,
+        started.spawner,
+        started.clocks,
         rx,
         workload,
         cluster,
         settings,
         net,
         rngs,
-        clock,
+        started.clock,
     );
-    let outcome = match spawn_error {
+    let outcome = match started.error {
         Some(e) => Err(RunError::Setup(e)),
         None => engine.run().await,
     };
     console.info("runner", "workloads.run", "Tearing down nodes");
     engine.shut_down().await;
-    if let Some(rss) = peak_rss_mib() {
-        console.info(
-            "runner",
-            "workloads.run",
-            &format!("Harness peak RSS {rss} MiB"),
-        );
-    }
-    if let Err(e) = store.write_history(&engine.history) {
-        console.warn(
-            "runner",
-            "workloads.run",
-            &format!("cannot write the history: {e}"),
-        );
-    }
-    let harness = analysis::harness_section(seed, &engine.problems, engine.net());
-    let origin = engine.history_origin();
-    let clock_series = engine
-        .clocks
-        .as_ref()
-        .map(|c| c.series(&names, origin))
-        .unwrap_or_default();
-    let plotted = report::write_all(
-        &store.dir,
-        &engine.history,
-        &engine.journal,
-        origin,
-        &clock_series,
-    )
-    .map(|_| ())
-    .map_err(|e| format!("cannot draw the plots: {e}"));
-    if let Err(why) = &plotted {
-        console.warn("runner", "workloads.run", why);
-    }
-    let mut info = RunInfo {
-        workload: args.workload.clone(),
-        nemesis: kinds.iter().map(|k| k.name().to_string()).collect(),
-        nodes: names.clone(),
-        workers: settings_workers,
-        seed,
-        time_limit: args.time_limit,
-        command: args.replay_command(seed),
-        valid: Validity::Unknown,
-        expect: args.expect,
-    };
-
-    let status = match outcome {
-        Ok(()) => {
-            console.info("runner", "workloads.run", "Analyzing...");
-            let sections = analysis::RunSections {
-                perf: analysis::perf_section(plotted),
-                clock: engine.clocks.as_ref().map(|c| c.summary(&names, origin)),
-                harness,
-            };
-            let wall_origin_ms = wall_at_start
-                .duration_since(UNIX_EPOCH)
-                .ok()
-                .map(|d| d.as_secs_f64() * 1e3 + origin as f64 / 1e6);
-            let facts = RunFacts {
-                nodes: names.clone(),
-                workers: settings_workers,
-                wall_origin_ms,
-                clock_offsets: clock_series.iter().map(|(_, s)| s.clone()).collect(),
-            };
-            let results = analysis::results(
-                engine.workload(),
-                &engine.history,
-                &facts,
-                engine.net().counters(),
-                args.availability,
-                sections,
-            );
-            let status = finish(console, store, &results, seed_line);
-            info.valid = Validity::of(&results);
-            status
-        }
-        Err(err) => {
-            let level_msg = match &err {
-                RunError::Interrupted(_) => format!("{err}; nodes stopped, history written."),
-                _ => format!("{err}"),
-            };
-            console.log(
-                crate::console::Level::Error,
-                "runner",
-                "workloads.run",
-                &level_msg,
-            );
-            let results = analysis::crashed(&err.to_string(), harness);
-            let _ = store.write_results(&results);
-            console.info(
-                "runner",
-                "workloads.run",
-                &format!("Wrote {}", store.dir.join("results.edn").display()),
-            );
-            console.info("runner", "workloads.run", seed_line);
-            console.flush();
-            eprintln!("\n{err}\n");
-            EXIT_UNKNOWN
-        }
-    };
-    if let Err(e) = store.write_run_info(&info) {
-        console.warn(
-            "runner",
-            "workloads.run",
-            &format!("cannot write run.json: {e}"),
-        );
-    }
-    status
-}
-
-/// Writes and prints the results, then the verdict line; returns the exit status.
-fn finish(console: &Console, store: &Store, results: &Edn, seed_line: &str) -> i32 {
-    if let Err(e) = store.write_results(results) {
-        console.warn(
-            "runner",
-            "workloads.run",
-            &format!("cannot write the results: {e}"),
-        );
-    }
-    console.info("runner", "workloads.run", "Analysis complete");
-    console.info(
-        "runner",
-        "workloads.run",
-        &format!("Wrote {}", store.dir.join("results.edn").display()),
-    );
-    let (line, status) = analysis::verdict(results);
-    console.info("runner", "workloads.run", seed_line);
-    console.info(
-        "runner",
-        "workloads.run",
-        &format!("{}\n\n{line}", results.to_pretty().trim_end()),
-    );
-    status
-}
-
-/// The harness's own peak resident set (VmHWM), in MiB, where /proc tells it.
-fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib.div_ceil(1024))
+    finish::finish_run(&run, &engine, outcome, started.wall)
 }
 
 #[cfg(test)]
@@ -557,7 +352,7 @@ mod tests {
     use clap::Parser;
 
     /// Options as the command line would give them (tests may use the layer above).
-    fn args(extra: &[&str]) -> TestOptions {
+    pub(crate) fn args(extra: &[&str]) -> TestOptions {
         let mut argv = vec!["workloads", "test", "--bin", "node"];
         argv.extend_from_slice(extra);
         match cli::Cli::try_parse_from(argv).unwrap().command {

@@ -267,6 +267,11 @@ impl Engine {
         self.workload.as_ref()
     }
 
+    /// The number of client workers of the run.
+    pub fn cluster_workers(&self) -> usize {
+        self.cluster.workers
+    }
+
     pub fn net(&self) -> &Network {
         &self.net
     }
