@@ -33,7 +33,6 @@ const NOT_YET_SPLIT: &[&str] = &[
     "checker/set_full.rs pub fn check",
     "checker/simulated_register.rs pub fn simulate",
     "engine/process.rs fn spawn",
-    "engine/runner/faults.rs fn apply",
     "report/lamport.rs pub fn messages_svg",
     "report/plots.rs pub fn rate_svg",
     "report/plots.rs pub fn clock_svg",
