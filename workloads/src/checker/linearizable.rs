@@ -484,35 +484,48 @@ struct Search<'a> {
     frontier: Option<Frontier>,
 }
 
+/// Each op's kind with its values interned: value ids index the returned values, nil is
+/// [`NIL`].
+fn interned(ops: &[KeyOp]) -> (Vec<Kind>, Vec<Edn>) {
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut values = vec![Edn::Nil];
+    ids.insert(Edn::Nil.to_compact(), NIL);
+    let mut intern = |v: &Edn| {
+        *ids.entry(v.to_compact()).or_insert_with(|| {
+            values.push(v.clone());
+            (values.len() - 1) as u32
+        })
+    };
+    let kinds: Vec<Kind> = ops
+        .iter()
+        .map(|op| match &op.call {
+            Call::Read(v) => Kind::Read(intern(v)),
+            Call::Write(v) => Kind::Write(intern(v)),
+            Call::Cas(a, b) => Kind::Cas(intern(a), intern(b)),
+        })
+        .collect();
+    (kinds, values)
+}
+
+/// The call and return events of the ops that completed `:ok`, sorted by position (a
+/// call before a return at the same position).
+fn events(ops: &[KeyOp]) -> Vec<(usize, bool, u32)> {
+    let mut events: Vec<(usize, bool, u32)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let (true, Some(complete)) = (op.ok, op.complete) {
+            events.push((op.invoke.pos, false, i as u32));
+            events.push((complete.pos.max(op.invoke.pos), true, i as u32));
+        }
+    }
+    events.sort_unstable();
+    events
+}
+
 impl<'a> Search<'a> {
     fn new(ops: &'a [KeyOp]) -> Search<'a> {
-        let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut values = vec![Edn::Nil];
-        ids.insert(Edn::Nil.to_compact(), NIL);
-        let mut intern = |v: &Edn| {
-            *ids.entry(v.to_compact()).or_insert_with(|| {
-                values.push(v.clone());
-                (values.len() - 1) as u32
-            })
-        };
-        let kinds: Vec<Kind> = ops
-            .iter()
-            .map(|op| match &op.call {
-                Call::Read(v) => Kind::Read(intern(v)),
-                Call::Write(v) => Kind::Write(intern(v)),
-                Call::Cas(a, b) => Kind::Cas(intern(a), intern(b)),
-            })
-            .collect();
-
+        let (kinds, values) = interned(ops);
         let n = ops.len();
-        let mut events: Vec<(usize, bool, u32)> = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            if let (true, Some(complete)) = (op.ok, op.complete) {
-                events.push((op.invoke.pos, false, i as u32));
-                events.push((complete.pos.max(op.invoke.pos), true, i as u32));
-            }
-        }
-        events.sort_unstable();
+        let events = events(ops);
         let entries = events.len() + 1;
         let mut s = Search {
             ops,
@@ -555,45 +568,56 @@ impl<'a> Search<'a> {
             observed_fresh: false,
             frontier: None,
         };
+        s.place(&events);
+        s.find_rivals();
+        s.link_infos();
+        s.observed = vec![false; s.values.len()];
+        s
+    }
+
+    /// Puts the call and return events in the entry list, in history order.
+    fn place(&mut self, events: &[(usize, bool, u32)]) {
         for (e, &(pos, is_return, op)) in events.iter().enumerate() {
             let e = e + 1;
-            s.entry_op[e] = op;
-            s.entry_is_return[e] = is_return;
-            s.entry_pos[e] = pos;
+            self.entry_op[e] = op;
+            self.entry_is_return[e] = is_return;
+            self.entry_pos[e] = pos;
             if is_return {
-                s.return_entry[op as usize] = e as u32;
-                s.remaining += 1;
+                self.return_entry[op as usize] = e as u32;
+                self.remaining += 1;
             } else {
-                s.call_entry[op as usize] = e as u32;
+                self.call_entry[op as usize] = e as u32;
             }
         }
-        s.find_rivals();
+    }
 
-        let mut infos: Vec<u32> = (0..n as u32)
+    /// Links the indefinite writes and cas by invocation, each to the previous one of the
+    /// same kind and value.
+    fn link_infos(&mut self) {
+        let ops = self.ops;
+        let mut infos: Vec<u32> = (0..ops.len() as u32)
             .filter(|&i| {
                 let i = i as usize;
-                !ops[i].definite() && !matches!(s.kinds[i], Kind::Read(_))
+                !ops[i].definite() && !matches!(self.kinds[i], Kind::Read(_))
             })
             .collect();
         infos.sort_by_key(|&i| (ops[i as usize].invoke.pos, i));
         let mut last_same: HashMap<Kind, (u32, u32)> = HashMap::new();
         for &i in &infos {
-            s.info_node[i as usize] = s.info_node_op.len() as u32;
-            s.info_node_op.push(i);
+            self.info_node[i as usize] = self.info_node_op.len() as u32;
+            self.info_node_op.push(i);
             let effects = last_same.len() as u32;
             let (effect, prev) = last_same
-                .entry(s.kinds[i as usize])
+                .entry(self.kinds[i as usize])
                 .or_insert((effects, END));
-            s.effect[i as usize] = *effect;
-            s.prev_same[i as usize] = std::mem::replace(prev, i);
+            self.effect[i as usize] = *effect;
+            self.prev_same[i as usize] = std::mem::replace(prev, i);
         }
-        let nodes = s.info_node_op.len() as u32;
-        s.info_next = (1..=nodes)
+        let nodes = self.info_node_op.len() as u32;
+        self.info_next = (1..=nodes)
             .map(|x| if x == nodes { END } else { x })
             .collect();
-        s.info_prev = (0..nodes).map(|x| x.wrapping_sub(1)).collect();
-        s.observed = vec![false; s.values.len()];
-        s
+        self.info_prev = (0..nodes).map(|x| x.wrapping_sub(1)).collect();
     }
 
     fn find_rivals(&mut self) {

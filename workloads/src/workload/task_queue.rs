@@ -155,6 +155,37 @@ pub struct TaskQueue {
     audit: Audit,
 }
 
+/// A consumer's poll completed: it holds what it was handed (returned as (id, attempt),
+/// for the tasks' attempt counts), notes an empty queue, and pauses when it holds nothing.
+fn polled(c: &mut Consumer, done: &Op, now: u64) -> Vec<(i64, i64)> {
+    let deliveries = match done.op_type {
+        OpType::Ok => done.value.elements().unwrap_or_default(),
+        _ => &[],
+    };
+    let mut handed = Vec::new();
+    for d in deliveries {
+        let id = d.get("id").and_then(Edn::as_i64);
+        let attempt = d.get("attempt").and_then(Edn::as_i64);
+        if let (Some(id), Some(attempt)) = (id, attempt) {
+            c.held.push_back(Held {
+                id,
+                attempt,
+                started: false,
+            });
+            handed.push((id, attempt));
+        }
+    }
+    if done.op_type == OpType::Ok && deliveries.is_empty() {
+        c.empty_since.get_or_insert(now);
+    } else if done.op_type == OpType::Ok {
+        c.empty_since = None;
+    }
+    if c.held.is_empty() {
+        c.poll_after = now + POLL_PAUSE_MS;
+    }
+    handed
+}
+
 impl TaskQueue {
     /// A queue workload for one node and one worker, until [`Workload::begin`] gives the
     /// run's shape.
@@ -380,32 +411,7 @@ impl TaskQueue {
             }
         };
         match op.f {
-            "poll" => {
-                let deliveries = match done.op_type {
-                    OpType::Ok => done.value.elements().unwrap_or_default(),
-                    _ => &[],
-                };
-                for d in deliveries {
-                    let id = d.get("id").and_then(Edn::as_i64);
-                    let attempt = d.get("attempt").and_then(Edn::as_i64);
-                    if let (Some(id), Some(attempt)) = (id, attempt) {
-                        c.held.push_back(Held {
-                            id,
-                            attempt,
-                            started: false,
-                        });
-                        exhausted.push((id, attempt));
-                    }
-                }
-                if done.op_type == OpType::Ok && deliveries.is_empty() {
-                    c.empty_since.get_or_insert(now);
-                } else if done.op_type == OpType::Ok {
-                    c.empty_since = None;
-                }
-                if c.held.is_empty() {
-                    c.poll_after = now + POLL_PAUSE_MS;
-                }
-            }
+            "poll" => exhausted = polled(c, done, now),
             "start" => {
                 if let Some(h) = c
                     .held
