@@ -32,7 +32,6 @@ use std::time::Instant;
 
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
-use tokio::signal::unix::{signal, Signal, SignalKind};
 use tokio::sync::mpsc;
 
 use super::faketime::Clocks;
@@ -42,7 +41,7 @@ use crate::analysis::Problems;
 use crate::console::Console;
 use crate::history::History;
 use crate::journal::Journal;
-use crate::nemesis::{Config as NemesisConfig, Planner};
+use crate::nemesis::Config as NemesisConfig;
 use crate::net::{Addr, Nanos, Network, ServiceId};
 use crate::services::Services;
 use crate::workload::{Cluster, GenOp, Workload};
@@ -159,10 +158,8 @@ pub struct Engine {
     services: Services,
     nodes: Vec<NodeProcess>,
     spawner: Spawner,
-    /// Nodes killed by the nemesis and not restarted yet.
-    down: Vec<bool>,
-    /// Nodes stopped with SIGSTOP.
-    paused: Vec<bool>,
+    /// The nemesis and the faults in force.
+    faults: faults::Faults,
     pub clocks: Option<Clocks>,
     pub journal: Journal,
     names: Vec<String>,
@@ -175,10 +172,6 @@ pub struct Engine {
     pub history: History,
     settings: Settings,
     gen_rng: StdRng,
-    nemesis_rng: Option<StdRng>,
-    planner: Option<Planner>,
-    /// The partition in force, in words for the progress line.
-    partition: Option<String>,
     /// The progress line's schedule, from the main phase on.
     progress: Option<Progress>,
     phase: Phase,
@@ -187,8 +180,7 @@ pub struct Engine {
     setup_results: Vec<Option<Result<(), String>>>,
     pub problems: Problems,
     shutting_down: bool,
-    sigint: Option<Signal>,
-    sigterm: Option<Signal>,
+    signals: phases::Signals,
 }
 
 impl std::fmt::Debug for Engine {
@@ -241,8 +233,7 @@ impl Engine {
             services: Services::new(rngs.services),
             nodes,
             spawner,
-            down: vec![false; n],
-            paused: vec![false; n],
+            faults: faults::Faults::new(n, rngs.nemesis),
             clocks,
             journal: Journal::default(),
             names,
@@ -255,9 +246,6 @@ impl Engine {
             history: History::default(),
             settings,
             gen_rng: rngs.generator,
-            nemesis_rng: Some(rngs.nemesis),
-            planner: None,
-            partition: None,
             progress: None,
             phase: Phase::Setup,
             next_op_at: 0,
@@ -265,8 +253,7 @@ impl Engine {
             setup_results: vec![None; n],
             problems: Problems::default(),
             shutting_down: false,
-            sigint: signal(SignalKind::interrupt()).ok(),
-            sigterm: signal(SignalKind::terminate()).ok(),
+            signals: phases::Signals::new(),
         }
     }
 

@@ -3,6 +3,7 @@
 //! clock files. Each action is recorded as Maelstrom records a partition: two `:info` ops of
 //! the nemesis process, the first with what was asked, the second with what happened.
 
+use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
 use super::{Engine, Role, INIT_TIMEOUT};
@@ -12,8 +13,34 @@ use crate::engine::progress;
 use crate::history::{Op, OpType, Process};
 use crate::nemesis::clock::ClockChange;
 use crate::nemesis::partition::Grudge;
-use crate::nemesis::{Action, Lossy};
+use crate::nemesis::{Action, Lossy, Planner};
 use crate::net::Nanos;
+
+/// What the engine knows of the nemesis and the faults in force.
+#[derive(Debug)]
+pub(super) struct Faults {
+    /// Its random source, until the main phase makes the planner.
+    pub nemesis_rng: Option<StdRng>,
+    pub planner: Option<Planner>,
+    /// The partition in force, in words for the progress line.
+    pub partition: Option<String>,
+    /// Nodes killed by the nemesis and not restarted yet.
+    pub down: Vec<bool>,
+    /// Nodes stopped with SIGSTOP.
+    pub paused: Vec<bool>,
+}
+
+impl Faults {
+    pub fn new(nodes: usize, rng: StdRng) -> Self {
+        Faults {
+            nemesis_rng: Some(rng),
+            planner: None,
+            partition: None,
+            down: vec![false; nodes],
+            paused: vec![false; nodes],
+        }
+    }
+}
 
 impl Engine {
     /// Performs one action and records it.
@@ -33,7 +60,12 @@ impl Engine {
 
     /// Stops every fault that is on.
     pub(super) fn heal(&mut self, now: Nanos) {
-        let actions = self.planner.as_mut().map(|p| p.heal()).unwrap_or_default();
+        let actions = self
+            .faults
+            .planner
+            .as_mut()
+            .map(|p| p.heal())
+            .unwrap_or_default();
         for action in actions {
             self.nemesis(now, action);
         }
@@ -66,17 +98,19 @@ impl Engine {
             Action::Partition { grudge, shape } => {
                 self.net.partition(&grudge);
                 let words = progress::partition_words(&self.names, &grudge, shape.keyword());
-                self.partition = Some(words);
+                self.faults.partition = Some(words);
                 isolated(&self.names, &grudge)
             }
             Action::Heal => {
                 self.net.heal();
-                self.partition = None;
+                self.faults.partition = None;
                 Edn::kw("network-healed")
             }
             Action::Kill { nodes, .. } => self.kill(nodes),
             Action::Restart => {
-                let down: Vec<usize> = (0..self.names.len()).filter(|&i| self.down[i]).collect();
+                let down: Vec<usize> = (0..self.names.len())
+                    .filter(|&i| self.faults.down[i])
+                    .collect();
                 let done = down
                     .into_iter()
                     .map(|i| (i, self.restart(now, i)))
@@ -105,10 +139,10 @@ impl Engine {
     fn kill(&mut self, nodes: Vec<u32>) -> Edn {
         let mut done = Vec::new();
         for i in nodes.into_iter().map(|i| i as usize) {
-            if !self.down[i] {
+            if !self.faults.down[i] {
                 self.nodes[i].signal(signals::SIGKILL);
-                self.down[i] = true;
-                self.paused[i] = false;
+                self.faults.down[i] = true;
+                self.faults.paused[i] = false;
                 done.push((i, Edn::kw("killed")));
             }
         }
@@ -119,9 +153,9 @@ impl Engine {
     fn pause(&mut self, nodes: Vec<u32>) -> Edn {
         let mut done = Vec::new();
         for i in nodes.into_iter().map(|i| i as usize) {
-            if !self.down[i] && !self.paused[i] {
+            if !self.faults.down[i] && !self.faults.paused[i] {
                 self.nodes[i].signal(signals::SIGSTOP);
-                self.paused[i] = true;
+                self.faults.paused[i] = true;
                 done.push((i, Edn::kw("paused")));
             }
         }
@@ -132,9 +166,9 @@ impl Engine {
     fn resume(&mut self) -> Edn {
         let mut done = Vec::new();
         for i in 0..self.names.len() {
-            if self.paused[i] {
+            if self.faults.paused[i] {
                 self.nodes[i].signal(signals::SIGCONT);
-                self.paused[i] = false;
+                self.faults.paused[i] = false;
                 done.push((i, Edn::kw("resumed")));
             }
         }
@@ -161,7 +195,7 @@ impl Engine {
         match self.spawner.spawn(i as u32, generation) {
             Ok(process) => {
                 self.nodes[i] = process;
-                self.down[i] = false;
+                self.faults.down[i] = false;
                 let client = self.open_client(Role::Reinit(i));
                 let mut body = Map::new();
                 body.insert("type".into(), "init".into());

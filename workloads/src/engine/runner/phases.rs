@@ -6,7 +6,7 @@
 use std::time::Duration;
 
 use serde_json::{Map, Value};
-use tokio::signal::unix::Signal;
+use tokio::signal::unix::{signal, Signal, SignalKind};
 
 use super::{
     Engine, Phase, Role, RunError, Worker, CLIENT_TIMEOUT, FINAL_LIMIT, INIT_TIMEOUT, RECOVERY, SEC,
@@ -16,6 +16,21 @@ use crate::engine::process::{tail_text, NodeEvent};
 use crate::engine::progress::Progress;
 use crate::nemesis::Planner;
 use crate::net::Nanos;
+
+/// SIGINT and SIGTERM, which end a run (with its history written).
+pub(super) struct Signals {
+    pub int: Option<Signal>,
+    pub term: Option<Signal>,
+}
+
+impl Signals {
+    pub fn new() -> Self {
+        Signals {
+            int: signal(SignalKind::interrupt()).ok(),
+            term: signal(SignalKind::terminate()).ok(),
+        }
+    }
+}
 
 impl Engine {
     /// Runs every phase. History and counters stay readable afterwards, also on error.
@@ -109,9 +124,11 @@ impl Engine {
         let end = now + self.settings.time_limit;
         self.phase = Phase::Main { end };
         self.next_op_at = now;
-        if let (Some(config), Some(rng)) = (self.settings.nemesis.clone(), self.nemesis_rng.take())
-        {
-            self.planner = Some(Planner::new(config, now, rng));
+        if let (Some(config), Some(rng)) = (
+            self.settings.nemesis.clone(),
+            self.faults.nemesis_rng.take(),
+        ) {
+            self.faults.planner = Some(Planner::new(config, now, rng));
         }
         self.log(
             "runner",
@@ -127,7 +144,7 @@ impl Engine {
         self.pump(Some(end), move |e| e.now() >= end).await?;
         // Heal before waiting for the last replies, so that no request outlives the run
         // only because its node is still paused, killed or cut off.
-        if self.planner.is_some() {
+        if self.faults.planner.is_some() {
             self.log("runner", "Healing cluster");
             self.heal(self.now());
         }
@@ -208,8 +225,8 @@ impl Engine {
             let event = tokio::select! {
                 ev = self.events.recv() => ev,
                 _ = tokio::time::sleep(sleep_for) => None,
-                _ = recv_signal(&mut self.sigint) => return Err(RunError::Interrupted("SIGINT")),
-                _ = recv_signal(&mut self.sigterm) => return Err(RunError::Interrupted("SIGTERM")),
+                _ = recv_signal(&mut self.signals.int) => return Err(RunError::Interrupted("SIGINT")),
+                _ = recv_signal(&mut self.signals.term) => return Err(RunError::Interrupted("SIGTERM")),
             };
             if let Some(ev) = event {
                 self.handle_event(ev).await?;
@@ -240,7 +257,7 @@ impl Engine {
                 if self.settings.rate > 0.0 && self.free_worker().is_some() {
                     wake = wake.min(self.next_op_at);
                 }
-                if let Some(p) = &self.planner {
+                if let Some(p) = &self.faults.planner {
                     wake = wake.min(p.next_at());
                 }
             }
@@ -276,7 +293,10 @@ impl Engine {
                 status,
             } => {
                 let n = node as usize;
-                if self.shutting_down || self.down[n] || generation != self.nodes[n].generation {
+                if self.shutting_down
+                    || self.faults.down[n]
+                    || generation != self.nodes[n].generation
+                {
                     // A node the nemesis killed, or its predecessor.
                     return Ok(());
                 }
@@ -301,7 +321,7 @@ impl Engine {
         match self.phase {
             Phase::Main { end } if now < end => {
                 let n = self.names.len() as u32;
-                let action = self.planner.as_mut().and_then(|p| p.poll(now, n));
+                let action = self.faults.planner.as_mut().and_then(|p| p.poll(now, n));
                 if let Some(action) = action {
                     self.nemesis(now, action);
                 }
@@ -323,9 +343,9 @@ impl Engine {
     /// running after the grace period. Also called after errors.
     pub async fn shut_down(&mut self) {
         self.shutting_down = true;
-        let mut running: Vec<bool> = self.down.iter().map(|d| !d).collect();
+        let mut running: Vec<bool> = self.faults.down.iter().map(|d| !d).collect();
         for (i, n) in self.nodes.iter_mut().enumerate() {
-            if self.paused[i] {
+            if self.faults.paused[i] {
                 n.signal(libc::SIGCONT);
             }
             n.close_stdin();
@@ -334,7 +354,7 @@ impl Engine {
         for signal in [None, Some(libc::SIGTERM), Some(libc::SIGKILL)] {
             if let Some(sig) = signal {
                 for (i, n) in self.nodes.iter().enumerate() {
-                    if running[i] || (sig == libc::SIGKILL && !self.down[i]) {
+                    if running[i] || (sig == libc::SIGKILL && !self.faults.down[i]) {
                         n.signal(sig);
                     }
                 }

@@ -29,13 +29,24 @@ impl Engine {
 
     /// The faults in force, in words: `partition {n0} | {n1 n2}`, `killed n1`, `lossy`…
     pub(super) fn faults_in_force(&self) -> Vec<String> {
-        let active = |kind| self.planner.as_ref().is_some_and(|p| p.is_active(kind));
+        let active = |kind| {
+            self.faults
+                .planner
+                .as_ref()
+                .is_some_and(|p| p.is_active(kind))
+        };
         let on: Vec<Kind> = [Kind::Lossy, Kind::Clock]
             .into_iter()
             .filter(|k| active(*k))
             .collect();
-        let partition = self.partition.as_deref();
-        describe_faults(partition, &self.names, &self.down, &self.paused, &on)
+        let partition = self.faults.partition.as_deref();
+        describe_faults(
+            partition,
+            &self.names,
+            &self.faults.down,
+            &self.faults.paused,
+            &on,
+        )
     }
 }
 

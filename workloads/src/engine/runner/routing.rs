@@ -127,7 +127,7 @@ impl Engine {
             self.log_message("recv", packet.src, packet.dest, &packet.body);
         }
         if let Addr::Node(i) = packet.dest {
-            if self.down[i as usize] {
+            if self.faults.down[i as usize] {
                 // A killed process reads nothing: what reaches it is lost.
                 self.problems.lost_to_dead_nodes += 1;
                 return;
