@@ -46,7 +46,6 @@
 pub mod driver;
 pub mod error;
 pub mod hash;
-pub mod kv;
 pub mod message;
 pub mod node;
 pub mod node_dir;
@@ -58,7 +57,6 @@ pub mod storage;
 pub use driver::{drive, run};
 pub use error::{ErrorBody, ErrorCode};
 pub use hash::stable_hash;
-pub use kv::{Kv, KvError, KvRequest, Service};
 pub use message::{Body, Message, ParseError, RawMessage, ReplyTo};
 pub use node::{Command, Context, InitError, Node, Outbox, Payload, Requester, RpcError, TimerId};
 pub use runtime::{Now, Output, Runtime};

@@ -13,7 +13,6 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 
 use crate::error::{ErrorBody, ErrorCode};
-use crate::kv::KvRequest;
 use crate::message::{Message, RawMessage, ReplyTo};
 use crate::storage::Storage;
 
@@ -79,7 +78,7 @@ pub trait Node: Sized {
 
     fn on_timer(&mut self, _ctx: &Context, _timer: Self::Timer, _out: &mut Outbox<Self>) {}
 
-    /// The outcome of an RPC made with [`Outbox::rpc`] or a KV client: the reply, an
+    /// The outcome of an RPC made with [`Outbox::rpc`]: the reply, an
     /// `error` reply, or a timeout. Exactly one outcome arrives per call.
     fn on_reply(
         &mut self,
@@ -147,7 +146,6 @@ pub struct TimerId(pub u64);
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload<M> {
     Msg(M),
-    Kv(KvRequest),
     Error(ErrorBody),
     /// Any JSON object with a `type`, for bodies outside the node's own enum.
     Value(serde_json::Value),
@@ -163,7 +161,6 @@ impl<M: Serialize> Serialize for Payload<M> {
         }
         match self {
             Payload::Msg(msg) => msg.serialize(serializer),
-            Payload::Kv(req) => req.serialize(serializer),
             Payload::Error(error) => Tagged { error }.serialize(serializer),
             Payload::Value(value) => value.serialize(serializer),
         }

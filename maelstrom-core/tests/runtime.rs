@@ -5,8 +5,8 @@ use std::time::{Duration, UNIX_EPOCH};
 
 use maelstrom_core::node_dir::{NodeDirs, RunId};
 use maelstrom_core::{
-    kv, Context, DirStorage, InitError, Kv, MemStorage, Message, Node, Now, Outbox, Output,
-    RawMessage, RpcError, Runtime, Storage, TimerId,
+    Context, DirStorage, InitError, MemStorage, Message, Node, Now, Outbox, Output, RawMessage,
+    RpcError, Runtime, Storage, TimerId,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
@@ -28,6 +28,10 @@ enum Msg {
     },
     Fetched {
         outcome: String,
+    },
+    /// lin-kv's read, as the probe sends it.
+    Read {
+        key: String,
     },
     Arm {
         ms: u64,
@@ -72,9 +76,8 @@ impl Node for Probe {
             Msg::Echo { echo } => out.reply(&from, Msg::EchoOk { echo }),
             Msg::Boom => panic!("boom requested by {}", from.src),
             Msg::Fetch { key, report } => {
-                Kv::lin()
-                    .with_timeout(Duration::from_millis(100))
-                    .read(out, key, report);
+                let read = Msg::Read { key };
+                out.rpc("lin-kv", read, Duration::from_millis(100), report);
             }
             Msg::Arm { ms, label } => {
                 self.last_timer = Some(out.set_timer(Duration::from_millis(ms), (from.src, label)));
@@ -94,6 +97,7 @@ impl Node for Probe {
             }
             Msg::EchoOk { .. }
             | Msg::Fetched { .. }
+            | Msg::Read { .. }
             | Msg::Fired { .. }
             | Msg::Remembered
             | Msg::Jotted => {
@@ -113,9 +117,13 @@ impl Node for Probe {
         reply: Result<RawMessage, RpcError>,
         out: &mut Outbox<Self>,
     ) {
-        let outcome = match kv::read_value(reply) {
-            Ok(value) => format!("value {value}"),
-            Err(err) => format!("error {err}"),
+        let outcome = match reply {
+            Ok(msg) => {
+                let body: Value = serde_json::from_str(msg.body_json()).unwrap_or_default();
+                format!("{} {}", msg.kind, body["value"])
+            }
+            Err(RpcError::Timeout) => "timed out".to_string(),
+            Err(RpcError::Remote(e)) => format!("error {}", e.text.unwrap_or_default()),
         };
         out.send(report, Msg::Fetched { outcome });
     }
@@ -363,7 +371,7 @@ fn rpc_replies_reach_on_reply_with_their_call_tag() {
         r#"{"src":"lin-kv","dest":"n1","body":{"type":"read_ok","value":42,"in_reply_to":2}}"#,
     );
     assert_eq!(out[0]["dest"], "c9");
-    assert_eq!(out[0]["body"]["outcome"], "value 42");
+    assert_eq!(out[0]["body"]["outcome"], "read_ok 42");
     // The deadline passed long ago by the time it is checked: no second outcome.
     assert!(h.advance(1_000).is_empty());
 }
@@ -391,7 +399,7 @@ fn an_unanswered_rpc_times_out_exactly_once() {
     assert_eq!(h.runtime.next_deadline(), Some(Duration::from_millis(100)));
     assert!(h.advance(99).is_empty());
     let out = h.advance(1);
-    assert_eq!(out[0]["body"]["outcome"], "error KV request timed out");
+    assert_eq!(out[0]["body"]["outcome"], "timed out");
     assert!(h.advance(1_000).is_empty());
     // A reply that turns up after the timeout is not a reply to anything pending; it is
     // not a known type, and being a reply it is not answered either.

@@ -11,17 +11,56 @@
 use std::path::Path;
 
 use crate::checker;
-use crate::cli::{self, AnalyzeArgs, Availability};
+use crate::checker::availability::Availability;
 use crate::edn::Edn;
-use crate::engine::runner::Problems;
 use crate::history::History;
 use crate::net::{Counters, Network};
 use crate::store::RunInfo;
 use crate::workload::{self, RunFacts, Workload};
 
+/// Exit status for a valid run.
+pub const EXIT_VALID: i32 = 0;
+/// Exit status for an invalid run: a checker found an anomaly.
+pub const EXIT_INVALID: i32 = 1;
+/// Exit status when validity is unknown, or the run crashed (Maelstrom uses 255 for the
+/// latter; one status for "no verdict" is simpler to script against).
+pub const EXIT_UNKNOWN: i32 = 2;
+/// Exit status for bad arguments, the same as Maelstrom's.
+pub const EXIT_BAD_ARGS: i32 = 254;
+
 pub const VALID_LINE: &str = "Everything looks good! ヽ(‘ー`)ノ";
 pub const INVALID_LINE: &str = "Analysis invalid! (ﾉಥ益ಥ）ﾉ ┻━┻";
 pub const UNKNOWN_LINE: &str = "Errors occurred during analysis, but no anomalies found. ಠ~ಠ";
+
+/// Problem lines quoted in the results.
+const EXAMPLES: usize = 10;
+
+/// Lines from nodes that were not messages, or went nowhere.
+#[derive(Debug, Default, Clone)]
+pub struct Problems {
+    pub not_json: u64,
+    pub malformed: u64,
+    pub unknown_dest: u64,
+    pub unknown_src: u64,
+    pub examples: Vec<String>,
+    /// Messages that arrived while their destination node was killed.
+    pub lost_to_dead_nodes: u64,
+    /// Restarted nodes that did not answer `init` with `init_ok`.
+    pub failed_restarts: u64,
+}
+
+impl Problems {
+    pub fn total(&self) -> u64 {
+        self.not_json + self.malformed + self.unknown_dest + self.unknown_src
+    }
+
+    /// Keeps `example` if fewer than a few are kept.
+    pub fn note(&mut self, example: String) {
+        if self.examples.len() < EXAMPLES {
+            self.examples.push(example);
+        }
+    }
+}
 
 /// The `:harness` section.
 pub fn harness_section(seed: u64, problems: &Problems, net: &Network) -> Edn {
@@ -107,7 +146,7 @@ pub fn results(
         ("stats", checker::stats::check(history)),
         (
             "availability",
-            checker::availability::check(history, availability_req(availability)),
+            checker::availability::check(history, availability.required()),
         ),
         ("net", checker::net::check(history, &net_stats(net))),
         ("workload", workload.check(history, facts)),
@@ -117,14 +156,6 @@ pub fn results(
     }
     parts.push(("harness", sections.harness));
     checker::compose(parts)
-}
-
-fn availability_req(a: Availability) -> Option<f64> {
-    match a {
-        Availability::Unchecked => None,
-        Availability::Total => Some(1.0),
-        Availability::Fraction(x) => Some(x),
-    }
 }
 
 /// Results of a run that ended without a verdict (crash, init failure, interrupt).
@@ -139,15 +170,15 @@ pub fn crashed(error: &str, harness: Edn) -> Edn {
 /// Maelstrom's closing line and our exit status for a results map.
 pub fn verdict(results: &Edn) -> (&'static str, i32) {
     match results.get("valid?") {
-        Some(Edn::Bool(true)) => (VALID_LINE, cli::EXIT_VALID),
-        Some(Edn::Bool(false)) => (INVALID_LINE, cli::EXIT_INVALID),
-        _ => (UNKNOWN_LINE, cli::EXIT_UNKNOWN),
+        Some(Edn::Bool(true)) => (VALID_LINE, EXIT_VALID),
+        Some(Edn::Bool(false)) => (INVALID_LINE, EXIT_INVALID),
+        _ => (UNKNOWN_LINE, EXIT_UNKNOWN),
     }
 }
 
 /// `workloads analyze`: re-checks `<test>/history.edn` with the workload's checkers.
-pub fn analyze(args: &AnalyzeArgs) -> i32 {
-    match analyze_dir(&args.test, args.workload.as_deref(), args.availability) {
+pub fn analyze(test: &Path, workload: Option<&str>, availability: Availability) -> i32 {
+    match analyze_dir(test, workload, availability) {
         Ok((results, status)) => {
             println!(
                 "{}\n\n{}",
@@ -158,7 +189,7 @@ pub fn analyze(args: &AnalyzeArgs) -> i32 {
         }
         Err(why) => {
             eprintln!("workloads analyze: {why}");
-            cli::EXIT_UNKNOWN
+            EXIT_UNKNOWN
         }
     }
 }
@@ -197,7 +228,7 @@ fn analyze_dir(
         ("stats", checker::stats::check(&history)),
         (
             "availability",
-            checker::availability::check(&history, availability_req(availability)),
+            checker::availability::check(&history, availability.required()),
         ),
     ];
     if let Some(net) = net {

@@ -1,36 +1,25 @@
 //! The command line: Maelstrom's `test` options under the same names, meanings and defaults,
 //! plus `--seed`, and an `analyze` subcommand.
 //!
-//! Parsing only turns strings into typed options; whether a combination makes sense (a
-//! workload we support, a node binary that exists) is decided by [`crate::engine`], so that
-//! every refusal, from clap or from us, leaves with Maelstrom's bad-arguments status.
+//! Parsing only turns strings into typed options, and those are defined where they are used
+//! (the engine's [`TestOptions`], the nemesis's kinds and shapes, the network's latency
+//! distribution): the command line sits above the engine, never under the model. Whether a
+//! combination makes sense (a workload we support, a node binary that exists) is decided by
+//! [`crate::engine`], so that every refusal, from clap or from us, leaves with Maelstrom's
+//! bad-arguments status.
 
-use std::collections::BTreeSet;
-use std::fmt;
 use std::path::PathBuf;
-use std::str::FromStr;
 
-use clap::{Args, Parser, Subcommand, ValueEnum};
+use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
+use clap::{Args, Parser, Subcommand};
 
+use crate::checker::availability::Availability;
+use crate::engine::options::{Concurrency, TestOptions};
 use crate::nemesis::partition::Shape;
 use crate::nemesis::Kind;
-
-/// Exit status for a valid run.
-pub const EXIT_VALID: i32 = 0;
-/// Exit status for an invalid run: a checker found an anomaly.
-pub const EXIT_INVALID: i32 = 1;
-/// Exit status when validity is unknown, or the run crashed (Maelstrom uses 255 for the
-/// latter; one status for "no verdict" is simpler to script against).
-pub const EXIT_UNKNOWN: i32 = 2;
-/// Exit status for bad arguments, the same as Maelstrom's.
-pub const EXIT_BAD_ARGS: i32 = 254;
-
-/// The shortest `--nemesis-interval` accepted, in seconds. Faults that change faster than
-/// every 100 ms outpace what they are meant to test: a killed node takes tens of
-/// milliseconds to restart and answer `init`, a request round trip under `--latency` takes
-/// as long, and Maelstrom's own schedules are seconds apart. Below it a run mostly measures
-/// the harness (an interval of 0 made thousands of partitions in a few seconds).
-pub const MIN_NEMESIS_INTERVAL_S: f64 = 0.1;
+use crate::net::LatencyDist;
+use crate::scenario::Listing;
+use crate::topology::Topology;
 
 const AFTER_HELP: &str = "\
 Exit status: 0 valid, 1 invalid (an anomaly was found), 2 unknown validity, a node crash, an \
@@ -124,7 +113,7 @@ pub struct TestArgs {
     pub latency: u64,
 
     /// How latencies are drawn around --latency.
-    #[arg(long, value_enum, default_value_t = LatencyDist::Constant)]
+    #[arg(long, default_value = "constant", value_parser = latency_dist_parser())]
     pub latency_dist: LatencyDist,
 
     /// Faults to inject, comma-separated and freely combined: partition, kill (SIGKILL and
@@ -163,7 +152,7 @@ pub struct TestArgs {
     pub availability: Availability,
 
     /// Broadcast topology sent to the nodes at setup.
-    #[arg(long, value_enum, default_value_t = Topology::Grid)]
+    #[arg(long, default_value = "grid", value_parser = topology_parser())]
     pub topology: Topology,
 
     /// The working directory every node starts in, shared by all of them (created if
@@ -207,6 +196,16 @@ pub struct TestArgs {
     pub args: Vec<String>,
 }
 
+impl ScenariosArgs {
+    pub fn listing(&self) -> Listing {
+        match (self.makefile, self.ci_matrix) {
+            (true, _) => Listing::Makefile,
+            (_, true) => Listing::CiMatrix,
+            _ => Listing::Table,
+        }
+    }
+}
+
 /// Options of `workloads analyze`.
 #[derive(Debug, Clone, Args)]
 pub struct AnalyzeArgs {
@@ -226,51 +225,6 @@ pub struct AnalyzeArgs {
     /// Availability requirement, as for `test`.
     #[arg(long, value_name = "nil|total|FRACTION", default_value = "nil")]
     pub availability: Availability,
-}
-
-/// The number of client workers.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Concurrency {
-    Exactly(usize),
-    PerNode(usize),
-}
-
-impl Concurrency {
-    pub fn workers(self, node_count: usize) -> usize {
-        match self {
-            Concurrency::Exactly(n) => n,
-            Concurrency::PerNode(k) => k * node_count,
-        }
-    }
-}
-
-impl FromStr for Concurrency {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        let bad = || format!("expected an integer or Kn (like 2n), got {s:?}");
-        match s.strip_suffix('n') {
-            Some("") => Ok(Concurrency::PerNode(1)),
-            Some(k) => k.parse().map(Concurrency::PerNode).map_err(|_| bad()),
-            None => s.parse().map(Concurrency::Exactly).map_err(|_| bad()),
-        }
-    }
-}
-
-impl fmt::Display for Concurrency {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Concurrency::Exactly(n) => write!(f, "{n}"),
-            Concurrency::PerNode(k) => write!(f, "{k}n"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum LatencyDist {
-    Constant,
-    Uniform,
-    Exponential,
 }
 
 /// One `--nemesis` word: a kind, or `all` of them.
@@ -297,169 +251,61 @@ fn parse_shape(s: &str) -> Result<Shape, String> {
     })
 }
 
-/// Maelstrom's `--availability`.
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub enum Availability {
-    Unchecked,
-    Total,
-    Fraction(f64),
-}
-
-impl FromStr for Availability {
-    type Err = String;
-
-    fn from_str(s: &str) -> Result<Self, Self::Err> {
-        match s {
-            "nil" | "" => Ok(Availability::Unchecked),
-            "total" => Ok(Availability::Total),
-            _ => match s.parse::<f64>() {
-                Ok(x) if (0.0..=1.0).contains(&x) => Ok(Availability::Fraction(x)),
-                _ => Err(format!("expected nil, total or a fraction 0–1, got {s:?}")),
-            },
-        }
-    }
-}
-
-impl fmt::Display for Availability {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self {
-            Availability::Unchecked => f.write_str("nil"),
-            Availability::Total => f.write_str("total"),
-            Availability::Fraction(x) => write!(f, "{x}"),
-        }
-    }
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum Topology {
-    Grid,
-    Line,
-    #[value(alias = "tree")]
-    Tree2,
-    Tree3,
-    Tree4,
-    Total,
-}
-
-impl TestArgs {
-    /// The selected fault kinds, `all` expanded.
-    pub fn nemesis_kinds(&self) -> BTreeSet<Kind> {
-        self.nemesis
+impl From<TestArgs> for TestOptions {
+    fn from(a: TestArgs) -> Self {
+        let nemesis = a
+            .nemesis
             .iter()
             .flat_map(|c| match c {
                 NemesisChoice::One(k) => vec![*k],
                 NemesisChoice::All => Kind::ALL.to_vec(),
             })
-            .collect()
-    }
-
-    /// The partition shapes to draw from.
-    pub fn shapes(&self) -> Vec<Shape> {
-        if self.partition_shapes.is_empty() {
-            Shape::MAELSTROM.to_vec()
-        } else {
-            let set: BTreeSet<Shape> = self.partition_shapes.iter().copied().collect();
-            set.into_iter().collect()
+            .collect();
+        TestOptions {
+            workload: a.workload,
+            bin: a.bin,
+            node_count: a.node_count,
+            nodes: a.nodes,
+            time_limit: a.time_limit,
+            rate: a.rate,
+            concurrency: a.concurrency,
+            latency: a.latency,
+            latency_dist: a.latency_dist,
+            nemesis,
+            partition_shapes: a.partition_shapes,
+            lossy_rate: a.lossy_rate,
+            nemesis_interval: a.nemesis_interval,
+            availability: a.availability,
+            topology: a.topology,
+            node_dir: a.node_dir,
+            node_dir_per_node: a.node_dir_per_node,
+            log_stderr: a.log_stderr,
+            log_net_send: a.log_net_send,
+            log_net_recv: a.log_net_recv,
+            seed: a.seed,
+            expect: a.expect,
+            args: a.args,
         }
-    }
-
-    /// The options as a `workloads test` command line that replays this run with `seed`.
-    pub fn replay_command(&self, seed: u64) -> String {
-        let mut words = vec![
-            "workloads".to_string(),
-            "test".into(),
-            "-w".into(),
-            self.workload.clone(),
-            "--bin".into(),
-            self.bin.display().to_string(),
-        ];
-        if let Some(n) = self.node_count {
-            words.extend(["--node-count".into(), n.to_string()]);
-        } else if !self.nodes.is_empty() {
-            words.extend(["--nodes".into(), self.nodes.join(",")]);
-        }
-        words.extend(["--time-limit".into(), self.time_limit.to_string()]);
-        words.extend(["--rate".into(), self.rate.to_string()]);
-        words.extend(["--concurrency".into(), self.concurrency.to_string()]);
-        if self.latency != 0 || self.latency_dist != LatencyDist::Constant {
-            words.extend(["--latency".into(), self.latency.to_string()]);
-            let dist = self
-                .latency_dist
-                .to_possible_value()
-                .expect("no skipped variants");
-            words.extend(["--latency-dist".into(), dist.get_name().to_string()]);
-        }
-        let kinds = self.nemesis_kinds();
-        if !kinds.is_empty() {
-            let names: Vec<&str> = kinds.iter().map(|k| k.name()).collect();
-            words.extend(["--nemesis".into(), names.join(",")]);
-            if !self.partition_shapes.is_empty() {
-                let shapes: Vec<&str> = self.shapes().iter().map(|s| s.keyword()).collect();
-                words.extend(["--partition-shapes".into(), shapes.join(",")]);
-            }
-            if kinds.contains(&Kind::Lossy) {
-                words.extend(["--lossy-rate".into(), self.lossy_rate.to_string()]);
-            }
-            words.extend([
-                "--nemesis-interval".into(),
-                self.nemesis_interval.to_string(),
-            ]);
-        }
-        if self.availability != Availability::Unchecked {
-            words.extend(["--availability".into(), self.availability.to_string()]);
-        }
-        if let Some(expect) = self.expect {
-            words.extend(["--expect".into(), expect.word().into()]);
-        }
-        if self.topology != Topology::Grid {
-            let topo = self
-                .topology
-                .to_possible_value()
-                .expect("no skipped variants");
-            words.extend(["--topology".into(), topo.get_name().to_string()]);
-        }
-        if let Some(dir) = &self.node_dir {
-            words.extend(["--node-dir".into(), dir.display().to_string()]);
-        }
-        for (on, flag) in [
-            (self.node_dir_per_node, "--node-dir-per-node"),
-            (self.log_stderr, "--log-stderr"),
-            (self.log_net_send, "--log-net-send"),
-            (self.log_net_recv, "--log-net-recv"),
-        ] {
-            if on {
-                words.push(flag.into());
-            }
-        }
-        words.extend(["--seed".into(), seed.to_string()]);
-        if !self.args.is_empty() {
-            words.push("--".into());
-            words.extend(self.args.iter().cloned());
-        }
-        words
-            .iter()
-            .map(|w| shell_quote(w))
-            .collect::<Vec<_>>()
-            .join(" ")
     }
 }
 
-/// Quotes a word for a POSIX shell when it needs it.
-fn shell_quote(word: &str) -> String {
-    let plain = !word.is_empty()
-        && word
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-_./=,:+@%".contains(c));
-    if plain {
-        word.to_string()
-    } else {
-        format!("'{}'", word.replace('\'', r"'\''"))
-    }
+fn topology_parser() -> impl TypedValueParser<Value = Topology> {
+    let names = Topology::ALL.map(|t| match t {
+        Topology::Tree2 => PossibleValue::new(t.name()).alias("tree"),
+        _ => PossibleValue::new(t.name()),
+    });
+    PossibleValuesParser::new(names).map(|w| Topology::parse(&w).expect("a listed name"))
+}
+
+fn latency_dist_parser() -> impl TypedValueParser<Value = LatencyDist> {
+    let names = LatencyDist::ALL.map(|d| PossibleValue::new(d.name()));
+    PossibleValuesParser::new(names).map(|w| LatencyDist::parse(&w).expect("a listed name"))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::collections::BTreeSet;
 
     fn parse(args: &[&str]) -> TestArgs {
         let mut argv = vec!["workloads", "test"];
@@ -496,6 +342,10 @@ mod tests {
         let t = parse(&["--bin", "node", "--", "--flag", "--rate", "1"]);
         assert_eq!(t.args, vec!["--flag", "--rate", "1"]);
         assert_eq!(t.rate, 5.0, "options after -- belong to the node");
+    }
+
+    fn opts(args: &[&str]) -> TestOptions {
+        parse(args).into()
     }
 
     fn refusal(args: &[&str]) -> clap::Error {
@@ -570,8 +420,8 @@ mod tests {
         let t = parse(&["--bin", "b", "--nemesis", "partition", "--topology", "tree"]);
         assert_eq!(t.nemesis, vec![NemesisChoice::One(Kind::Partition)]);
         assert_eq!(t.topology, Topology::Tree2);
-        assert_eq!(t.shapes(), Shape::MAELSTROM.to_vec());
-        let t = parse(&[
+        assert_eq!(TestOptions::from(t).shapes(), Shape::MAELSTROM.to_vec());
+        let t = opts(&[
             "--bin",
             "b",
             "--nemesis",
@@ -582,7 +432,7 @@ mod tests {
         assert_eq!(t.nemesis_kinds(), BTreeSet::from([Kind::Kill, Kind::Pause]));
         assert_eq!(t.shapes(), vec![Shape::Majority, Shape::Bridge]);
         assert_eq!(
-            parse(&["--bin", "b", "--nemesis", "all"])
+            opts(&["--bin", "b", "--nemesis", "all"])
                 .nemesis_kinds()
                 .len(),
             5
@@ -601,7 +451,7 @@ mod tests {
             "1",
         ]);
         assert_eq!(t.nemesis_interval, 1.0, "the last value wins");
-        let line = parse(&["--bin", "b", "--nemesis", "lossy,partition"]).replay_command(1);
+        let line = opts(&["--bin", "b", "--nemesis", "lossy,partition"]).replay_command(1);
         assert!(
             line.contains("--nemesis partition,lossy --lossy-rate 0.1"),
             "{line}"
@@ -618,7 +468,7 @@ mod tests {
 
     #[test]
     fn replay_command_round_trips() {
-        let t = parse(&[
+        let t = opts(&[
             "-w",
             "echo",
             "--bin",
@@ -642,10 +492,10 @@ mod tests {
         ] {
             let mut argv = vec!["--bin", "b"];
             argv.extend_from_slice(extra);
-            let line = parse(&argv).replay_command(7);
+            let line = opts(&argv).replay_command(7);
             assert!(line.contains(want), "{line}");
         }
-        let line = parse(&["--bin", "b"]).replay_command(7);
+        let line = opts(&["--bin", "b"]).replay_command(7);
         assert!(!line.contains("--node-dir"), "{line}");
     }
 }

@@ -187,6 +187,52 @@ impl Op {
     }
 }
 
+/// What a client operation did, by Jepsen's rule: `:ok` happened, `:fail` did not, and an
+/// `:info` (a crashed or timed-out request: the process gave up waiting) or an invocation
+/// the history never completed may have taken effect, at any moment after its invocation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Ok,
+    Fail,
+    Indeterminate,
+}
+
+/// One client operation: its invocation and completion, with their positions in the
+/// history (positions, not `:index`, so that a history read without indices still orders
+/// correctly). See [`History::calls`].
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Call<'a> {
+    /// The invocation, or for an orphan the completion itself.
+    pub invoke: &'a Op,
+    pub complete: Option<&'a Op>,
+    pub invoke_pos: usize,
+    pub complete_pos: Option<usize>,
+}
+
+impl<'a> Call<'a> {
+    fn open(invoke: &'a Op, pos: usize) -> Self {
+        Call {
+            invoke,
+            complete: None,
+            invoke_pos: pos,
+            complete_pos: None,
+        }
+    }
+
+    pub fn outcome(&self) -> Outcome {
+        match self.complete.map(|c| c.op_type) {
+            Some(OpType::Ok) => Outcome::Ok,
+            Some(OpType::Fail) => Outcome::Fail,
+            _ => Outcome::Indeterminate,
+        }
+    }
+
+    /// A completion with no invocation before it: an operation seen only as it ended.
+    pub fn is_orphan(&self) -> bool {
+        self.invoke.op_type != OpType::Invoke
+    }
+}
+
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct History {
     pub ops: Vec<Op>,
@@ -257,25 +303,45 @@ impl History {
         out
     }
 
-    /// Client invocations with their completions (the next op of the same process);
-    /// `None` for an invocation still open when the history ended.
-    pub fn pairs(&self) -> Vec<(&Op, Option<&Op>)> {
+    /// Every client operation, in the order it began: each invocation with its completion
+    /// (the next op of the same process), and each completion that has no invocation before
+    /// it (a truncated history) as an orphan. This is the one pairing of the harness: the
+    /// checkers and the reports all read operations through it.
+    pub fn calls(&self) -> Vec<Call<'_>> {
         let mut open: std::collections::HashMap<Process, usize> = Default::default();
-        let mut pairs: Vec<(&Op, Option<&Op>)> = Vec::new();
-        for op in self.ops.iter().filter(|op| op.is_client()) {
-            match op.op_type {
-                OpType::Invoke => {
-                    open.insert(op.process, pairs.len());
-                    pairs.push((op, None));
-                }
-                _ => {
-                    if let Some(slot) = open.remove(&op.process) {
-                        pairs[slot].1 = Some(op);
-                    }
-                }
+        let mut calls: Vec<Call> = Vec::new();
+        for (pos, op) in self.ops.iter().enumerate() {
+            if !op.is_client() {
+                continue;
+            }
+            if op.op_type == OpType::Invoke {
+                // A process invokes again only after its last op completed; if the history
+                // says otherwise, the earlier one stays open.
+                open.insert(op.process, calls.len());
+                calls.push(Call::open(op, pos));
+            } else if let Some(slot) = open.remove(&op.process) {
+                calls[slot].complete = Some(op);
+                calls[slot].complete_pos = Some(pos);
+            } else {
+                calls.push(Call {
+                    invoke: op,
+                    complete: Some(op),
+                    invoke_pos: pos,
+                    complete_pos: Some(pos),
+                });
             }
         }
-        pairs
+        calls
+    }
+
+    /// Client invocations with their completions; `None` for an invocation still open when
+    /// the history ended. [`History::calls`] without the orphans.
+    pub fn pairs(&self) -> Vec<(&Op, Option<&Op>)> {
+        self.calls()
+            .into_iter()
+            .filter(|c| !c.is_orphan())
+            .map(|c| (c.invoke, c.complete))
+            .collect()
     }
 
     /// Client completions only.
@@ -351,11 +417,32 @@ mod tests {
         h.push(op(Process::Worker(1), OpType::Ok, "read", Edn::Int(1)));
         h.push(op(Process::Worker(0), OpType::Fail, "read", Edn::Nil));
         h.push(op(Process::Worker(2), OpType::Invoke, "read", Edn::Nil));
+        h.push(op(Process::Worker(3), OpType::Ok, "read", Edn::Nil));
+        h.push(op(Process::Worker(4), OpType::Invoke, "write", Edn::Nil));
+        h.push(op(Process::Worker(4), OpType::Info, "write", Edn::Nil));
         let pairs = h.pairs();
-        assert_eq!(pairs.len(), 3);
+        assert_eq!(pairs.len(), 4);
         assert_eq!(pairs[0].1.unwrap().index, 4);
         assert_eq!(pairs[1].1.unwrap().index, 3);
         assert!(pairs[2].1.is_none());
+        let calls = h.calls();
+        let outcomes: Vec<Outcome> = calls.iter().map(Call::outcome).collect();
+        use Outcome::*;
+        assert_eq!(outcomes, [Fail, Ok, Indeterminate, Ok, Indeterminate]);
+        assert!(calls[3].is_orphan() && calls[3].invoke_pos == 6);
+        assert_eq!((calls[2].invoke_pos, calls[2].complete_pos), (5, None));
+        assert_eq!(calls[4].complete_pos, Some(8));
+    }
+
+    #[test]
+    fn a_second_invocation_leaves_the_first_open() {
+        let mut h = History::default();
+        h.push(op(Process::Worker(0), OpType::Invoke, "write", Edn::Int(1)));
+        h.push(op(Process::Worker(0), OpType::Invoke, "write", Edn::Int(2)));
+        h.push(op(Process::Worker(0), OpType::Ok, "write", Edn::Int(2)));
+        let calls = h.calls();
+        assert_eq!(calls[0].outcome(), Outcome::Indeterminate);
+        assert_eq!(calls[1].complete_pos, Some(2));
     }
 
     #[test]

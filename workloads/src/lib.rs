@@ -7,6 +7,7 @@ pub mod cli;
 pub mod console;
 pub mod edn;
 pub mod engine;
+pub mod facts;
 pub mod history;
 pub mod journal;
 pub mod nemesis;

@@ -3,7 +3,8 @@
 //! exits with the run's status: 0 valid, 1 invalid, 2 unknown or crashed.
 
 use clap::Parser;
-use workloads::cli::{Cli, Command, EXIT_BAD_ARGS, EXIT_UNKNOWN};
+use workloads::analysis::{EXIT_BAD_ARGS, EXIT_UNKNOWN};
+use workloads::cli::{Cli, Command};
 
 fn main() {
     let cli = match Cli::try_parse() {
@@ -26,9 +27,13 @@ fn main() {
     };
     let status = runtime.block_on(async move {
         match cli.command {
-            Command::Test(args) => workloads::engine::run_test(args).await,
-            Command::Analyze(args) => workloads::analysis::analyze(&args),
-            Command::Scenarios(args) => workloads::scenario::print(&args),
+            Command::Test(args) => workloads::engine::run_test(args.into()).await,
+            Command::Analyze(args) => workloads::analysis::analyze(
+                &args.test,
+                args.workload.as_deref(),
+                args.availability,
+            ),
+            Command::Scenarios(args) => workloads::scenario::print(args.listing()),
             Command::Serve(args) => match workloads::serve::serve(&args).await {
                 Ok(()) => 0,
                 Err(e) => {

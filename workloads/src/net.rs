@@ -26,7 +26,6 @@ use std::fmt;
 use rand::rngs::StdRng;
 use rand::Rng;
 
-use crate::cli::LatencyDist;
 use crate::nemesis::Lossy;
 
 /// The least extra delay a reordered message may get.
@@ -98,6 +97,35 @@ pub struct Packet {
 pub enum SendError {
     UnknownSrc,
     UnknownDest,
+}
+
+/// The distribution of latencies around their mean (`--latency-dist`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LatencyDist {
+    Constant,
+    Uniform,
+    Exponential,
+}
+
+impl LatencyDist {
+    pub const ALL: [LatencyDist; 3] = [
+        LatencyDist::Constant,
+        LatencyDist::Uniform,
+        LatencyDist::Exponential,
+    ];
+
+    /// The option's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            LatencyDist::Constant => "constant",
+            LatencyDist::Uniform => "uniform",
+            LatencyDist::Exponential => "exponential",
+        }
+    }
+
+    pub fn parse(word: &str) -> Option<LatencyDist> {
+        Self::ALL.into_iter().find(|d| d.name() == word)
+    }
 }
 
 /// How one-way latency is drawn for node↔node and node↔service messages.

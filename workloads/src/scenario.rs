@@ -396,11 +396,19 @@ fn render(suite: &Suite, fault: &Fault, under: &Under) -> String {
     out
 }
 
+/// What `workloads scenarios` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Listing {
+    Table,
+    Makefile,
+    CiMatrix,
+}
+
 /// `workloads scenarios`: the generated files, or a table of the scenarios.
-pub fn print(args: &crate::cli::ScenariosArgs) -> i32 {
-    if args.makefile {
+pub fn print(listing: Listing) -> i32 {
+    if listing == Listing::Makefile {
         print!("{}", makefile());
-    } else if args.ci_matrix {
+    } else if listing == Listing::CiMatrix {
         println!("{}", ci_matrix());
     } else {
         println!("{:<24} {:<8} {:<10} faults", "target", "expect", "workload");

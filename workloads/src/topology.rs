@@ -1,7 +1,47 @@
 //! Broadcast topologies: for each node, the neighbours it is told about in the `topology`
 //! message. Shapes and neighbour order follow Maelstrom (grid: down, up, right, left).
 
-use crate::cli::Topology;
+/// The broadcast topology sent to the nodes at setup (`--topology`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Topology {
+    Grid,
+    Line,
+    Tree2,
+    Tree3,
+    Tree4,
+    Total,
+}
+
+impl Topology {
+    pub const ALL: [Topology; 6] = [
+        Topology::Grid,
+        Topology::Line,
+        Topology::Tree2,
+        Topology::Tree3,
+        Topology::Tree4,
+        Topology::Total,
+    ];
+
+    /// The option's word for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Topology::Grid => "grid",
+            Topology::Line => "line",
+            Topology::Tree2 => "tree2",
+            Topology::Tree3 => "tree3",
+            Topology::Tree4 => "tree4",
+            Topology::Total => "total",
+        }
+    }
+
+    /// A topology by its word; `tree` is `tree2`.
+    pub fn parse(word: &str) -> Option<Topology> {
+        match word {
+            "tree" => Some(Topology::Tree2),
+            _ => Self::ALL.into_iter().find(|t| t.name() == word),
+        }
+    }
+}
 
 /// Neighbour lists, indexed like the node list.
 pub fn neighbours(shape: Topology, n: usize) -> Vec<Vec<usize>> {
@@ -85,14 +125,7 @@ mod tests {
 
     #[test]
     fn every_shape_is_symmetric_and_connected() {
-        for shape in [
-            Topology::Grid,
-            Topology::Line,
-            Topology::Tree2,
-            Topology::Tree3,
-            Topology::Tree4,
-            Topology::Total,
-        ] {
+        for shape in Topology::ALL {
             for n in 1..30 {
                 let t = neighbours(shape, n);
                 assert!(symmetric(&t), "{shape:?} {n}");

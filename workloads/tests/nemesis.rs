@@ -8,13 +8,10 @@ use std::io::{BufRead, BufReader, Write};
 use std::process::{Command, Stdio};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use common::{example, run, test_args, Run};
+use common::{example, run, test_args};
+use workloads::engine::faketime::{self as clock, Clocks};
 use workloads::history::{History, Op, OpType, Process};
-use workloads::nemesis::clock::{self, ClockChange, Clocks};
-
-fn history(r: &Run) -> History {
-    History::from_edn_lines(&r.file("history.edn")).expect("history.edn parses")
-}
+use workloads::nemesis::clock::ClockChange;
 
 /// The nemesis's completed steps named `f`: their times in ns.
 fn steps(h: &History, f: &str) -> Vec<u64> {
@@ -109,7 +106,7 @@ fn a_killed_node_keeps_its_files() {
         ),
     );
     r.expect(0);
-    let h = history(&r);
+    let h = r.history();
     assert!(!steps(&h, "stop-kill").is_empty(), "no restart happened");
     let runs: Vec<_> = std::fs::read_dir(r.dir.join("nodes/maelstrom-node-files"))
         .unwrap()
@@ -153,7 +150,7 @@ fn a_paused_node_answers_nothing_while_paused() {
         ),
     );
     r.expect(0);
-    let h = history(&r);
+    let h = r.history();
     let pauses = intervals(&h, "pause");
     assert!(!pauses.is_empty());
     let margin = 20_000_000;
@@ -248,7 +245,7 @@ fn the_clock_nemesis_moves_clocks_and_reports_offsets() {
     let results = r.results();
     assert!(results.contains(":clock {:valid? true"), "{results}");
     assert!(results.contains(":offsets"), "{results}");
-    assert!(!steps(&history(&r), "start-clock").is_empty());
+    assert!(!steps(&r.history(), "start-clock").is_empty());
     assert!(r.dir.join("store/latest/clock.svg").is_file());
 }
 

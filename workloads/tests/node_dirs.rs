@@ -6,37 +6,12 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::Command;
 
-use common::{example, workdir};
+use common::{example, harness, latest_history, workdir};
 use maelstrom_core::node_dir::NODE_DIR_ENV;
 use workloads::edn::Edn;
-use workloads::history::{History, OpType};
-
-/// Runs the harness in `cwd` with `args` and extra environment; returns the exit status
-/// and the output.
-fn harness(cwd: &Path, args: &[&str], env: &[(&str, &Path)]) -> (i32, String) {
-    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workloads"));
-    cmd.args(args)
-        .current_dir(cwd)
-        .env_remove(NODE_DIR_ENV)
-        .stdin(Stdio::null());
-    for (k, v) in env {
-        cmd.env(k, v);
-    }
-    let out = cmd.output().unwrap();
-    let text = format!(
-        "{}{}",
-        String::from_utf8_lossy(&out.stdout),
-        String::from_utf8_lossy(&out.stderr)
-    );
-    (out.status.code().unwrap_or(-1), text)
-}
-
-fn latest_history(cwd: &Path) -> History {
-    let text = std::fs::read_to_string(cwd.join("store/latest/history.edn")).unwrap();
-    History::from_edn_lines(&text).unwrap()
-}
+use workloads::history::OpType;
 
 fn ints(value: &Edn) -> Vec<i64> {
     value

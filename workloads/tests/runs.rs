@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 mod common;
 
-use common::{example, run, test_args, workdir};
+use common::{example, harness, run, test_args, workdir};
 
 #[test]
 fn echo_is_valid_and_writes_the_store() {
@@ -871,13 +871,9 @@ fn analyze_rechecks_stored_runs_ours_and_maelstroms() {
         ),
     );
     r.expect(1);
-    let again = Command::new(env!("CARGO_BIN_EXE_workloads"))
-        .args(["analyze", "-t", "store/latest"])
-        .current_dir(&r.dir)
-        .output()
-        .unwrap();
-    assert_eq!(again.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&again.stdout).contains(":duplicated-count"));
+    let (status, said) = harness(&r.dir, &["analyze", "-t", "store/latest"], &[]);
+    assert_eq!(status, 1);
+    assert!(said.contains(":duplicated-count"));
 
     // Maelstrom's own stored runs, kept in the repository as test data.
     let reference = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/reference-runs");
@@ -888,16 +884,9 @@ fn analyze_rechecks_stored_runs_ours_and_maelstroms() {
         ("g-counter-lost-increments-invalid", "g-counter", 1),
         ("broadcast-lost-under-partition-invalid", "broadcast", 1),
     ] {
-        let out = Command::new(env!("CARGO_BIN_EXE_workloads"))
-            .args(["analyze", "-w", workload, "-t"])
-            .arg(reference.join(dir))
-            .output()
-            .unwrap();
-        assert_eq!(
-            out.status.code(),
-            Some(status),
-            "{dir}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let stored = reference.join(dir);
+        let args = ["analyze", "-w", workload, "-t", stored.to_str().unwrap()];
+        let (got, said) = harness(&r.dir, &args, &[]);
+        assert_eq!(got, status, "{dir}: {said}");
     }
 }

@@ -9,7 +9,7 @@ use std::process::Command;
 
 use common::{run, test_args, workdir};
 use workloads::edn::Edn;
-use workloads::history::{History, OpType, Process};
+use workloads::history::{OpType, Process};
 
 /// queue-node's client protocol on one node: leases, attempts, dead letters, dependencies,
 /// priorities.
@@ -144,7 +144,7 @@ fn producers_consumers_local_abandons_and_a_drain_that_ends() {
     r.expect(0);
     let took = started.elapsed().as_secs();
     assert!(took < 40, "recovery, drain and audit took {took} s");
-    let history = History::parse_edn(&r.file("history.edn")).unwrap();
+    let history = r.history();
     let ops = &history.ops;
 
     // Roles alternate by rounds of one worker per node: on one node, even workers produce
@@ -318,7 +318,7 @@ fn a_queue_that_never_empties_cannot_hold_the_run_past_the_final_limit() {
         "{}",
         r.output
     );
-    let history = History::parse_edn(&r.file("history.edn")).unwrap();
+    let history = r.history();
     let finals: Vec<_> = history.invocations().filter(|o| o.final_read).collect();
     let (first, last) = (finals[0].time_ns, finals[finals.len() - 1].time_ns);
     let limit = 60_000_000_000;

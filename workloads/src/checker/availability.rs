@@ -4,6 +4,52 @@
 use super::{float32, Validity};
 use crate::edn::Edn;
 use crate::history::{History, OpType};
+use std::fmt;
+use std::str::FromStr;
+
+/// Maelstrom's `--availability`.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Availability {
+    Unchecked,
+    Total,
+    Fraction(f64),
+}
+
+impl FromStr for Availability {
+    type Err = String;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        match s {
+            "nil" | "" => Ok(Availability::Unchecked),
+            "total" => Ok(Availability::Total),
+            _ => match s.parse::<f64>() {
+                Ok(x) if (0.0..=1.0).contains(&x) => Ok(Availability::Fraction(x)),
+                _ => Err(format!("expected nil, total or a fraction 0–1, got {s:?}")),
+            },
+        }
+    }
+}
+
+impl fmt::Display for Availability {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Availability::Unchecked => f.write_str("nil"),
+            Availability::Total => f.write_str("total"),
+            Availability::Fraction(x) => write!(f, "{x}"),
+        }
+    }
+}
+
+impl Availability {
+    /// The fraction of invocations that must succeed, if any.
+    pub fn required(self) -> Option<f64> {
+        match self {
+            Availability::Unchecked => None,
+            Availability::Total => Some(1.0),
+            Availability::Fraction(x) => Some(x),
+        }
+    }
+}
 
 pub fn check(history: &History, required: Option<f64>) -> Edn {
     let invocations = history.invocations().count();

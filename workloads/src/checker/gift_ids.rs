@@ -15,8 +15,8 @@ use std::collections::HashMap;
 
 use super::float32;
 use crate::edn::Edn;
+use crate::facts::RunFacts;
 use crate::history::{History, Op, OpType, Process};
-use crate::workload::RunFacts;
 
 const EPOCH_UNIX_MS: i64 = 1_735_689_600_000;
 const TIMESTAMP_SHIFT: u32 = 23;
@@ -119,18 +119,44 @@ fn process_of(op: &Op) -> u64 {
     }
 }
 
+/// What the acknowledged ops issued, and the counts of ops.
+#[derive(Default)]
+struct Tally<'a> {
+    issued: Vec<Issued<'a>>,
+    attempted: usize,
+    acknowledged: usize,
+    decodes: usize,
+}
+
 pub fn check(history: &History, facts: &RunFacts) -> Edn {
     let workshops = workshops(&facts.nodes);
     let mut findings = Findings::default();
-    let mut issued: Vec<Issued> = Vec::new();
-    let (mut attempted, mut acknowledged, mut decodes) = (0usize, 0usize, 0usize);
+    let tally = tally(history, facts, &mut findings);
+    let issued = &tally.issued;
+    // Duplicates across the whole run.
+    let mut counts: HashMap<i64, u64> = HashMap::new();
+    for id in issued.iter().flat_map(|i| &i.ids) {
+        *counts.entry(*id).or_default() += 1;
+    }
+    let ids_count = counts.values().sum::<u64>();
+    findings.duplicated = counts.into_iter().filter(|(_, n)| *n > 1).collect();
+    findings.duplicated.sort_unstable();
+    check_order(issued, facts.nodes.len(), &mut findings);
+    for i in issued {
+        check_fields(i, &workshops, facts, &mut findings);
+    }
+    result(&tally, ids_count, findings, facts.wall_origin_ms.is_some())
+}
+
+/// Reads every op: decodes checked, generated IDs collected with their batch checks.
+fn tally<'a>(history: &'a History, facts: &RunFacts, findings: &mut Findings) -> Tally<'a> {
+    let mut t = Tally::default();
     for (inv, done) in history.pairs() {
-        attempted += 1;
+        t.attempted += 1;
         let Some(done) = done.filter(|d| d.op_type == OpType::Ok) else {
             continue;
         };
-        acknowledged += 1;
-        let node = facts.node_of(process_of(inv));
+        t.acknowledged += 1;
         let asked = match inv.f.as_str() {
             "generate-batch" => inv.value.get("gift-type").cloned().unwrap_or(Edn::Nil),
             _ => inv.value.clone(),
@@ -143,38 +169,17 @@ pub fn check(history: &History, facts: &RunFacts) -> Edn {
                 .map(|es| es.iter().filter_map(Edn::as_i64).collect())
                 .unwrap_or_default(),
             "decode" => {
-                decodes += 1;
-                check_decode(inv, done, &mut findings);
+                t.decodes += 1;
+                check_decode(inv, done, findings);
                 continue;
             }
             _ => continue,
         };
         if inv.f == "generate-batch" {
-            let asked_count = inv.value.get("count").and_then(Edn::as_i64);
-            if asked_count != Some(ids.len() as i64) {
-                findings.mismatch(|| {
-                    Edn::map([
-                        ("problem", Edn::kw("batch-size")),
-                        ("asked", asked_count.map_or(Edn::Nil, Edn::Int)),
-                        ("got", Edn::from(ids.len())),
-                        ("op", super::op_edn(done)),
-                    ])
-                });
-            }
-            for w in ids.windows(2) {
-                if w[1] <= w[0] {
-                    findings.order(|| {
-                        Edn::map([
-                            ("problem", Edn::kw("batch-not-ascending")),
-                            ("ids", Edn::Vector(vec![Edn::Int(w[0]), Edn::Int(w[1])])),
-                            ("op", super::op_edn(done)),
-                        ])
-                    });
-                }
-            }
+            check_batch(inv, done, &ids, findings);
         }
-        issued.push(Issued {
-            node,
+        t.issued.push(Issued {
+            node: facts.node_of(process_of(inv)),
             invoked_ns: inv.time_ns,
             completed_ns: done.time_ns,
             ids,
@@ -182,52 +187,61 @@ pub fn check(history: &History, facts: &RunFacts) -> Edn {
             op: done,
         });
     }
+    t
+}
 
-    // Duplicates across the whole run.
-    let mut counts: HashMap<i64, u64> = HashMap::new();
-    for id in issued.iter().flat_map(|i| &i.ids) {
-        *counts.entry(*id).or_default() += 1;
+/// A batch has as many IDs as asked for, in ascending order.
+fn check_batch(inv: &Op, done: &Op, ids: &[i64], findings: &mut Findings) {
+    let asked_count = inv.value.get("count").and_then(Edn::as_i64);
+    if asked_count != Some(ids.len() as i64) {
+        findings.mismatch(|| {
+            Edn::map([
+                ("problem", Edn::kw("batch-size")),
+                ("asked", asked_count.map_or(Edn::Nil, Edn::Int)),
+                ("got", Edn::from(ids.len())),
+                ("op", super::op_edn(done)),
+            ])
+        });
     }
-    let ids_count = counts.values().sum::<u64>();
-    findings.duplicated = counts.into_iter().filter(|(_, n)| *n > 1).collect();
-    findings.duplicated.sort_unstable();
+    for w in ids.windows(2) {
+        if w[1] <= w[0] {
+            findings.order(|| {
+                Edn::map([
+                    ("problem", Edn::kw("batch-not-ascending")),
+                    ("ids", Edn::Vector(vec![Edn::Int(w[0]), Edn::Int(w[1])])),
+                    ("op", super::op_edn(done)),
+                ])
+            });
+        }
+    }
+}
+
+/// The checker's result map, keys in the order results.edn shows them.
+fn result(t: &Tally, ids_count: u64, findings: Findings, timestamps_checked: bool) -> Edn {
     let duplicated_count = findings.duplicated.len();
-
-    check_order(&issued, facts.nodes.len(), &mut findings);
-    let timestamps_checked = facts.wall_origin_ms.is_some();
-    for i in &issued {
-        check_fields(i, &workshops, facts, &mut findings);
-    }
-
-    let range = {
-        let all = issued.iter().flat_map(|i| &i.ids);
-        (all.clone().min().copied(), all.max().copied())
-    };
+    let all = t.issued.iter().flat_map(|i| &i.ids);
+    let range = (all.clone().min().copied(), all.max().copied());
     let valid = duplicated_count == 0 && findings.order_count == 0 && findings.mismatch_count == 0;
-    let fraction = if attempted == 0 {
+    let fraction = if t.attempted == 0 {
         1.0
     } else {
-        acknowledged as f64 / attempted as f64
+        t.acknowledged as f64 / t.attempted as f64
     };
+    let duplicated = findings
+        .duplicated
+        .iter()
+        .take(SHOWN * 4)
+        .map(|(id, n)| (Edn::Int(*id), Edn::from(*n)))
+        .collect();
     Edn::map([
         ("valid?", Edn::Bool(valid)),
-        ("attempted-count", Edn::from(attempted)),
-        ("acknowledged-count", Edn::from(acknowledged)),
+        ("attempted-count", Edn::from(t.attempted)),
+        ("acknowledged-count", Edn::from(t.acknowledged)),
         ("availability", float32(fraction)),
         ("id-count", Edn::from(ids_count)),
-        ("decode-count", Edn::from(decodes)),
+        ("decode-count", Edn::from(t.decodes)),
         ("duplicated-count", Edn::from(duplicated_count)),
-        (
-            "duplicated",
-            Edn::Map(
-                findings
-                    .duplicated
-                    .iter()
-                    .take(SHOWN * 4)
-                    .map(|(id, n)| (Edn::Int(*id), Edn::from(*n)))
-                    .collect(),
-            ),
-        ),
+        ("duplicated", Edn::Map(duplicated)),
         ("order-violation-count", Edn::from(findings.order_count)),
         ("order-violations", Edn::Vector(findings.order)),
         ("mismatch-count", Edn::from(findings.mismatch_count)),

@@ -40,7 +40,7 @@ use std::sync::Mutex;
 
 use super::{compare_values, Validity};
 use crate::edn::Edn;
-use crate::history::{History, OpType, Process};
+use crate::history::{self, History, Process};
 
 /// How long one key's search may run before the verdict becomes `:unknown`.
 pub const DEFAULT_MAX_STATES: u64 = 10_000_000;
@@ -159,7 +159,6 @@ pub struct KeyResult {
 /// not `[key v]` or whose `:f` is not read, write or cas are not register ops and are
 /// skipped.
 pub fn partition(history: &History) -> Vec<(Edn, Vec<KeyOp>)> {
-    let mut open: HashMap<Process, usize> = HashMap::new();
     let mut by_key: HashMap<String, (Edn, Vec<KeyOp>)> = HashMap::new();
     let event = |pos: usize| {
         let op = &history.ops[pos];
@@ -169,14 +168,13 @@ pub fn partition(history: &History) -> Vec<(Edn, Vec<KeyOp>)> {
             time_ns: op.time_ns,
         }
     };
-    let mut add = |invoke_pos: usize, completion: Option<usize>| {
-        let invocation = &history.ops[invoke_pos];
-        let completed = completion.map(|c| &history.ops[c]);
-        let op_type = completed.map(|c| c.op_type).unwrap_or(OpType::Info);
-        let ok = match op_type {
-            OpType::Ok => true,
-            OpType::Info | OpType::Invoke => false,
-            OpType::Fail => return,
+    // Jepsen's rule: a failed op did nothing; an indeterminate one may have taken effect.
+    let mut add = |c: &history::Call| {
+        let (invocation, completed) = (c.invoke, c.complete);
+        let ok = match c.outcome() {
+            history::Outcome::Ok => true,
+            history::Outcome::Indeterminate => false,
+            history::Outcome::Fail => return,
         };
         let Some([key, v]) = pair(&invocation.value) else {
             return;
@@ -197,8 +195,8 @@ pub fn partition(history: &History) -> Vec<(Edn, Vec<KeyOp>)> {
             process: invocation.process,
             call,
             ok,
-            invoke: event(invoke_pos),
-            complete: completion.map(event),
+            invoke: event(c.invoke_pos),
+            complete: c.complete_pos.map(event),
         };
         by_key
             .entry(key.to_compact())
@@ -206,22 +204,8 @@ pub fn partition(history: &History) -> Vec<(Edn, Vec<KeyOp>)> {
             .1
             .push(op);
     };
-    for (pos, op) in history.ops.iter().enumerate() {
-        if !op.is_client() {
-            continue;
-        }
-        if op.op_type == OpType::Invoke {
-            if let Some(previous) = open.insert(op.process, pos) {
-                add(previous, None);
-            }
-        } else if let Some(invoke_pos) = open.remove(&op.process) {
-            add(invoke_pos, Some(pos));
-        }
-    }
-    let mut still_open: Vec<usize> = open.into_values().collect();
-    still_open.sort_unstable();
-    for pos in still_open {
-        add(pos, None);
+    for call in history.calls().iter().filter(|c| !c.is_orphan()) {
+        add(call);
     }
     let mut keys: Vec<(Edn, Vec<KeyOp>)> = by_key.into_values().collect();
     keys.sort_by(|a, b| compare_values(&a.0, &b.0));
@@ -500,35 +484,48 @@ struct Search<'a> {
     frontier: Option<Frontier>,
 }
 
+/// Each op's kind with its values interned: value ids index the returned values, nil is
+/// [`NIL`].
+fn interned(ops: &[KeyOp]) -> (Vec<Kind>, Vec<Edn>) {
+    let mut ids: HashMap<String, u32> = HashMap::new();
+    let mut values = vec![Edn::Nil];
+    ids.insert(Edn::Nil.to_compact(), NIL);
+    let mut intern = |v: &Edn| {
+        *ids.entry(v.to_compact()).or_insert_with(|| {
+            values.push(v.clone());
+            (values.len() - 1) as u32
+        })
+    };
+    let kinds: Vec<Kind> = ops
+        .iter()
+        .map(|op| match &op.call {
+            Call::Read(v) => Kind::Read(intern(v)),
+            Call::Write(v) => Kind::Write(intern(v)),
+            Call::Cas(a, b) => Kind::Cas(intern(a), intern(b)),
+        })
+        .collect();
+    (kinds, values)
+}
+
+/// The call and return events of the ops that completed `:ok`, sorted by position (a
+/// call before a return at the same position).
+fn events(ops: &[KeyOp]) -> Vec<(usize, bool, u32)> {
+    let mut events: Vec<(usize, bool, u32)> = Vec::new();
+    for (i, op) in ops.iter().enumerate() {
+        if let (true, Some(complete)) = (op.ok, op.complete) {
+            events.push((op.invoke.pos, false, i as u32));
+            events.push((complete.pos.max(op.invoke.pos), true, i as u32));
+        }
+    }
+    events.sort_unstable();
+    events
+}
+
 impl<'a> Search<'a> {
     fn new(ops: &'a [KeyOp]) -> Search<'a> {
-        let mut ids: HashMap<String, u32> = HashMap::new();
-        let mut values = vec![Edn::Nil];
-        ids.insert(Edn::Nil.to_compact(), NIL);
-        let mut intern = |v: &Edn| {
-            *ids.entry(v.to_compact()).or_insert_with(|| {
-                values.push(v.clone());
-                (values.len() - 1) as u32
-            })
-        };
-        let kinds: Vec<Kind> = ops
-            .iter()
-            .map(|op| match &op.call {
-                Call::Read(v) => Kind::Read(intern(v)),
-                Call::Write(v) => Kind::Write(intern(v)),
-                Call::Cas(a, b) => Kind::Cas(intern(a), intern(b)),
-            })
-            .collect();
-
+        let (kinds, values) = interned(ops);
         let n = ops.len();
-        let mut events: Vec<(usize, bool, u32)> = Vec::new();
-        for (i, op) in ops.iter().enumerate() {
-            if let (true, Some(complete)) = (op.ok, op.complete) {
-                events.push((op.invoke.pos, false, i as u32));
-                events.push((complete.pos.max(op.invoke.pos), true, i as u32));
-            }
-        }
-        events.sort_unstable();
+        let events = events(ops);
         let entries = events.len() + 1;
         let mut s = Search {
             ops,
@@ -571,45 +568,56 @@ impl<'a> Search<'a> {
             observed_fresh: false,
             frontier: None,
         };
+        s.place(&events);
+        s.find_rivals();
+        s.link_infos();
+        s.observed = vec![false; s.values.len()];
+        s
+    }
+
+    /// Puts the call and return events in the entry list, in history order.
+    fn place(&mut self, events: &[(usize, bool, u32)]) {
         for (e, &(pos, is_return, op)) in events.iter().enumerate() {
             let e = e + 1;
-            s.entry_op[e] = op;
-            s.entry_is_return[e] = is_return;
-            s.entry_pos[e] = pos;
+            self.entry_op[e] = op;
+            self.entry_is_return[e] = is_return;
+            self.entry_pos[e] = pos;
             if is_return {
-                s.return_entry[op as usize] = e as u32;
-                s.remaining += 1;
+                self.return_entry[op as usize] = e as u32;
+                self.remaining += 1;
             } else {
-                s.call_entry[op as usize] = e as u32;
+                self.call_entry[op as usize] = e as u32;
             }
         }
-        s.find_rivals();
+    }
 
-        let mut infos: Vec<u32> = (0..n as u32)
+    /// Links the indefinite writes and cas by invocation, each to the previous one of the
+    /// same kind and value.
+    fn link_infos(&mut self) {
+        let ops = self.ops;
+        let mut infos: Vec<u32> = (0..ops.len() as u32)
             .filter(|&i| {
                 let i = i as usize;
-                !ops[i].definite() && !matches!(s.kinds[i], Kind::Read(_))
+                !ops[i].definite() && !matches!(self.kinds[i], Kind::Read(_))
             })
             .collect();
         infos.sort_by_key(|&i| (ops[i as usize].invoke.pos, i));
         let mut last_same: HashMap<Kind, (u32, u32)> = HashMap::new();
         for &i in &infos {
-            s.info_node[i as usize] = s.info_node_op.len() as u32;
-            s.info_node_op.push(i);
+            self.info_node[i as usize] = self.info_node_op.len() as u32;
+            self.info_node_op.push(i);
             let effects = last_same.len() as u32;
             let (effect, prev) = last_same
-                .entry(s.kinds[i as usize])
+                .entry(self.kinds[i as usize])
                 .or_insert((effects, END));
-            s.effect[i as usize] = *effect;
-            s.prev_same[i as usize] = std::mem::replace(prev, i);
+            self.effect[i as usize] = *effect;
+            self.prev_same[i as usize] = std::mem::replace(prev, i);
         }
-        let nodes = s.info_node_op.len() as u32;
-        s.info_next = (1..=nodes)
+        let nodes = self.info_node_op.len() as u32;
+        self.info_next = (1..=nodes)
             .map(|x| if x == nodes { END } else { x })
             .collect();
-        s.info_prev = (0..nodes).map(|x| x.wrapping_sub(1)).collect();
-        s.observed = vec![false; s.values.len()];
-        s
+        self.info_prev = (0..nodes).map(|x| x.wrapping_sub(1)).collect();
     }
 
     fn find_rivals(&mut self) {
@@ -1172,6 +1180,7 @@ mod tests {
     use super::*;
     use crate::checker::simulated_register::simulate;
     use crate::checker::tests_support::op_at;
+    use crate::history::OpType;
 
     fn n(i: i64) -> Edn {
         Edn::Int(i)

@@ -49,9 +49,15 @@ fn later<'a>(current: Option<&'a Op>, candidate: &'a Op) -> Option<&'a Op> {
     }
 }
 
-/// Checks a history whose adds have `:f add_f` and whose reads are `:f :read` returning
-/// a collection of elements.
-pub fn check(history: &History, add_f: &str) -> Edn {
+/// Elements in the order they were first added, what the reads showed of each, and the
+/// elements some single read returned more than once (with the most copies seen).
+type Scan<'a> = (
+    Vec<(String, Edn)>,
+    HashMap<String, Element<'a>>,
+    BTreeMap<String, (Edn, usize)>,
+);
+
+fn scan<'a>(history: &'a History, add_f: &str) -> Scan<'a> {
     let invocation_of: HashMap<usize, &Op> = history
         .pairs()
         .into_iter()
@@ -82,18 +88,7 @@ pub fn check(history: &History, add_f: &str) -> Edn {
             let Some(invoke) = invocation_of.get(&op.index).copied() else {
                 continue;
             };
-            let mut seen: HashMap<String, usize> = HashMap::new();
-            for item in op.value.elements().unwrap_or(&[]) {
-                *seen.entry(item.to_compact()).or_default() += 1;
-            }
-            for (key, n) in &seen {
-                if *n > 1 {
-                    let entry = duplicated
-                        .entry(key.clone())
-                        .or_insert_with(|| (Edn::parse(key).unwrap_or(Edn::Nil), 0));
-                    entry.1 = entry.1.max(*n);
-                }
-            }
+            let seen = read_counts(op, &mut duplicated);
             for (key, e) in elements.iter_mut() {
                 if seen.contains_key(key) {
                     e.known.get_or_insert(op);
@@ -104,7 +99,34 @@ pub fn check(history: &History, add_f: &str) -> Edn {
             }
         }
     }
+    (order, elements, duplicated)
+}
 
+/// How many times a read returned each element; elements returned more than once are
+/// noted in `duplicated`.
+fn read_counts(
+    read: &Op,
+    duplicated: &mut BTreeMap<String, (Edn, usize)>,
+) -> HashMap<String, usize> {
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for item in read.value.elements().unwrap_or(&[]) {
+        *seen.entry(item.to_compact()).or_default() += 1;
+    }
+    for (key, n) in &seen {
+        if *n > 1 {
+            let entry = duplicated
+                .entry(key.clone())
+                .or_insert_with(|| (Edn::parse(key).unwrap_or(Edn::Nil), 0));
+            entry.1 = entry.1.max(*n);
+        }
+    }
+    seen
+}
+
+/// Checks a history whose adds have `:f add_f` and whose reads are `:f :read` returning
+/// a collection of elements.
+pub fn check(history: &History, add_f: &str) -> Edn {
+    let (order, elements, duplicated) = scan(history, add_f);
     let judged: Vec<Judged> = order
         .iter()
         .map(|(key, value)| judge(value.clone(), &elements[key]))
@@ -126,6 +148,28 @@ pub fn check(history: &History, add_f: &str) -> Edn {
     worst.sort_by_key(|j| std::cmp::Reverse(j.stable_latency));
     worst.truncate(8);
 
+    let attempts = order.len();
+    result(
+        &stable,
+        &lost,
+        &never_read,
+        &stale,
+        &worst,
+        attempts,
+        duplicated,
+    )
+}
+
+/// The checker's result map, keys in Jepsen's order.
+fn result(
+    stable: &[&Judged],
+    lost: &[&Judged],
+    never_read: &[&Judged],
+    stale: &[&Judged],
+    worst: &[&Judged],
+    attempts: usize,
+    duplicated: BTreeMap<String, (Edn, usize)>,
+) -> Edn {
     let valid = if !lost.is_empty() {
         Validity::False
     } else if stable.is_empty() {
@@ -142,20 +186,20 @@ pub fn check(history: &History, add_f: &str) -> Edn {
         ("duplicated-count", Edn::from(duplicated.len())),
         ("valid?", valid.to_edn()),
         ("lost-count", Edn::from(lost.len())),
-        ("lost", values(&lost)),
+        ("lost", values(lost)),
         ("stable-count", Edn::from(stable.len())),
         ("stale-count", Edn::from(stale.len())),
-        ("stale", values(&stale)),
+        ("stale", values(stale)),
         ("never-read-count", Edn::from(never_read.len())),
     ];
     if let Some(q) = quantiles(stable.iter().filter_map(|j| j.stable_latency).collect()) {
         entries.push(("stable-latencies", q));
     }
-    entries.push(("attempt-count", Edn::from(order.len())));
+    entries.push(("attempt-count", Edn::from(attempts)));
     if let Some(q) = quantiles(lost.iter().filter_map(|j| j.lost_latency).collect()) {
         entries.push(("lost-latencies", q));
     }
-    entries.push(("never-read", values(&never_read)));
+    entries.push(("never-read", values(never_read)));
     entries.push((
         "duplicated",
         Edn::Map(

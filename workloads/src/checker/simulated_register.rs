@@ -9,23 +9,39 @@ use rand::{Rng, SeedableRng};
 use crate::edn::Edn;
 use crate::history::{History, Op, OpType, Process};
 
+/// One op as planned: who runs it, on which key, and whether its process crashes.
+struct Planned {
+    process: u64,
+    key: i64,
+    f: &'static str,
+    arg: Edn,
+    info: bool,
+}
+
+/// (time, tiebreak, what: 0 invoke, 1 take effect, 2 complete, op)
+type Event = (u64, u64, u8, usize);
+
 /// A linearizable lin-kv history: each op takes effect on a real register at a random
 /// instant between its invocation and completion. Indefinite ops take effect half the
 /// time; their process is replaced, as Jepsen does.
 pub fn simulate(seed: u64, ops: usize, keys: i64, concurrency: usize, info: f64) -> History {
-    struct Planned {
-        process: u64,
-        key: i64,
-        f: &'static str,
-        arg: Edn,
-        info: bool,
-    }
+    let (plans, events) = plan(seed, ops, keys, concurrency, info);
+    play(&plans, events)
+}
+
+/// The ops and their events, drawn from `seed`.
+fn plan(
+    seed: u64,
+    ops: usize,
+    keys: i64,
+    concurrency: usize,
+    info: f64,
+) -> (Vec<Planned>, Vec<Event>) {
     let mut rng = StdRng::seed_from_u64(seed);
     let mut clock = vec![0u64; concurrency];
     let mut process: Vec<u64> = (0..concurrency as u64).collect();
     let mut plans = Vec::with_capacity(ops);
-    // (time, tiebreak, what: 0 invoke, 1 take effect, 2 complete, op)
-    let mut events: Vec<(u64, u64, u8, usize)> = Vec::with_capacity(ops * 3);
+    let mut events: Vec<Event> = Vec::with_capacity(ops * 3);
     for i in 0..ops {
         let w = i % concurrency;
         let t0 = clock[w] + rng.gen_range(1..=40);
@@ -62,8 +78,13 @@ pub fn simulate(seed: u64, ops: usize, keys: i64, concurrency: usize, info: f64)
         events.push((t2, rng.gen(), 2, i));
     }
     events.sort_unstable();
+    (plans, events)
+}
+
+/// Plays the events on a register, recording invocations and completions.
+fn play(plans: &[Planned], events: Vec<Event>) -> History {
     let mut register: HashMap<i64, i64> = HashMap::new();
-    let mut result: Vec<Option<Edn>> = vec![None; ops];
+    let mut result: Vec<Option<Edn>> = vec![None; plans.len()];
     let mut h = History::default();
     for (t, _, what, i) in events {
         let p = &plans[i];
@@ -80,25 +101,7 @@ pub fn simulate(seed: u64, ops: usize, keys: i64, concurrency: usize, info: f64)
                     pair(p.arg.clone()),
                 ));
             }
-            1 => {
-                let cur = register.get(&p.key).copied();
-                result[i] = Some(match (p.f, &p.arg) {
-                    ("read", _) => cur.map_or(Edn::Nil, Edn::Int),
-                    ("write", Edn::Int(v)) => {
-                        register.insert(p.key, *v);
-                        Edn::Bool(true)
-                    }
-                    (_, arg) => {
-                        let items = arg.elements().unwrap_or(&[]);
-                        let (from, to) = (items.first().and_then(Edn::as_i64), items.get(1));
-                        let won = from.is_some() && cur == from;
-                        if let (true, Some(to)) = (won, to.and_then(Edn::as_i64)) {
-                            register.insert(p.key, to);
-                        }
-                        Edn::Bool(won)
-                    }
-                });
-            }
+            1 => result[i] = Some(take_effect(&mut register, p)),
             _ => {
                 let (t, value) = match (&result[i], p.info, p.f) {
                     (_, true, _) => (OpType::Info, pair(p.arg.clone())),
@@ -111,4 +114,25 @@ pub fn simulate(seed: u64, ops: usize, keys: i64, concurrency: usize, info: f64)
         }
     }
     h
+}
+
+/// The op applied to the register: a read's value, or whether a write or cas took.
+fn take_effect(register: &mut HashMap<i64, i64>, p: &Planned) -> Edn {
+    let cur = register.get(&p.key).copied();
+    match (p.f, &p.arg) {
+        ("read", _) => cur.map_or(Edn::Nil, Edn::Int),
+        ("write", Edn::Int(v)) => {
+            register.insert(p.key, *v);
+            Edn::Bool(true)
+        }
+        (_, arg) => {
+            let items = arg.elements().unwrap_or(&[]);
+            let (from, to) = (items.first().and_then(Edn::as_i64), items.get(1));
+            let won = from.is_some() && cur == from;
+            if let (true, Some(to)) = (won, to.and_then(Edn::as_i64)) {
+                register.insert(p.key, to);
+            }
+            Edn::Bool(won)
+        }
+    }
 }

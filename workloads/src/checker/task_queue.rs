@@ -30,7 +30,7 @@ mod deliveries;
 use std::collections::{BTreeMap, HashMap, HashSet};
 
 use crate::edn::Edn;
-use crate::history::{History, Op, OpType, Process};
+use crate::history::{self, History, Op, OpType, Outcome, Process};
 
 /// Examples listed per kind of problem.
 const SHOWN: usize = 20;
@@ -75,14 +75,6 @@ impl Id {
     }
 }
 
-/// How an op ended, as far as its effect goes: `Maybe` is `:info` or still open.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Outcome {
-    Ok,
-    Fail,
-    Maybe,
-}
-
 /// An invocation and its completion, with their positions in the history (positions, not
 /// `:index`, so that a history read without indices still orders correctly).
 struct Call<'a> {
@@ -90,15 +82,24 @@ struct Call<'a> {
     done: Option<&'a Op>,
     inv_pos: usize,
     done_pos: usize,
+    outcome: Outcome,
+}
+
+impl<'a> From<history::Call<'a>> for Call<'a> {
+    fn from(c: history::Call<'a>) -> Self {
+        Call {
+            inv: c.invoke,
+            done: c.complete,
+            inv_pos: c.invoke_pos,
+            done_pos: c.complete_pos.unwrap_or(OPEN),
+            outcome: c.outcome(),
+        }
+    }
 }
 
 impl Call<'_> {
     fn outcome(&self) -> Outcome {
-        match self.done.map(|d| d.op_type) {
-            Some(OpType::Ok) => Outcome::Ok,
-            Some(OpType::Fail) => Outcome::Fail,
-            _ => Outcome::Maybe,
-        }
+        self.outcome
     }
 
     /// A key of the request, from the invocation or else the completion.
@@ -135,37 +136,10 @@ impl Call<'_> {
     }
 }
 
-/// Pairs each client invocation with the next op of its process, as
-/// [`History::pairs`] does, but keeping positions; a completion with no open invocation
-/// (a truncated history) counts as an instantaneous call.
+/// The history's calls ([`History::calls`]); an orphan completion (a truncated history)
+/// counts as an instantaneous call.
 fn calls(history: &History) -> Vec<Call<'_>> {
-    let mut open: HashMap<Process, usize> = HashMap::new();
-    let mut calls: Vec<Call> = Vec::new();
-    for (pos, op) in history.ops.iter().enumerate() {
-        if !op.is_client() {
-            continue;
-        }
-        if op.op_type == OpType::Invoke {
-            open.insert(op.process, calls.len());
-            calls.push(Call {
-                inv: op,
-                done: None,
-                inv_pos: pos,
-                done_pos: OPEN,
-            });
-        } else if let Some(slot) = open.remove(&op.process) {
-            calls[slot].done = Some(op);
-            calls[slot].done_pos = pos;
-        } else {
-            calls.push(Call {
-                inv: op,
-                done: Some(op),
-                inv_pos: pos,
-                done_pos: pos,
-            });
-        }
-    }
-    calls
+    history.calls().into_iter().map(Call::from).collect()
 }
 
 /// What an enqueue said about its task.
@@ -228,7 +202,7 @@ impl Event {
     /// The last position at which it may have taken effect: an indeterminate op may take
     /// effect after its recorded completion.
     fn effect_end(&self) -> usize {
-        if self.outcome == Outcome::Maybe {
+        if self.outcome == Outcome::Indeterminate {
             OPEN
         } else {
             self.done
@@ -337,7 +311,7 @@ impl Facts {
                         task.dead.push((call.inv_pos, call.done_pos));
                     }
                 }
-                "replay" if call.outcome() == Outcome::Maybe => {
+                "replay" if call.outcome() == Outcome::Indeterminate => {
                     let Some(id) = call.id() else { continue };
                     let task = facts.tasks.entry(id).or_default();
                     task.maybe_replays.push(call.event());
@@ -381,7 +355,7 @@ impl Facts {
         match call.outcome() {
             Outcome::Ok => self.enqueued += 1,
             Outcome::Fail => self.enqueue_failed += 1,
-            Outcome::Maybe => self.enqueue_indeterminate += 1,
+            Outcome::Indeterminate => self.enqueue_indeterminate += 1,
         }
         let Some(id) = call.id() else { return };
         let task = self.tasks.entry(id).or_default();
@@ -400,7 +374,7 @@ impl Facts {
 
     fn poll(&mut self, call: &Call) {
         let Some(reply) = call.reply() else {
-            if call.outcome() == Outcome::Maybe {
+            if call.outcome() == Outcome::Indeterminate {
                 self.maybe_polls_inv.push(call.inv_pos);
             }
             return;

@@ -22,39 +22,37 @@
 //!   lines are ignored.
 //! * No `:perf` in the results: this harness draws no plots yet.
 
+pub mod faketime;
+mod finish;
+pub mod options;
 pub mod outcome;
 pub mod process;
 pub mod progress;
 pub mod runner;
+mod start;
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
 
 use maelstrom_core::node_dir::NODE_DIR_ENV;
-use rand::rngs::StdRng;
-use rand::{Rng, SeedableRng};
+use rand::Rng;
 use tokio::sync::mpsc;
 
-use crate::analysis;
-use crate::cli::{self, TestArgs};
+use crate::analysis::{EXIT_BAD_ARGS, EXIT_INVALID, EXIT_UNKNOWN, EXIT_VALID};
 use crate::console::Console;
-use crate::edn::Edn;
-use crate::nemesis::clock::{self, Clocks};
-use crate::nemesis::{Config as NemesisConfig, Kind, Lossy, Pacing};
+use crate::nemesis::Kind;
 use crate::net::{Latency, Network};
-use crate::report;
-use crate::store::{RunInfo, Store, Validity};
-use crate::workload::{self, Cluster, RunFacts};
-use process::Spawner;
-use runner::{Engine, Rngs, RunError, Settings};
+use crate::store::Store;
+use crate::workload::{self, Cluster};
+use options::TestOptions;
+use runner::{Engine, RunError};
 
 /// A refusal of the options, reported with the bad-arguments status.
 #[derive(Debug, Clone, PartialEq)]
 pub struct BadArgs(pub String);
 
 /// The node list: n0… with --node-count, else --nodes, else Jepsen's n1…n5.
-pub fn node_names(args: &TestArgs) -> Result<Vec<String>, BadArgs> {
+pub fn node_names(args: &TestOptions) -> Result<Vec<String>, BadArgs> {
     let names: Vec<String> = match args.node_count {
         Some(0) => return Err(BadArgs("--node-count must be at least 1".into())),
         Some(n) => (0..n).map(|i| format!("n{i}")).collect(),
@@ -78,7 +76,7 @@ pub fn node_names(args: &TestArgs) -> Result<Vec<String>, BadArgs> {
 /// What the options resolve to: the workload, the node names, the absolute node binary.
 type Checked = (Box<dyn workload::Workload>, Vec<String>, PathBuf);
 
-fn check_args(args: &TestArgs) -> Result<Checked, BadArgs> {
+fn check_args(args: &TestOptions) -> Result<Checked, BadArgs> {
     let workload = workload::by_name(&args.workload).map_err(BadArgs)?;
     let names = node_names(args)?;
     check_numbers(args)?;
@@ -88,7 +86,7 @@ fn check_args(args: &TestArgs) -> Result<Checked, BadArgs> {
             args.lossy_rate
         )));
     }
-    if args.nemesis_kinds().contains(&Kind::Clock) && clock::find_library().is_none() {
+    if args.nemesis_kinds().contains(&Kind::Clock) && faketime::find_library().is_none() {
         return Err(BadArgs(
             "--nemesis clock needs libfaketime (Debian: apt-get install libfaketime), or \
              WORKLOADS_LIBFAKETIME set to the path of libfaketime.so.1"
@@ -106,7 +104,7 @@ fn check_args(args: &TestArgs) -> Result<Checked, BadArgs> {
 
 /// The time limit, rate and nemesis interval: values that would make a run check nothing
 /// (no operations) or measure only the harness (faults every few microseconds).
-fn check_numbers(args: &TestArgs) -> Result<(), BadArgs> {
+fn check_numbers(args: &TestOptions) -> Result<(), BadArgs> {
     if args.time_limit == 0 {
         return Err(BadArgs(
             "--time-limit must be at least 1 second: a run of 0 s has no operations to check"
@@ -119,7 +117,7 @@ fn check_numbers(args: &TestArgs) -> Result<(), BadArgs> {
             args.rate
         )));
     }
-    let floor = cli::MIN_NEMESIS_INTERVAL_S;
+    let floor = crate::nemesis::MIN_NEMESIS_INTERVAL_S;
     if !(args.nemesis_interval.is_finite() && args.nemesis_interval >= floor) {
         return Err(BadArgs(format!(
             "--nemesis-interval must be at least {floor} s, got {}: faults changing faster \
@@ -154,12 +152,12 @@ fn check_bin(path: &Path) -> Result<PathBuf, BadArgs> {
 }
 
 /// Runs `workloads test`; returns the exit status.
-pub async fn run_test(args: TestArgs) -> i32 {
+pub async fn run_test(args: TestOptions) -> i32 {
     let (workload, names, bin) = match check_args(&args) {
         Ok(x) => x,
         Err(BadArgs(why)) => {
             eprintln!("workloads test: {why}");
-            return cli::EXIT_BAD_ARGS;
+            return EXIT_BAD_ARGS;
         }
     };
     // Random seeds stay below 2^48: short enough to read and retype.
@@ -171,7 +169,7 @@ pub async fn run_test(args: TestArgs) -> i32 {
         Ok(s) => s,
         Err(e) => {
             eprintln!("workloads test: cannot create the store folder: {e}");
-            return cli::EXIT_UNKNOWN;
+            return EXIT_UNKNOWN;
         }
     };
     if let Err(e) = console.attach_file(&store.jepsen_log()) {
@@ -208,7 +206,7 @@ pub async fn run_test(args: TestArgs) -> i32 {
 /// Each node's working directory, said on the console; if they cannot be made, empty
 /// paths and why, for the run to fail with.
 fn working_dirs(
-    args: &TestArgs,
+    args: &TestOptions,
     store: &Store,
     names: &[String],
     console: &Console,
@@ -240,7 +238,7 @@ fn working_dirs(
 /// Each node's working directory: one shared by all (`--node-dir`, else the system's
 /// temporary directory, as Maelstrom), or one each in the store (`--node-dir-per-node`).
 fn create_working_dirs(
-    args: &TestArgs,
+    args: &TestOptions,
     store: &Store,
     names: &[String],
 ) -> Result<Vec<PathBuf>, String> {
@@ -271,8 +269,8 @@ fn create_working_dirs(
 /// `Run ended: valid (exit 0), seed 42, results store/echo/<time>/results.edn`.
 pub fn final_line(status: i32, seed: u64, results: &Path) -> String {
     let verdict = match status {
-        cli::EXIT_VALID => "valid",
-        cli::EXIT_INVALID => "invalid",
+        EXIT_VALID => "valid",
+        EXIT_INVALID => "invalid",
         _ => "unknown",
     };
     format!(
@@ -281,9 +279,20 @@ pub fn final_line(status: i32, seed: u64, results: &Path) -> String {
     )
 }
 
+/// Everything a run needs that the options and the store decided.
+struct Run<'a> {
+    args: &'a TestOptions,
+    names: Vec<String>,
+    seed: u64,
+    seed_line: &'a str,
+    console: &'a Arc<Console>,
+    store: &'a Store,
+}
+
+/// Starts the nodes, runs every phase, stops the nodes, then writes and judges the run.
 #[allow(clippy::too_many_arguments)]
 async fn run_in_store(
-    args: &TestArgs,
+    args: &TestOptions,
     workload: Box<dyn workload::Workload>,
     names: Vec<String>,
     bin: &Path,
@@ -292,273 +301,63 @@ async fn run_in_store(
     console: &Arc<Console>,
     store: &Store,
 ) -> i32 {
+    let run = Run {
+        args,
+        names,
+        seed,
+        seed_line,
+        console,
+        store,
+    };
     let (tx, rx) = mpsc::unbounded_channel();
-    let kinds = args.nemesis_kinds();
-    let (dirs, mut spawn_error) = working_dirs(args, store, &names, console);
-    let clock_files: Vec<PathBuf> = names.iter().map(|n| store.clock_file(n)).collect();
-    let env = match (kinds.contains(&Kind::Clock), clock::find_library()) {
-        (false, _) => vec![Vec::new(); names.len()],
-        (true, Some(lib)) => clock_files
-            .iter()
-            .map(|f| clock::environment(&lib, f))
-            .collect(),
-        (true, None) => unreachable!("check_args refuses the clock nemesis without libfaketime"),
-    };
-    let spawner = Spawner {
-        bin: bin.to_path_buf(),
-        args: args.args.clone(),
-        log_stderr: args.log_stderr,
-        names: names.clone(),
-        dirs,
-        logs: names.iter().map(|n| store.node_log(n)).collect(),
-        env,
-        events: tx,
-        console: console.clone(),
-    };
-    let clock = Instant::now();
-    let wall_at_start = SystemTime::now();
-    let clocks = if kinds.contains(&Kind::Clock) {
-        match Clocks::create(clock_files, 0) {
-            Ok(c) => Some(c),
-            Err(e) => {
-                spawn_error.get_or_insert(format!("Could not write the clock files: {e}"));
-                None
-            }
-        }
-    } else {
-        None
-    };
-    let mut nodes = Vec::new();
-    if spawn_error.is_none() {
-        for (i, name) in names.iter().enumerate() {
-            match spawner.spawn(i as u32, 0) {
-                Ok(p) => nodes.push(p),
-                Err(e) => {
-                    spawn_error = Some(format!(
-                        "Could not start node {name} ({}): {e}",
-                        bin.display()
-                    ));
-                    break;
-                }
-            }
-        }
-    }
-    console.info(
-        "runner",
-        "workloads.run",
-        &format!("Started {} node(s): {}", nodes.len(), names.join(" ")),
-    );
-
-    let mut master = StdRng::seed_from_u64(seed);
-    let net_rng = StdRng::seed_from_u64(master.gen());
-    let rngs = Rngs {
-        services: StdRng::seed_from_u64(master.gen()),
-        generator: StdRng::seed_from_u64(master.gen()),
-        nemesis: StdRng::seed_from_u64(master.gen()),
-    };
+    let started = start::start_nodes(&run, bin, tx);
+    let (net_rng, rngs) = start::rngs(seed);
     let latency = Latency {
         mean_ms: args.latency,
         dist: args.latency_dist,
     };
-    let net = Network::new(names.len() as u32, latency, net_rng);
-    let settings_workers = args.concurrency.workers(names.len());
-    let time_limit = args.time_limit * 1_000_000_000;
-    let client_timeout = workload.client_timeout_ms(args.latency) * 1_000_000;
-    let settings = Settings {
-        time_limit,
-        rate: args.rate,
-        concurrency: settings_workers,
-        client_timeout,
-        nemesis: (!kinds.is_empty()).then(|| NemesisConfig {
-            kinds: kinds.clone(),
-            interval_s: args.nemesis_interval,
-            shapes: args.shapes(),
-            lossy: Lossy::uniform(args.lossy_rate),
-            pacing: Pacing {
-                run_ns: time_limit,
-                client_timeout_ns: client_timeout,
-            },
-        }),
-        log_net_send: args.log_net_send,
-        log_net_recv: args.log_net_recv,
-    };
+    let net = Network::new(run.names.len() as u32, latency, net_rng);
+    let settings = start::settings(args, workload.as_ref(), run.names.len());
     let cluster = Cluster {
-        nodes: names.clone(),
+        nodes: run.names.clone(),
         topology: args.topology,
-        workers: settings_workers,
+        workers: settings.concurrency,
         node_args: args.args.clone(),
     };
     let mut engine = Engine::new(
         console.clone(),
-        nodes,
-        spawner,
-        clocks,
+        started.nodes,
+        started.spawner,
+        started.clocks,
         rx,
         workload,
         cluster,
         settings,
         net,
         rngs,
-        clock,
+        started.clock,
     );
-    let outcome = match spawn_error {
+    let outcome = match started.error {
         Some(e) => Err(RunError::Setup(e)),
         None => engine.run().await,
     };
     console.info("runner", "workloads.run", "Tearing down nodes");
     engine.shut_down().await;
-    if let Some(rss) = peak_rss_mib() {
-        console.info(
-            "runner",
-            "workloads.run",
-            &format!("Harness peak RSS {rss} MiB"),
-        );
-    }
-    if let Err(e) = store.write_history(&engine.history) {
-        console.warn(
-            "runner",
-            "workloads.run",
-            &format!("cannot write the history: {e}"),
-        );
-    }
-    let harness = analysis::harness_section(seed, &engine.problems, engine.net());
-    let origin = engine.history_origin();
-    let clock_series = engine
-        .clocks
-        .as_ref()
-        .map(|c| c.series(&names, origin))
-        .unwrap_or_default();
-    let plotted = report::write_all(
-        &store.dir,
-        &engine.history,
-        &engine.journal,
-        origin,
-        &clock_series,
-    )
-    .map(|_| ())
-    .map_err(|e| format!("cannot draw the plots: {e}"));
-    if let Err(why) = &plotted {
-        console.warn("runner", "workloads.run", why);
-    }
-    let mut info = RunInfo {
-        workload: args.workload.clone(),
-        nemesis: kinds.iter().map(|k| k.name().to_string()).collect(),
-        nodes: names.clone(),
-        workers: settings_workers,
-        seed,
-        time_limit: args.time_limit,
-        command: args.replay_command(seed),
-        valid: Validity::Unknown,
-        expect: args.expect,
-    };
-
-    let status = match outcome {
-        Ok(()) => {
-            console.info("runner", "workloads.run", "Analyzing...");
-            let sections = analysis::RunSections {
-                perf: analysis::perf_section(plotted),
-                clock: engine.clocks.as_ref().map(|c| c.summary(&names, origin)),
-                harness,
-            };
-            let wall_origin_ms = wall_at_start
-                .duration_since(UNIX_EPOCH)
-                .ok()
-                .map(|d| d.as_secs_f64() * 1e3 + origin as f64 / 1e6);
-            let facts = RunFacts {
-                nodes: names.clone(),
-                workers: settings_workers,
-                wall_origin_ms,
-                clock_offsets: clock_series.iter().map(|(_, s)| s.clone()).collect(),
-            };
-            let results = analysis::results(
-                engine.workload(),
-                &engine.history,
-                &facts,
-                engine.net().counters(),
-                args.availability,
-                sections,
-            );
-            let status = finish(console, store, &results, seed_line);
-            info.valid = Validity::of(&results);
-            status
-        }
-        Err(err) => {
-            let level_msg = match &err {
-                RunError::Interrupted(_) => format!("{err}; nodes stopped, history written."),
-                _ => format!("{err}"),
-            };
-            console.log(
-                crate::console::Level::Error,
-                "runner",
-                "workloads.run",
-                &level_msg,
-            );
-            let results = analysis::crashed(&err.to_string(), harness);
-            let _ = store.write_results(&results);
-            console.info(
-                "runner",
-                "workloads.run",
-                &format!("Wrote {}", store.dir.join("results.edn").display()),
-            );
-            console.info("runner", "workloads.run", seed_line);
-            console.flush();
-            eprintln!("\n{err}\n");
-            cli::EXIT_UNKNOWN
-        }
-    };
-    if let Err(e) = store.write_run_info(&info) {
-        console.warn(
-            "runner",
-            "workloads.run",
-            &format!("cannot write run.json: {e}"),
-        );
-    }
-    status
-}
-
-/// Writes and prints the results, then the verdict line; returns the exit status.
-fn finish(console: &Console, store: &Store, results: &Edn, seed_line: &str) -> i32 {
-    if let Err(e) = store.write_results(results) {
-        console.warn(
-            "runner",
-            "workloads.run",
-            &format!("cannot write the results: {e}"),
-        );
-    }
-    console.info("runner", "workloads.run", "Analysis complete");
-    console.info(
-        "runner",
-        "workloads.run",
-        &format!("Wrote {}", store.dir.join("results.edn").display()),
-    );
-    let (line, status) = analysis::verdict(results);
-    console.info("runner", "workloads.run", seed_line);
-    console.info(
-        "runner",
-        "workloads.run",
-        &format!("{}\n\n{line}", results.to_pretty().trim_end()),
-    );
-    status
-}
-
-/// The harness's own peak resident set (VmHWM), in MiB, where /proc tells it.
-fn peak_rss_mib() -> Option<u64> {
-    let status = std::fs::read_to_string("/proc/self/status").ok()?;
-    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
-    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
-    Some(kib.div_ceil(1024))
+    finish::finish_run(&run, &engine, outcome, started.wall)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::cli;
     use clap::Parser;
 
-    fn args(extra: &[&str]) -> TestArgs {
+    /// Options as the command line would give them (tests may use the layer above).
+    pub(crate) fn args(extra: &[&str]) -> TestOptions {
         let mut argv = vec!["workloads", "test", "--bin", "node"];
         argv.extend_from_slice(extra);
         match cli::Cli::try_parse_from(argv).unwrap().command {
-            cli::Command::Test(t) => t,
+            cli::Command::Test(t) => t.into(),
             other => panic!("{other:?}"),
         }
     }

@@ -55,13 +55,13 @@ fn of_error(workload: &dyn Workload, op: &GenOp, body: &Map<String, Value>) -> O
     let known = code.map(ErrorCode::from_code);
     let name = known.map_or("unknown", ErrorCode::name);
     let definite = known.is_some_and(ErrorCode::is_definite);
-    if workload.uses_with_errors() {
+    if workload.client().with_errors {
         let text = body
             .get("text")
             .map(|t| Edn::from_json(t, false))
             .unwrap_or(Edn::Nil);
         let error = Edn::Vector(vec![Edn::kw(name), text]);
-        if definite || workload.idempotent(op.f) {
+        if definite || workload.client().is_idempotent(op.f) {
             Outcome::Fail { error }
         } else {
             Outcome::Info {
@@ -84,9 +84,9 @@ fn of_error(workload: &dyn Workload, op: &GenOp, body: &Map<String, Value>) -> O
 
 /// The outcome of a request that got no reply in time.
 pub fn of_timeout(workload: &dyn Workload, op: &GenOp) -> Outcome {
-    if workload.uses_with_errors() {
+    if workload.client().with_errors {
         let error = Edn::kw("net-timeout");
-        if workload.idempotent(op.f) {
+        if workload.client().is_idempotent(op.f) {
             Outcome::Fail { error }
         } else {
             Outcome::Info {

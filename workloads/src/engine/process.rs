@@ -18,7 +18,7 @@ use maelstrom_core::node_dir::NODE_DIR_ENV;
 use serde::Deserialize;
 use serde_json::value::RawValue;
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
-use tokio::process::Command;
+use tokio::process::{ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
 use crate::console::Console;
@@ -146,108 +146,30 @@ impl NodeProcess {
         workdir: &Path,
         log_path: &Path,
     ) -> std::io::Result<NodeProcess> {
-        let events = launch.events.clone();
-        let console = launch.console.clone();
-        let mut cmd = Command::new(&launch.bin);
-        cmd.args(&launch.args)
-            // An inherited one would make every run's nodes share one folder of files.
-            .env_remove(NODE_DIR_ENV)
-            .envs(launch.env[index as usize].iter().map(|(k, v)| (k, v)))
-            .current_dir(workdir)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::piped())
-            .stderr(Stdio::piped())
-            .kill_on_drop(true)
-            .process_group(0);
-        signals::die_with_parent(&mut cmd);
-        let mut child = cmd.spawn()?;
+        let mut child = command(launch, index as usize, workdir).spawn()?;
         let pid = child.id();
         let stdin = child.stdin.take().expect("stdin is piped");
         let stdout = child.stdout.take().expect("stdout is piped");
         let stderr = child.stderr.take().expect("stderr is piped");
         let stdout_tail: Tail = Arc::default();
         let stderr_tail: Tail = Arc::default();
-
-        let (tx, mut rx) = mpsc::unbounded_channel::<Vec<u8>>();
-        tokio::spawn(async move {
-            let mut w = BufWriter::with_capacity(64 * 1024, stdin);
-            while let Some(line) = rx.recv().await {
-                if w.write_all(&line).await.is_err() {
-                    return;
-                }
-                while let Ok(more) = rx.try_recv() {
-                    if w.write_all(&more).await.is_err() {
-                        return;
-                    }
-                }
-                if w.flush().await.is_err() {
-                    return;
-                }
-            }
-            // Dropping the writer closes the node's stdin.
-        });
-
-        let line_events = events.clone();
-        let tail = stdout_tail.clone();
-        tokio::spawn(async move {
-            let mut r = BufReader::with_capacity(64 * 1024, stdout);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match r.read_until(b'\n', &mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let text = String::from_utf8_lossy(&buf);
-                let text = text.trim_end_matches(['\n', '\r']);
-                if text.trim().is_empty() {
-                    continue;
-                }
-                push_tail(&tail, text);
-                let parsed = parse_line(text);
-                let line = NodeLine {
-                    node: index,
-                    text: text.to_string(),
-                    parsed,
-                };
-                if line_events.send(NodeEvent::Line(line)).is_err() {
-                    break;
-                }
-            }
-        });
-
+        let (tx, rx) = mpsc::unbounded_channel::<Vec<u8>>();
+        tokio::spawn(write_stdin(stdin, rx));
+        let events = launch.events.clone();
+        tokio::spawn(read_stdout(
+            stdout,
+            index,
+            stdout_tail.clone(),
+            events.clone(),
+        ));
         let log_file = std::fs::OpenOptions::new()
             .create(true)
             .append(true)
             .open(log_path)?;
-        let tail = stderr_tail.clone();
-        let thread = format!("{name} stderr");
-        let log_stderr = launch.log_stderr;
-        tokio::spawn(async move {
-            // Plain blocking writes: small, buffered, and flushed whenever the pipe is drained.
-            let mut log = std::io::BufWriter::new(log_file);
-            let mut r = BufReader::new(stderr);
-            let mut buf = Vec::new();
-            loop {
-                buf.clear();
-                match r.read_until(b'\n', &mut buf).await {
-                    Ok(0) | Err(_) => break,
-                    Ok(_) => {}
-                }
-                let _ = std::io::Write::write_all(&mut log, &buf);
-                if r.buffer().is_empty() {
-                    let _ = std::io::Write::flush(&mut log);
-                }
-                let text = String::from_utf8_lossy(&buf);
-                let text = text.trim_end_matches(['\n', '\r']);
-                push_tail(&tail, text);
-                if log_stderr {
-                    console.info(&thread, "workloads.node", text);
-                }
-            }
-            let _ = std::io::Write::flush(&mut log);
-        });
-
+        let echo = launch
+            .log_stderr
+            .then(|| (launch.console.clone(), format!("{name} stderr")));
+        tokio::spawn(copy_stderr(stderr, log_file, stderr_tail.clone(), echo));
         tokio::spawn(async move {
             let status = match child.wait().await {
                 Ok(s) => describe_status(s),
@@ -259,7 +181,6 @@ impl NodeProcess {
                 status,
             });
         });
-
         Ok(NodeProcess {
             name: name.to_string(),
             generation,
@@ -333,6 +254,107 @@ pub mod signals {
         #[cfg(not(target_os = "linux"))]
         let _ = cmd;
     }
+}
+
+/// The command that starts node `i`: piped, in its own process group, in `workdir`.
+fn command(launch: &Spawner, i: usize, workdir: &Path) -> Command {
+    let mut cmd = Command::new(&launch.bin);
+    cmd.args(&launch.args)
+        // An inherited one would make every run's nodes share one folder of files.
+        .env_remove(NODE_DIR_ENV)
+        .envs(launch.env[i].iter().map(|(k, v)| (k, v)))
+        .current_dir(workdir)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .kill_on_drop(true)
+        .process_group(0);
+    signals::die_with_parent(&mut cmd);
+    cmd
+}
+
+/// Writes queued lines to the node's stdin, flushing when the queue runs dry; dropping
+/// the writer at the end closes it.
+async fn write_stdin(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Vec<u8>>) {
+    let mut w = BufWriter::with_capacity(64 * 1024, stdin);
+    while let Some(line) = rx.recv().await {
+        if w.write_all(&line).await.is_err() {
+            return;
+        }
+        while let Ok(more) = rx.try_recv() {
+            if w.write_all(&more).await.is_err() {
+                return;
+            }
+        }
+        if w.flush().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Reads the node's stdout lines, parses their envelopes and hands them to the engine.
+async fn read_stdout(
+    stdout: ChildStdout,
+    index: u32,
+    tail: Tail,
+    events: mpsc::UnboundedSender<NodeEvent>,
+) {
+    let mut r = BufReader::with_capacity(64 * 1024, stdout);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let text = text.trim_end_matches(['\n', '\r']);
+        if text.trim().is_empty() {
+            continue;
+        }
+        push_tail(&tail, text);
+        let parsed = parse_line(text);
+        let line = NodeLine {
+            node: index,
+            text: text.to_string(),
+            parsed,
+        };
+        if events.send(NodeEvent::Line(line)).is_err() {
+            break;
+        }
+    }
+}
+
+/// Appends the node's stderr to its log file, keeps its last lines, and with
+/// `--log-stderr` says each on the console under the given thread name.
+async fn copy_stderr(
+    stderr: ChildStderr,
+    log_file: std::fs::File,
+    tail: Tail,
+    echo: Option<(Arc<Console>, String)>,
+) {
+    // Plain blocking writes: small, buffered, and flushed whenever the pipe is drained.
+    let mut log = std::io::BufWriter::new(log_file);
+    let mut r = BufReader::new(stderr);
+    let mut buf = Vec::new();
+    loop {
+        buf.clear();
+        match r.read_until(b'\n', &mut buf).await {
+            Ok(0) | Err(_) => break,
+            Ok(_) => {}
+        }
+        let _ = std::io::Write::write_all(&mut log, &buf);
+        if r.buffer().is_empty() {
+            let _ = std::io::Write::flush(&mut log);
+        }
+        let text = String::from_utf8_lossy(&buf);
+        let text = text.trim_end_matches(['\n', '\r']);
+        push_tail(&tail, text);
+        if let Some((console, thread)) = &echo {
+            console.info(thread, "workloads.node", text);
+        }
+    }
+    let _ = std::io::Write::flush(&mut log);
 }
 
 #[cfg(test)]

@@ -1,6 +1,6 @@
 //! The nemesis as a pure planner: which fault starts or stops when, on which nodes, drawn
-//! from a seeded RNG so that `--seed` replays the same schedule. The engine carries the
-//! actions out ([`crate::engine::faults`]); nothing here touches a process or the network.
+//! from a seeded RNG so that `--seed` replays the same schedule. The engine's runner carries
+//! the actions out (its `faults` module); nothing here touches a process or the network.
 //!
 //! The schedule is Maelstrom's stagger: the first step right away, each next one a uniform
 //! 0…2×`--nemesis-interval` seconds after the previous. With several kinds enabled, each step
@@ -29,6 +29,13 @@ use rand::Rng;
 
 use clock::ClockChange;
 use partition::{Grudge, Shape};
+
+/// The shortest `--nemesis-interval` accepted, in seconds. Faults that change faster than
+/// every 100 ms outpace what they are meant to test: a killed node takes tens of
+/// milliseconds to restart and answer `init`, a request round trip under `--latency` takes
+/// as long, and Maelstrom's own schedules are seconds apart. Below it a run mostly measures
+/// the harness (an interval of 0 made thousands of partitions in a few seconds).
+pub const MIN_NEMESIS_INTERVAL_S: f64 = 0.1;
 
 /// A kind of fault, as named by `--nemesis`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]

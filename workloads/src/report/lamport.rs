@@ -78,21 +78,7 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
     let height = bottom + BOTTOM;
 
     let mut svg = String::with_capacity(600 + hops.len() * 700);
-    let _ = write!(
-        svg,
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
-         <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{width:.0}\" \
-         height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\">\n<style>\n{STYLE}\n</style>\n{}",
-        defs()
-    );
-    svg.push_str("<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n");
-    if let Some(text) = &notice {
-        let _ = writeln!(
-            svg,
-            "<text class=\"warn\" x=\"10\" y=\"18\">{}</text>",
-            escape(text)
-        );
-    }
+    open_svg(&mut svg, (width, height), notice.as_deref());
     if hops.is_empty() {
         let _ = writeln!(
             svg,
@@ -103,6 +89,59 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
 
     // Lifelines, then the names, repeated so they stay in sight while scrolling.
     svg.push_str("<g>\n");
+    lifelines(&mut svg, &columns, col, name_y, bottom);
+    if zero < origin_ns && !hops.is_empty() {
+        let y = rows.y(origin_ns);
+        let _ = writeln!(
+            svg,
+            "<line class=\"start\" x1=\"0\" y1=\"{y:.1}\" x2=\"{width:.0}\" y2=\"{y:.1}\"/>\
+             <text class=\"t\" x=\"{:.0}\" y=\"{:.1}\">workload starts</text>",
+            width - 10.0,
+            y - 4.0
+        );
+    }
+    svg.push_str("</g>\n<g>\n");
+    time_labels(&mut svg, &rows, zero);
+    svg.push_str("</g>\n<g>\n");
+
+    let labelled = rows.min_gap() >= 10.0;
+    for hop in hops {
+        arrow(&mut svg, hop, &x_of, &rows, zero, labelled);
+    }
+    svg.push_str("</g>\n");
+    if let Some(text) = &notice {
+        let _ = writeln!(
+            svg,
+            "<text class=\"warn\" x=\"10\" y=\"{:.0}\">{}</text>",
+            bottom + 30.0,
+            escape(text)
+        );
+    }
+    svg.push_str("</svg>\n");
+    svg
+}
+
+/// The SVG's head, style and arrow heads, a white page, and the notice if any.
+fn open_svg(svg: &mut String, (width, height): (f64, f64), notice: Option<&str>) {
+    let _ = write!(
+        svg,
+        "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n\
+         <svg xmlns=\"http://www.w3.org/2000/svg\" version=\"1.1\" width=\"{width:.0}\" \
+         height=\"{height:.0}\" viewBox=\"0 0 {width:.0} {height:.0}\">\n<style>\n{STYLE}\n</style>\n{}",
+        defs()
+    );
+    svg.push_str("<rect width=\"100%\" height=\"100%\" fill=\"#fff\"/>\n");
+    if let Some(text) = notice {
+        let _ = writeln!(
+            svg,
+            "<text class=\"warn\" x=\"10\" y=\"18\">{}</text>",
+            escape(text)
+        );
+    }
+}
+
+/// Each column's lifeline and its name, repeated every [`HEADER_EVERY`].
+fn lifelines(svg: &mut String, columns: &[Column], col: f64, name_y: f64, bottom: f64) {
     for (i, column) in columns.iter().enumerate() {
         let x = GUTTER + (i as f64 + 0.5) * col;
         let name = &column.label;
@@ -124,17 +163,10 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
             class = "hd r";
         }
     }
-    if zero < origin_ns && !hops.is_empty() {
-        let y = rows.y(origin_ns);
-        let _ = writeln!(
-            svg,
-            "<line class=\"start\" x1=\"0\" y1=\"{y:.1}\" x2=\"{width:.0}\" y2=\"{y:.1}\"/>\
-             <text class=\"t\" x=\"{:.0}\" y=\"{:.1}\">workload starts</text>",
-            width - 10.0,
-            y - 4.0
-        );
-    }
-    svg.push_str("</g>\n<g>\n");
+}
+
+/// Times down the gutter, at least 60 px apart.
+fn time_labels(svg: &mut String, rows: &Rows, zero: u64) {
     let mut last_label = f64::NEG_INFINITY;
     for (t, y) in rows.times.iter().zip(&rows.ys) {
         if *y - last_label >= 60.0 {
@@ -148,83 +180,79 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
             last_label = *y;
         }
     }
-    svg.push_str("</g>\n<g>\n");
+}
 
-    let labelled = rows.min_gap() >= 10.0;
-    for hop in hops {
-        let (x1, y1) = (x_of(&hop.src), rows.y(hop.sent_ns));
-        let colour = if hop.is_error() {
-            ERROR
-        } else if hop.involves_client() {
-            CLIENT
-        } else {
-            NODE
-        };
-        let head = if hop.is_error() {
-            "e"
-        } else if hop.involves_client() {
-            "c"
-        } else {
-            "n"
-        };
-        let sent = fmt_ms(relative_ms(hop.sent_ns, zero));
-        let (class, x2, y2, marker, when) = match hop.recv_ns {
-            Some(recv) => {
-                let received = fmt_ms(relative_ms(recv, zero));
-                let took = fmt_ms(recv.saturating_sub(hop.sent_ns) as f64 / 1e6);
-                let when = format!("sent {sent} ms, received {received} ms ({took} ms)");
-                ("m", x_of(&hop.dest), rows.y(recv), head, when)
-            }
-            None => {
-                let dx = x_of(&hop.dest) - x1;
-                let reach = (dx.abs() * 0.35).clamp(30.0, 160.0).copysign(dx);
-                let (x2, y2) = if dx == 0.0 {
-                    (x1, y1 + 24.0)
-                } else {
-                    (x1 + reach, y1 + 10.0)
-                };
-                let when = format!("sent {sent} ms, never delivered");
-                ("m lost", x2, y2, "x", when)
-            }
-        };
+/// One message: an arrow from sender to receiver (or a short one ending in a cross when it
+/// was never delivered), its body on hover and, when rows are far enough apart, its label.
+fn arrow(
+    svg: &mut String,
+    hop: &Hop,
+    x_of: &dyn Fn(&str) -> f64,
+    rows: &Rows,
+    zero: u64,
+    labelled: bool,
+) {
+    let (x1, y1) = (x_of(&hop.src), rows.y(hop.sent_ns));
+    let colour = if hop.is_error() {
+        ERROR
+    } else if hop.involves_client() {
+        CLIENT
+    } else {
+        NODE
+    };
+    let head = if hop.is_error() {
+        "e"
+    } else if hop.involves_client() {
+        "c"
+    } else {
+        "n"
+    };
+    let sent = fmt_ms(relative_ms(hop.sent_ns, zero));
+    let (class, x2, y2, marker, when) = match hop.recv_ns {
+        Some(recv) => {
+            let received = fmt_ms(relative_ms(recv, zero));
+            let took = fmt_ms(recv.saturating_sub(hop.sent_ns) as f64 / 1e6);
+            let when = format!("sent {sent} ms, received {received} ms ({took} ms)");
+            ("m", x_of(&hop.dest), rows.y(recv), head, when)
+        }
+        None => {
+            let dx = x_of(&hop.dest) - x1;
+            let reach = (dx.abs() * 0.35).clamp(30.0, 160.0).copysign(dx);
+            let (x2, y2) = if dx == 0.0 {
+                (x1, y1 + 24.0)
+            } else {
+                (x1 + reach, y1 + 10.0)
+            };
+            let when = format!("sent {sent} ms, never delivered");
+            ("m lost", x2, y2, "x", when)
+        }
+    };
+    let _ = write!(
+        svg,
+        "<g class=\"{class}\"><title>{} → {}, {when}\n{}</title>\
+         <line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"{colour}\" \
+         marker-end=\"url(#{marker})\"/>",
+        escape(&hop.src),
+        escape(&hop.dest),
+        escape(&hop.body),
+    );
+    if labelled && hop.recv_ns.is_some() {
+        let mut angle = (y2 - y1).atan2(x2 - x1).to_degrees();
+        if angle > 90.0 {
+            angle -= 180.0;
+        } else if angle < -90.0 {
+            angle += 180.0;
+        }
         let _ = write!(
             svg,
-            "<g class=\"{class}\"><title>{} → {}, {when}\n{}</title>\
-             <line x1=\"{x1:.1}\" y1=\"{y1:.1}\" x2=\"{x2:.1}\" y2=\"{y2:.1}\" stroke=\"{colour}\" \
-             marker-end=\"url(#{marker})\"/>",
-            escape(&hop.src),
-            escape(&hop.dest),
-            escape(&hop.body),
+            "<text class=\"l\" transform=\"translate({:.1} {:.1}) rotate({angle:.2})\" \
+             y=\"-5\">{}</text>",
+            (x1 + x2) / 2.0,
+            (y1 + y2) / 2.0,
+            escape(&label(hop))
         );
-        if labelled && hop.recv_ns.is_some() {
-            let mut angle = (y2 - y1).atan2(x2 - x1).to_degrees();
-            if angle > 90.0 {
-                angle -= 180.0;
-            } else if angle < -90.0 {
-                angle += 180.0;
-            }
-            let _ = write!(
-                svg,
-                "<text class=\"l\" transform=\"translate({:.1} {:.1}) rotate({angle:.2})\" \
-                 y=\"-5\">{}</text>",
-                (x1 + x2) / 2.0,
-                (y1 + y2) / 2.0,
-                escape(&label(hop))
-            );
-        }
-        svg.push_str("</g>\n");
     }
     svg.push_str("</g>\n");
-    if let Some(text) = &notice {
-        let _ = writeln!(
-            svg,
-            "<text class=\"warn\" x=\"10\" y=\"{:.0}\">{}</text>",
-            bottom + 30.0,
-            escape(text)
-        );
-    }
-    svg.push_str("</svg>\n");
-    svg
 }
 
 /// Arrow heads per colour and the cross that ends a lost message.

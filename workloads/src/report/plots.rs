@@ -150,36 +150,8 @@ pub fn rate_svg(history: &History, intervals: &[Interval]) -> String {
     let x_max = x_extent(history, intervals);
     let width = bucket_width(x_max);
     let buckets = ((x_max / width).ceil() as usize).clamp(1, 100_000);
-    let mut counts = vec![vec![0u32; buckets]; fs.len() * OUTCOMES.len()];
-    for op in history.completions() {
-        let Some(f) = fs.iter().position(|f| *f == op.f) else {
-            continue;
-        };
-        let o = OUTCOMES
-            .iter()
-            .position(|(t, _)| *t == op.op_type)
-            .unwrap_or(1);
-        let b = ((secs(op.time_ns) / width) as usize).min(buckets - 1);
-        counts[f * OUTCOMES.len() + o][b] += 1;
-    }
-    let series: Vec<Series> = counts
-        .iter()
-        .enumerate()
-        .filter(|(_, c)| c.iter().any(|n| *n > 0))
-        .map(|(i, c)| {
-            let points = c
-                .iter()
-                .enumerate()
-                .map(|(b, n)| {
-                    let start = b as f64 * width;
-                    let end = ((b + 1) as f64 * width).min(x_max);
-                    let span = if end > start { end - start } else { width };
-                    ((start + end) / 2.0, f64::from(*n) / span)
-                })
-                .collect();
-            (i / OUTCOMES.len(), OUTCOMES[i % OUTCOMES.len()].1, points)
-        })
-        .collect();
+    let counts = rate_counts(history, &fs, width, buckets);
+    let series = rate_series(&counts, width, x_max);
     let mut legend = series_entries(&fs, true, |f, t| {
         let o = OUTCOMES.iter().position(|(x, _)| *x == t).unwrap_or(1);
         counts[f * OUTCOMES.len() + o].iter().any(|n| *n > 0)
@@ -235,18 +207,7 @@ pub fn rate_svg(history: &History, intervals: &[Interval]) -> String {
 /// Each node's clock offset in milliseconds (`(history ns, offset ms)` samples) as a step
 /// line: an offset holds until the next sample.
 pub fn clock_svg(clocks: &[(String, Vec<(u64, f64)>)], intervals: &[Interval]) -> String {
-    let series: Vec<(&str, Vec<(u64, f64)>)> = clocks
-        .iter()
-        .map(|(node, samples)| {
-            let mut s: Vec<(u64, f64)> = samples
-                .iter()
-                .copied()
-                .filter(|p| p.1.is_finite())
-                .collect();
-            s.sort_by_key(|p| p.0);
-            (node.as_str(), s)
-        })
-        .collect();
+    let series = clock_series(clocks);
     let last_ns = series
         .iter()
         .flat_map(|s| s.1.iter().map(|p| p.0))
@@ -301,16 +262,7 @@ pub fn clock_svg(clocks: &[(String, Vec<(u64, f64)>)], intervals: &[Interval]) -
         let zero = [(0.0, 0.0), (x_max, 0.0)];
         chart.draw_series(LineSeries::new(zero, RGBColor(0xBB, 0xBB, 0xBB)))?;
         for (i, (_, samples)) in series.iter().enumerate() {
-            let mut path = Vec::with_capacity(samples.len() * 2 + 1);
-            for (t, v) in samples {
-                if let Some(&(_, prev)) = path.last() {
-                    path.push((secs(*t), prev));
-                }
-                path.push((secs(*t), *v));
-            }
-            if let Some(&(_, v)) = path.last() {
-                path.push((x_max, v));
-            }
+            let path = step_path(samples, x_max);
             let colour = PALETTE[i % PALETTE.len()];
             chart.draw_series(LineSeries::new(path, colour.stroke_width(2)))?;
         }
@@ -319,6 +271,77 @@ pub fn clock_svg(clocks: &[(String, Vec<(u64, f64)>)], intervals: &[Interval]) -
         }
         draw_legend(&side, &legend)
     })
+}
+
+/// Completions per bucket of each (f, outcome), indexed `f * OUTCOMES.len() + outcome`.
+fn rate_counts(history: &History, fs: &[String], width: f64, buckets: usize) -> Vec<Vec<u32>> {
+    let mut counts = vec![vec![0u32; buckets]; fs.len() * OUTCOMES.len()];
+    for op in history.completions() {
+        let Some(f) = fs.iter().position(|f| *f == op.f) else {
+            continue;
+        };
+        let o = OUTCOMES
+            .iter()
+            .position(|(t, _)| *t == op.op_type)
+            .unwrap_or(1);
+        let b = ((secs(op.time_ns) / width) as usize).min(buckets - 1);
+        counts[f * OUTCOMES.len() + o][b] += 1;
+    }
+    counts
+}
+
+/// One line per (f, outcome) that happened: each bucket's rate at its middle.
+fn rate_series(counts: &[Vec<u32>], width: f64, x_max: f64) -> Vec<Series> {
+    counts
+        .iter()
+        .enumerate()
+        .filter(|(_, c)| c.iter().any(|n| *n > 0))
+        .map(|(i, c)| {
+            let points = c
+                .iter()
+                .enumerate()
+                .map(|(b, n)| {
+                    let start = b as f64 * width;
+                    let end = ((b + 1) as f64 * width).min(x_max);
+                    let span = if end > start { end - start } else { width };
+                    ((start + end) / 2.0, f64::from(*n) / span)
+                })
+                .collect();
+            (i / OUTCOMES.len(), OUTCOMES[i % OUTCOMES.len()].1, points)
+        })
+        .collect()
+}
+
+/// Each node's finite samples, in time order.
+fn clock_series(clocks: &[(String, Vec<(u64, f64)>)]) -> Vec<(&str, Vec<(u64, f64)>)> {
+    clocks
+        .iter()
+        .map(|(node, samples)| {
+            let mut s: Vec<(u64, f64)> = samples
+                .iter()
+                .copied()
+                .filter(|p| p.1.is_finite())
+                .collect();
+            s.sort_by_key(|p| p.0);
+            (node.as_str(), s)
+        })
+        .collect()
+}
+
+/// The samples as a step line in seconds: each offset holds until the next sample, the
+/// last one until `x_max`.
+fn step_path(samples: &[(u64, f64)], x_max: f64) -> Vec<(f64, f64)> {
+    let mut path = Vec::with_capacity(samples.len() * 2 + 1);
+    for (t, v) in samples {
+        if let Some(&(_, prev)) = path.last() {
+            path.push((secs(*t), prev));
+        }
+        path.push((secs(*t), *v));
+    }
+    if let Some(&(_, v)) = path.last() {
+        path.push((x_max, v));
+    }
+    path
 }
 
 fn secs(ns: u64) -> f64 {

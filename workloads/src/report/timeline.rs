@@ -106,29 +106,47 @@ pub fn timeline_html(history: &History, title: &str) -> String {
     html
 }
 
-/// Pairs each invocation with its completion by process. The nemesis records each step as
-/// two `:info` ops with the same `f`; they make one box.
+/// Client operations as the history pairs them ([`History::calls`]), and nemesis steps:
+/// the nemesis records each step as two `:info` ops with the same `f`, which make one box.
 fn spans(history: &History) -> Vec<Span<'_>> {
-    let mut open: HashMap<Process, usize> = HashMap::new();
+    let mut spans: Vec<Span> = history
+        .calls()
+        .into_iter()
+        .filter(|c| !c.is_orphan())
+        .map(|c| Span {
+            row: c.invoke_pos,
+            end_row: c.complete_pos,
+            start: c.invoke,
+            done: c.complete,
+        })
+        .collect();
+    spans.extend(nemesis_spans(history));
+    spans.sort_by_key(|s| s.row);
+    spans
+}
+
+/// A nemesis op closes the open step of the same `f`, and otherwise opens one.
+fn nemesis_spans(history: &History) -> Vec<Span<'_>> {
+    let mut open: Option<usize> = None;
     let mut spans: Vec<Span> = Vec::new();
     for (row, op) in history.ops.iter().enumerate() {
-        let start_new = match (op.process, op.op_type, open.get(&op.process)) {
-            (Process::Worker(_), OpType::Invoke, _) => true,
-            (Process::Nemesis, _, Some(&i)) => spans[i].start.f != op.f,
-            (_, _, None) => op.process == Process::Nemesis,
-            (Process::Worker(_), _, Some(_)) => false,
-        };
-        if start_new {
-            open.insert(op.process, spans.len());
-            spans.push(Span {
-                row,
-                end_row: None,
-                start: op,
-                done: None,
-            });
-        } else if let Some(i) = open.remove(&op.process) {
-            spans[i].end_row = Some(row);
-            spans[i].done = Some(op);
+        if op.process != Process::Nemesis {
+            continue;
+        }
+        match open.take() {
+            Some(i) if spans[i].start.f == op.f => {
+                spans[i].end_row = Some(row);
+                spans[i].done = Some(op);
+            }
+            _ => {
+                open = Some(spans.len());
+                spans.push(Span {
+                    row,
+                    end_row: None,
+                    start: op,
+                    done: None,
+                });
+            }
         }
     }
     spans

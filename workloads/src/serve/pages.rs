@@ -79,26 +79,7 @@ pub fn index(root: &Path, workload: Option<&str>) -> Response {
         return respond(StatusCode::OK, "Runs", &body);
     }
     if per_workload.len() > 1 || workload.is_some() {
-        body.push_str("<nav>Workload: ");
-        let all = if workload.is_none() {
-            "<strong>all</strong>".to_string()
-        } else {
-            "<a href=\"/\">all</a>".to_string()
-        };
-        body.push_str(&all);
-        for (name, count) in &per_workload {
-            let label = format!("{} ({count})", escape(name));
-            if workload == Some(*name) {
-                let _ = write!(body, " <strong>{label}</strong>");
-            } else {
-                let _ = write!(
-                    body,
-                    " <a href=\"/?workload={}\">{label}</a>",
-                    escape(&encode_segment(name))
-                );
-            }
-        }
-        body.push_str("</nav>\n");
+        workload_nav(&mut body, &per_workload, workload);
     }
     let chosen: Vec<RunDir> = runs
         .iter()
@@ -126,14 +107,45 @@ pub fn index(root: &Path, workload: Option<&str>) -> Response {
         body.push_str("<p>No runs of this workload.</p>");
         return respond(StatusCode::OK, "Runs", &body);
     }
+    runs_table(&mut body, &summaries);
+    body.push_str("</tbody>\n</table>\n");
+    respond(StatusCode::OK, "Runs", &body)
+}
+
+/// Links to each workload's runs, with their counts; the chosen one in bold.
+fn workload_nav(body: &mut String, per_workload: &BTreeMap<&str, usize>, workload: Option<&str>) {
+    body.push_str("<nav>Workload: ");
+    let all = if workload.is_none() {
+        "<strong>all</strong>".to_string()
+    } else {
+        "<a href=\"/\">all</a>".to_string()
+    };
+    body.push_str(&all);
+    for (name, count) in per_workload {
+        let label = format!("{} ({count})", escape(name));
+        if workload == Some(name) {
+            let _ = write!(body, " <strong>{label}</strong>");
+        } else {
+            let _ = write!(
+                body,
+                " <a href=\"/?workload={}\">{label}</a>",
+                escape(&encode_segment(name))
+            );
+        }
+    }
+    body.push_str("</nav>\n");
+}
+
+/// One row per run: when, what, the verdict and why, and its figures.
+fn runs_table(body: &mut String, summaries: &[runs::Summary]) {
     body.push_str(
         "<table class=\"runs\">\n<thead><tr><th>time</th><th>workload</th><th>scenario</th>\
-         <th>verdict</th><th class=\"num\">ops</th><th class=\"num\">ok</th>\
-         <th class=\"num\">info</th><th class=\"num\">fail</th>\
-         <th class=\"num\">server msgs/op</th><th class=\"num\">availability</th></tr></thead>\n\
-         <tbody>\n",
+     <th>verdict</th><th class=\"num\">ops</th><th class=\"num\">ok</th>\
+     <th class=\"num\">info</th><th class=\"num\">fail</th>\
+     <th class=\"num\">server msgs/op</th><th class=\"num\">availability</th></tr></thead>\n\
+     <tbody>\n",
     );
-    for s in &summaries {
+    for s in summaries {
         let href = escape(&run_href(&s.run.workload, &s.run.stamp));
         let verdict = verdict_word(s.verdict);
         let note = match s.results {
@@ -145,7 +157,7 @@ pub fn index(root: &Path, workload: Option<&str>) -> Response {
         let _ = writeln!(
             body,
             "<tr><td><a href=\"{href}\" title=\"{}\">{}</a></td><td>{}</td><td>{}</td>\
-             <td><a class=\"{verdict}\" href=\"{href}\">{verdict}</a>{note}</td>{}</tr>",
+         <td><a class=\"{verdict}\" href=\"{href}\">{verdict}</a>{note}</td>{}</tr>",
             escape(&s.run.stamp),
             escape(&s.run.when()),
             escape(s.workload()),
@@ -153,8 +165,6 @@ pub fn index(root: &Path, workload: Option<&str>) -> Response {
             figure_cells(&s.figures)
         );
     }
-    body.push_str("</tbody>\n</table>\n");
-    respond(StatusCode::OK, "Runs", &body)
 }
 
 /// `expected` after the verdict of a run that reached the verdict it was meant to reach
@@ -279,9 +289,11 @@ pub fn run(root: &Path, workload: &str, stamp: &str) -> Response {
             (None, None) => runs::ResultsState::Missing,
         },
     };
-    let file = |name: &str| files_href(&[workload, stamp, name], false);
-    let exists = |name: &str| dir.join(name).is_file();
-
+    let page = Page {
+        workload,
+        stamp,
+        dir: &dir,
+    };
     let mut body = String::new();
     let _ = writeln!(
         body,
@@ -300,8 +312,47 @@ pub fn run(root: &Path, workload: &str, stamp: &str) -> Response {
         expectation_badge(&summary)
     );
     body.push_str(&why_section(&summary));
+    facts_section(&mut body, &page, &summary, results.as_ref());
+    body.push_str(
+        "<h2>Figures</h2>\n<table class=\"figures\"><thead><tr><th class=\"num\">ops</th>\
+         <th class=\"num\">ok</th><th class=\"num\">info</th><th class=\"num\">fail</th>\
+         <th class=\"num\">server msgs/op</th><th class=\"num\">availability</th></tr></thead>\n",
+    );
+    let _ = writeln!(
+        body,
+        "<tbody><tr>{}</tr></tbody></table>",
+        figure_cells(&summary.figures)
+    );
 
-    // What the run was.
+    files_section(&mut body, &page);
+    results_section(&mut body, results.as_ref(), results_text.as_deref());
+    pictures_section(&mut body, &page);
+    let title = format!("{} {} — {word}", summary.workload(), stamp);
+    respond(StatusCode::OK, &title, &body)
+}
+
+/// The run a page shows: its address and folder.
+struct Page<'a> {
+    workload: &'a str,
+    stamp: &'a str,
+    dir: &'a Path,
+}
+
+impl Page<'_> {
+    /// The address of one of the run's files.
+    fn file(&self, name: &str) -> String {
+        files_href(&[self.workload, self.stamp, name], false)
+    }
+
+    fn exists(&self, name: &str) -> bool {
+        self.dir.join(name).is_file()
+    }
+}
+
+/// What the run was: verdict, workload, start, scenario, nodes, seed, command.
+fn facts_section(body: &mut String, page: &Page, summary: &Summary, results: Option<&Edn>) {
+    let (dir, stamp, run, info) = (page.dir, page.stamp, &summary.run, &summary.info);
+    let word = verdict_word(summary.verdict);
     let nodes = match info.as_ref().and_then(|i| i.nodes.clone()) {
         Some(nodes) => Some(nodes),
         None => node_files(&dir.join("node-logs"), true)
@@ -354,26 +405,18 @@ pub fn run(root: &Path, workload: &str, stamp: &str) -> Response {
         let _ = writeln!(body, "<tr><th>{}</th><td>{value}</td></tr>", escape(name));
     }
     body.push_str("</table>\n");
+}
 
-    body.push_str(
-        "<h2>Figures</h2>\n<table class=\"figures\"><thead><tr><th class=\"num\">ops</th>\
-         <th class=\"num\">ok</th><th class=\"num\">info</th><th class=\"num\">fail</th>\
-         <th class=\"num\">server msgs/op</th><th class=\"num\">availability</th></tr></thead>\n",
-    );
-    let _ = writeln!(
-        body,
-        "<tbody><tr>{}</tr></tbody></table>",
-        figure_cells(&summary.figures)
-    );
-
-    // Files.
+/// Links to the run's files, node logs and node folders.
+fn files_section(body: &mut String, page: &Page) {
+    let (workload, stamp, dir) = (page.workload, page.stamp, page.dir);
     body.push_str("<h2>Files</h2>\n<ul class=\"files\">\n");
     for (name, label) in RUN_FILES {
-        if exists(name) {
+        if page.exists(name) {
             let _ = writeln!(
                 body,
                 "<li><a href=\"{}\">{}</a></li>",
-                escape(&file(name)),
+                escape(&page.file(name)),
                 escape(label)
             );
         }
@@ -406,10 +449,12 @@ pub fn run(root: &Path, workload: &str, stamp: &str) -> Response {
         }
         body.push_str("</p>\n");
     }
+}
 
-    // Results.
+/// results.edn, pretty-printed, or why it is not there.
+fn results_section(body: &mut String, results: Option<&Edn>, results_text: Option<&str>) {
     body.push_str("<h2>Results</h2>\n");
-    match (&results, &results_text) {
+    match (results, results_text) {
         (Some(edn), _) => {
             let _ = writeln!(body, "<pre>{}</pre>", escape(&cut(&edn.to_pretty())));
         }
@@ -417,50 +462,49 @@ pub fn run(root: &Path, workload: &str, stamp: &str) -> Response {
             let _ = writeln!(
                 body,
                 "<p class=\"muted\">results.edn could not be read as EDN; shown as it is.</p>\n\
-                 <pre>{}</pre>",
+             <pre>{}</pre>",
                 escape(&cut(text))
             );
         }
         (None, None) => body.push_str(
             "<p class=\"muted\">No results.edn: the run is still going, or it stopped before \
-             writing its results.</p>\n",
+         writing its results.</p>\n",
         ),
     }
+}
 
-    // Plots.
-    let plots: Vec<_> = PLOTS.iter().filter(|(name, _)| exists(name)).collect();
+/// The plots, the message diagram and the timeline, where the run has them.
+fn pictures_section(body: &mut String, page: &Page) {
+    let plots: Vec<_> = PLOTS.iter().filter(|(name, _)| page.exists(name)).collect();
     if !plots.is_empty() {
         body.push_str("<h2>Plots</h2>\n");
         for (name, caption) in plots {
-            let href = escape(&file(name));
+            let href = escape(&page.file(name));
             let _ = writeln!(
                 body,
                 "<figure><a href=\"{href}\"><img class=\"plot\" src=\"{href}\" alt=\"{}\"></a>\
-                 <figcaption>{}</figcaption></figure>",
+             <figcaption>{}</figcaption></figure>",
                 escape(caption),
                 escape(caption)
             );
         }
     }
-    if exists("messages.svg") {
-        let href = escape(&file("messages.svg"));
+    if page.exists("messages.svg") {
+        let href = escape(&page.file("messages.svg"));
         let _ = writeln!(
             body,
             "<h2>Messages</h2>\n<p><a href=\"{href}\">Open the diagram on its own</a></p>\n\
-             <div class=\"scroll\"><img src=\"{href}\" alt=\"Messages between nodes\"></div>"
+         <div class=\"scroll\"><img src=\"{href}\" alt=\"Messages between nodes\"></div>"
         );
     }
-    if exists("timeline.html") {
-        let href = escape(&file("timeline.html"));
+    if page.exists("timeline.html") {
+        let href = escape(&page.file("timeline.html"));
         let _ = writeln!(
             body,
             "<h2>Timeline</h2>\n<p><a href=\"{href}\">Open the timeline on its own</a></p>\n\
-             <iframe src=\"{href}\" title=\"Timeline\"></iframe>"
+         <iframe src=\"{href}\" title=\"Timeline\"></iframe>"
         );
     }
-
-    let title = format!("{} {} — {word}", summary.workload(), stamp);
-    respond(StatusCode::OK, &title, &body)
 }
 
 /// `(workload, stamp)` when `dir` (resolved) is a run folder directly under the store's

@@ -5,7 +5,9 @@
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
-use super::{body_type_first, Cluster, GenOp, Request, RunFacts, Workload};
+use super::{
+    body_type_first, Ask, ClientRules, Cluster, GenOp, Next, Phase, Request, RunFacts, Workload,
+};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -39,13 +41,34 @@ impl Default for Broadcast {
     }
 }
 
+impl Broadcast {
+    /// The main phase's mix of operations.
+    fn mix(&mut self, rng: &mut StdRng) -> GenOp {
+        GenOp::add_next_or_read(rng, &mut self.next, "broadcast")
+    }
+}
+
 impl Workload for Broadcast {
     fn name(&self) -> &'static str {
         "broadcast"
     }
 
-    fn idempotent(&self, f: &str) -> bool {
-        f == "read"
+    fn client(&self) -> ClientRules {
+        ClientRules {
+            idempotent: &["read"],
+            ..ClientRules::default()
+        }
+    }
+
+    fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
+        match ask.phase {
+            Phase::Main => Next::Op(self.mix(rng)),
+            Phase::Final => ask.once(GenOp::final_read()),
+        }
+    }
+
+    fn has_final_phase(&self) -> bool {
+        true
     }
 
     fn setup(&self, cluster: &Cluster, _node: usize) -> Option<Request<'_>> {
@@ -62,14 +85,6 @@ impl Workload for Broadcast {
             body: body_type_first("topology", &[("topology", Value::Object(map))]),
             reply: &self.topology_ok,
         })
-    }
-
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
-        GenOp::add_next_or_read(rng, &mut self.next, "broadcast")
-    }
-
-    fn final_op(&self) -> Option<GenOp> {
-        Some(GenOp::final_read())
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {

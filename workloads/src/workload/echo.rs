@@ -5,7 +5,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{body, GenOp, Request, RunFacts, Workload};
+use super::{body, Ask, GenOp, Next, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -29,14 +29,21 @@ impl Default for Echo {
     }
 }
 
+impl Echo {
+    /// The main phase's mix of operations.
+    fn mix(&mut self, rng: &mut StdRng) -> GenOp {
+        let n: u32 = rng.gen_range(0..128);
+        GenOp::new("echo", Edn::Str(format!("Please echo {n}")))
+    }
+}
+
 impl Workload for Echo {
     fn name(&self) -> &'static str {
         "echo"
     }
 
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
-        let n: u32 = rng.gen_range(0..128);
-        GenOp::new("echo", Edn::Str(format!("Please echo {n}")))
+    fn next(&mut self, _ask: Ask, rng: &mut StdRng) -> Next {
+        Next::Op(self.mix(rng))
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {

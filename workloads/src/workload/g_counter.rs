@@ -6,7 +6,7 @@ use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
 use super::pn_counter::CounterClient;
-use super::{GenOp, Request, RunFacts, Workload};
+use super::{Ask, ClientRules, GenOp, Next, Phase, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 
@@ -21,16 +21,9 @@ impl GCounter {
     }
 }
 
-impl Workload for GCounter {
-    fn name(&self) -> &'static str {
-        "g-counter"
-    }
-
-    fn uses_with_errors(&self) -> bool {
-        false
-    }
-
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
+impl GCounter {
+    /// The main phase's mix of operations.
+    fn mix(&mut self, rng: &mut StdRng) -> GenOp {
         loop {
             let op = CounterClient::raw_op(rng);
             if !matches!(op.value, Edn::Int(d) if d < 0) {
@@ -38,9 +31,29 @@ impl Workload for GCounter {
             }
         }
     }
+}
 
-    fn final_op(&self) -> Option<GenOp> {
-        Some(GenOp::final_read())
+impl Workload for GCounter {
+    fn name(&self) -> &'static str {
+        "g-counter"
+    }
+
+    fn client(&self) -> ClientRules {
+        ClientRules {
+            with_errors: false,
+            ..ClientRules::default()
+        }
+    }
+
+    fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
+        match ask.phase {
+            Phase::Main => Next::Op(self.mix(rng)),
+            Phase::Final => ask.once(GenOp::final_read()),
+        }
+    }
+
+    fn has_final_phase(&self) -> bool {
+        true
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {
@@ -65,7 +78,7 @@ mod tests {
     fn about_one_add_per_two_reads_with_non_negative_deltas() {
         let mut w = GCounter::new();
         let mut rng = StdRng::seed_from_u64(1);
-        let ops: Vec<GenOp> = (0..30_000).map(|_| w.next_op(&mut rng)).collect();
+        let ops: Vec<GenOp> = (0..30_000).map(|_| w.mix(&mut rng)).collect();
         let adds: Vec<i64> = ops
             .iter()
             .filter_map(|o| match o.value {

@@ -5,7 +5,7 @@
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
-use super::{body, GenOp, Request, RunFacts, Workload};
+use super::{body, Ask, ClientRules, GenOp, Next, Phase, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -36,21 +36,34 @@ impl Default for GSet {
     }
 }
 
+impl GSet {
+    /// The main phase's mix of operations.
+    fn mix(&mut self, rng: &mut StdRng) -> GenOp {
+        GenOp::add_next_or_read(rng, &mut self.next, "add")
+    }
+}
+
 impl Workload for GSet {
     fn name(&self) -> &'static str {
         "g-set"
     }
 
-    fn uses_with_errors(&self) -> bool {
-        false
+    fn client(&self) -> ClientRules {
+        ClientRules {
+            with_errors: false,
+            ..ClientRules::default()
+        }
     }
 
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
-        GenOp::add_next_or_read(rng, &mut self.next, "add")
+    fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
+        match ask.phase {
+            Phase::Main => Next::Op(self.mix(rng)),
+            Phase::Final => ask.once(GenOp::final_read()),
+        }
     }
 
-    fn final_op(&self) -> Option<GenOp> {
-        Some(GenOp::final_read())
+    fn has_final_phase(&self) -> bool {
+        true
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {

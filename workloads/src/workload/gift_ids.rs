@@ -12,7 +12,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{body, GenOp, Request, RunFacts, Workload};
+use super::{body, Ask, ClientRules, GenOp, Next, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -92,21 +92,9 @@ fn int(reply: &Map<String, Value>, key: &str) -> Edn {
         .map_or(Edn::Nil, Edn::Int)
 }
 
-impl Workload for GiftIds {
-    fn name(&self) -> &'static str {
-        "gift-ids"
-    }
-
-    fn reusable_client(&self) -> bool {
-        true
-    }
-
-    /// Decoding changes nothing, so a decode that timed out certainly did no harm.
-    fn idempotent(&self, f: &str) -> bool {
-        f == "decode"
-    }
-
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
+impl GiftIds {
+    /// The main phase's mix of operations.
+    fn mix(&mut self, rng: &mut StdRng) -> GenOp {
         let roll = rng.gen_range(0..100);
         if roll < 15 {
             let recent = self.recent.lock().unwrap_or_else(|e| e.into_inner());
@@ -121,6 +109,25 @@ impl Workload for GiftIds {
             return GenOp::new("generate-batch", value);
         }
         GenOp::new("generate", random_type(rng))
+    }
+}
+
+impl Workload for GiftIds {
+    fn name(&self) -> &'static str {
+        "gift-ids"
+    }
+
+    fn client(&self) -> ClientRules {
+        ClientRules {
+            // Decoding changes nothing, so a decode that timed out certainly did no harm.
+            idempotent: &["decode"],
+            reusable: true,
+            ..ClientRules::default()
+        }
+    }
+
+    fn next(&mut self, _ask: Ask, rng: &mut StdRng) -> Next {
+        Next::Op(self.mix(rng))
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {
@@ -194,7 +201,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(3);
         let mut kinds = std::collections::BTreeSet::new();
         for _ in 0..200 {
-            let op = w.next_op(&mut rng);
+            let op = w.mix(&mut rng);
             let req = w.request(&op);
             kinds.insert(req.body["type"].as_str().unwrap().to_string());
             if op.f == "generate" && op.value == Edn::kw("coal") {

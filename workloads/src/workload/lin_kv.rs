@@ -11,7 +11,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{body, reply_field, GenOp, Request, RunFacts, Workload};
+use super::{body, reply_field, Ask, ClientRules, GenOp, Next, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -57,24 +57,9 @@ fn split(value: &Edn) -> (Edn, Edn) {
     }
 }
 
-impl Workload for LinKv {
-    fn name(&self) -> &'static str {
-        "lin-kv"
-    }
-
-    fn idempotent(&self, f: &str) -> bool {
-        f == "read"
-    }
-
-    fn reusable_client(&self) -> bool {
-        true
-    }
-
-    fn client_timeout_ms(&self, latency_ms: u64) -> u64 {
-        (10 * latency_ms).max(1_000)
-    }
-
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
+impl LinKv {
+    /// The main phase's mix of operations.
+    fn mix(&mut self, rng: &mut StdRng) -> GenOp {
         let slot = rng.gen_range(0..self.live.len());
         let (key, used) = &mut self.live[slot];
         let k = Edn::Int(*key);
@@ -96,6 +81,26 @@ impl Workload for LinKv {
                 GenOp::new("cas", tuple(pair))
             }
         }
+    }
+}
+
+impl Workload for LinKv {
+    fn name(&self) -> &'static str {
+        "lin-kv"
+    }
+
+    fn client(&self) -> ClientRules {
+        ClientRules {
+            idempotent: &["read"],
+            reusable: true,
+            latency_factor: 10,
+            min_timeout_ms: 1_000,
+            ..ClientRules::default()
+        }
+    }
+
+    fn next(&mut self, _ask: Ask, rng: &mut StdRng) -> Next {
+        Next::Op(self.mix(rng))
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {
@@ -152,7 +157,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(1);
         let mut seen = std::collections::BTreeSet::new();
         for _ in 0..2_000 {
-            let op = w.next_op(&mut rng);
+            let op = w.mix(&mut rng);
             let req = w.request(&op);
             let kind = req.body["type"].as_str().unwrap().to_string();
             assert_eq!(kind, op.f);

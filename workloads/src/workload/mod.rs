@@ -4,13 +4,18 @@
 //! all in one module implementing [`Workload`]. The engine knows nothing else about them:
 //! adding a workload means adding a module and a line to [`by_name`].
 //!
-//! Most workloads are a stateless mix of operations: [`Workload::next_op`] for the main
-//! phase and at most one [`Workload::final_op`] per worker. A workload whose clients have
-//! roles and memory (the task queue's producers and consumers) overrides the per-worker
-//! methods instead: [`Workload::next_for`] and [`Workload::next_final`] answer a [`Next`]
-//! for one worker, [`Workload::completed`] sees every completion, and [`Next::Local`]
-//! records an event of the client itself. Their defaults reproduce the stateless
-//! behaviour exactly, draw for draw.
+//! One way of generating operations: [`Workload::next`] answers a [`Next`] for one worker
+//! in one [`Phase`]. A stateless mix ignores the worker; a workload whose clients have roles
+//! and memory (the task queue's producers and consumers) decides by worker, sees every
+//! completion in [`Workload::completed`], and may record an event of the client itself
+//! with [`Next::Local`].
+//!
+//! Porting a workload written against the older, larger trait is mechanical:
+//! `next_op`/`next_for` become the [`Phase::Main`] arm of `next`; `final_op` becomes
+//! `Phase::Final => ask.once(op)` plus `has_final_phase() -> true`; `next_final` becomes the
+//! [`Phase::Final`] arm; `uses_with_errors`, `idempotent`, `reusable_client` and
+//! `client_timeout_ms` become the fields of [`ClientRules`] returned by
+//! [`Workload::client`].
 
 pub mod broadcast;
 pub mod echo;
@@ -26,10 +31,13 @@ pub mod unique_ids;
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
-use crate::cli::Topology;
 use crate::edn::Edn;
 use crate::history::{History, Op};
 use crate::schema::Schema;
+use crate::topology::Topology;
+
+/// Checkers take the run's facts; workloads hand them on.
+pub use crate::facts::RunFacts;
 
 /// Names accepted by `-w`, in the order the help and errors list them.
 pub const SUPPORTED: [&str; 10] = [
@@ -104,8 +112,7 @@ pub struct Cluster {
     pub node_args: Vec<String>,
 }
 
-/// What a worker does next, as the workload decides it ([`Workload::next_for`],
-/// [`Workload::next_final`]).
+/// What a worker does next, as the workload decides it ([`Workload::next`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Next {
     /// Send this operation to the worker's node.
@@ -121,9 +128,19 @@ pub enum Next {
     Done,
 }
 
+/// The phase an operation belongs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Operations at `--rate` while the nemesis runs.
+    Main,
+    /// After healing and the recovery wait: reads and drains, recorded `:final? true`.
+    Final,
+}
+
 /// A worker asking the workload for its next operation.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ask {
+    pub phase: Phase,
     pub worker: usize,
     /// Milliseconds since the history began.
     pub now_ms: u64,
@@ -131,26 +148,15 @@ pub struct Ask {
     pub issued: usize,
 }
 
-/// What the harness knew of a run besides its history, for checkers that judge answers
-/// against the node that gave them or its clock.
-#[derive(Debug, Clone, Default)]
-pub struct RunFacts {
-    pub nodes: Vec<String>,
-    /// Client workers; worker `w` talks to node `w % nodes`, and its process numbers are
-    /// `w` plus multiples of `workers`.
-    pub workers: usize,
-    /// Unix milliseconds at history time zero; unknown when re-analysing a stored run.
-    pub wall_origin_ms: Option<f64>,
-    /// Per node, (history nanoseconds, offset in ms) at every change of its clock; empty
-    /// when clocks were not touched.
-    pub clock_offsets: Vec<Vec<(u64, f64)>>,
-}
-
-impl RunFacts {
-    /// The index of the node a worker process talks to, when the run's shape is known.
-    pub fn node_of(&self, process: u64) -> Option<usize> {
-        (self.workers > 0 && !self.nodes.is_empty())
-            .then(|| (process as usize % self.workers) % self.nodes.len())
+impl Ask {
+    /// `op` if this worker has issued nothing yet in this phase, else [`Next::Done`]: the
+    /// one final read per worker of most workloads.
+    pub fn once(&self, op: GenOp) -> Next {
+        if self.issued == 0 {
+            Next::Op(op)
+        } else {
+            Next::Done
+        }
     }
 }
 
@@ -162,30 +168,70 @@ pub struct Request<'a> {
     pub reply: &'a Schema,
 }
 
-/// One workload. See the module documentation.
+/// How a workload's clients treat errors, timeouts and their connection
+/// ([`Workload::client`]). The default is Maelstrom's usual client.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientRules {
+    /// Errors and timeouts become `:fail`/`:info` with an `:error` (Maelstrom's
+    /// `with-errors`), rather than `:info` with an exception.
+    pub with_errors: bool,
+    /// Operations (`f`s) that may be recorded as `:fail` after an indefinite error or a
+    /// timeout, because doing them twice or not at all changes nothing.
+    pub idempotent: &'static [&'static str],
+    /// A worker keeps its client (and client id) after an `:info`.
+    pub reusable: bool,
+    /// The reply timeout is `latency_factor × --latency`, and at least `min_timeout_ms`.
+    pub latency_factor: u64,
+    pub min_timeout_ms: u64,
+}
+
+impl Default for ClientRules {
+    fn default() -> Self {
+        ClientRules {
+            with_errors: true,
+            idempotent: &[],
+            reusable: false,
+            latency_factor: 0,
+            min_timeout_ms: 5_000,
+        }
+    }
+}
+
+impl ClientRules {
+    /// How long a worker waits for a reply, given `--latency`.
+    pub fn timeout_ms(&self, latency_ms: u64) -> u64 {
+        (self.latency_factor * latency_ms).max(self.min_timeout_ms)
+    }
+
+    /// Whether `f` may be recorded as `:fail` after an indefinite error or timeout.
+    pub fn is_idempotent(&self, f: &str) -> bool {
+        self.idempotent.contains(&f)
+    }
+}
+
+/// One workload: a generator ([`Workload::next`]), a client ([`Workload::request`],
+/// [`Workload::ok_value`], [`Workload::client`]) and a checker ([`Workload::check`]). Only
+/// those four and the name must be written; the rest have defaults most workloads keep.
+///
+/// A stateless workload's generator is a mix for the main phase and, if it has a final
+/// read, one per worker:
+///
+/// ```ignore
+/// fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
+///     match ask.phase {
+///         Phase::Main => Next::Op(GenOp::new("add", Edn::Int(rng.gen_range(0..5)))),
+///         Phase::Final => ask.once(GenOp::final_read()),
+///     }
+/// }
+/// fn has_final_phase(&self) -> bool { true }
+/// ```
 pub trait Workload: Send {
     /// The `-w` name.
     fn name(&self) -> &'static str;
 
-    /// Whether errors and timeouts become `:fail`/`:info` with an `:error` (Maelstrom's
-    /// `with-errors`), rather than `:info` with an exception.
-    fn uses_with_errors(&self) -> bool {
-        true
-    }
-
-    /// Whether an `f` may be recorded as `:fail` after an indefinite error or timeout.
-    fn idempotent(&self, _f: &str) -> bool {
-        false
-    }
-
-    /// How long a worker waits for a reply, given `--latency` (Maelstrom's 5 s by default).
-    fn client_timeout_ms(&self, _latency_ms: u64) -> u64 {
-        5_000
-    }
-
-    /// Whether a worker keeps its client (and client id) after an `:info`.
-    fn reusable_client(&self) -> bool {
-        false
+    /// How clients treat errors, timeouts and their connection.
+    fn client(&self) -> ClientRules {
+        ClientRules::default()
     }
 
     /// The request the setup client sends to `node` before the test, if any.
@@ -196,46 +242,27 @@ pub trait Workload: Send {
     /// Called once, after setup and before the main phase, with the run's shape.
     fn begin(&mut self, _cluster: &Cluster) {}
 
-    /// The next operation of the main phase, for workloads whose workers are alike.
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp;
-
-    /// What worker `ask.worker` does in the main phase's next operation slot. The engine
-    /// asks only free workers (no request in flight), in turn, one slot at a time: slots
-    /// come at `--rate`. On [`Next::Wait`] or [`Next::Done`] it offers the same slot to the
-    /// next free worker, and when none takes it the slot passes; a waiting worker is not
-    /// asked before its time, a done one not again in the main phase. A [`Next::Local`]
-    /// operation uses up the slot.
+    /// The generator: what worker `ask.worker` does next in `ask.phase`.
     ///
-    /// The default is [`Workload::next_op`] for whichever worker is free.
-    fn next_for(&mut self, _ask: Ask, rng: &mut StdRng) -> Next {
-        Next::Op(self.next_op(rng))
-    }
-
-    /// The operation each worker runs once in the final phase, if the workload has one.
-    fn final_op(&self) -> Option<GenOp> {
-        None
-    }
-
-    /// Whether the run has a final phase: after the main phase and healing, a recovery
-    /// wait, then [`Workload::next_final`] for every worker.
-    fn has_final_phase(&self) -> bool {
-        self.final_op().is_some()
-    }
-
-    /// What worker `ask.worker` does next in the final phase. The engine asks every free
+    /// Main phase: the engine asks only free workers (no request in flight), in turn, one
+    /// slot at a time: slots come at `--rate`. On [`Next::Wait`] or [`Next::Done`] it offers
+    /// the same slot to the next free worker, and when none takes it the slot passes; a
+    /// waiting worker is not asked before its time, a done one not again in the main phase.
+    /// A [`Next::Local`] operation uses up the slot.
+    ///
+    /// Final phase (only if [`Workload::has_final_phase`]): the engine asks every free
     /// worker at once when the phase starts and again whenever it is free, with no rate:
     /// after each completion, after [`Next::Local`] at once, after [`Next::Wait`] when the
     /// wait is over; a worker is finished at [`Next::Done`]. The phase ends when every
-    /// worker is finished, or at the engine's limit ([`crate::engine::runner::FINAL_LIMIT`]),
+    /// worker is finished, or at the engine's limit (60 s),
     /// after which nothing more is issued and the replies still due are awaited. Every
     /// operation of this phase is recorded with `:final? true`.
-    ///
-    /// The default runs [`Workload::final_op`] once per worker.
-    fn next_final(&mut self, ask: Ask, _rng: &mut StdRng) -> Next {
-        match self.final_op() {
-            Some(op) if ask.issued == 0 => Next::Op(op),
-            _ => Next::Done,
-        }
+    fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next;
+
+    /// Whether the run has a final phase: after the main phase and healing, a recovery
+    /// wait, then [`Workload::next`] with [`Phase::Final`] for every worker.
+    fn has_final_phase(&self) -> bool {
+        false
     }
 
     /// Sees every completed operation of worker `worker` (`:ok`, `:fail` or `:info`, local
@@ -325,5 +352,30 @@ mod tests {
         );
         let err = by_name("nope").err().unwrap();
         assert!(err.contains("unknown workload \"nope\""), "{err}");
+    }
+
+    #[test]
+    fn default_client_is_maelstroms_and_rules_scale_with_latency() {
+        let d = ClientRules::default();
+        assert!(d.with_errors && !d.reusable && !d.is_idempotent("read"));
+        assert_eq!((d.timeout_ms(0), d.timeout_ms(10_000)), (5_000, 5_000));
+        let lin = by_name("lin-kv").unwrap().client();
+        assert!(lin.is_idempotent("read") && !lin.is_idempotent("write"));
+        assert_eq!((lin.timeout_ms(0), lin.timeout_ms(500)), (1_000, 5_000));
+    }
+
+    #[test]
+    fn a_stateless_final_phase_is_one_read_per_worker() {
+        let mut w = by_name("g-set").unwrap();
+        assert!(w.has_final_phase() && !by_name("echo").unwrap().has_final_phase());
+        let mut rng = rand::SeedableRng::seed_from_u64(1);
+        let ask = |issued| Ask {
+            phase: Phase::Final,
+            worker: 0,
+            now_ms: 0,
+            issued,
+        };
+        assert_eq!(w.next(ask(0), &mut rng), Next::Op(GenOp::final_read()));
+        assert_eq!(w.next(ask(1), &mut rng), Next::Done);
     }
 }

@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{body, GenOp, Request, RunFacts, Workload};
+use super::{body, Ask, ClientRules, GenOp, Next, Phase, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -74,21 +74,34 @@ impl PnCounter {
     }
 }
 
+impl PnCounter {
+    /// The main phase's mix of operations.
+    fn mix(&mut self, rng: &mut StdRng) -> GenOp {
+        CounterClient::raw_op(rng)
+    }
+}
+
 impl Workload for PnCounter {
     fn name(&self) -> &'static str {
         "pn-counter"
     }
 
-    fn uses_with_errors(&self) -> bool {
-        false
+    fn client(&self) -> ClientRules {
+        ClientRules {
+            with_errors: false,
+            ..ClientRules::default()
+        }
     }
 
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
-        CounterClient::raw_op(rng)
+    fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
+        match ask.phase {
+            Phase::Main => Next::Op(self.mix(rng)),
+            Phase::Final => ask.once(GenOp::final_read()),
+        }
     }
 
-    fn final_op(&self) -> Option<GenOp> {
-        Some(GenOp::final_read())
+    fn has_final_phase(&self) -> bool {
+        true
     }
 
     fn request(&self, op: &GenOp) -> Request<'_> {

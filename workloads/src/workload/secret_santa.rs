@@ -42,7 +42,7 @@ use rand::seq::SliceRandom;
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{body, Ask, Cluster, GenOp, Next, Request, RunFacts, Workload};
+use super::{body, Ask, ClientRules, Cluster, GenOp, Next, Phase, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::{History, Op, OpType};
 use crate::schema::{FieldType, Schema};
@@ -396,6 +396,50 @@ impl SecretSanta {
         };
     }
 
+    /// The main phase: sometimes a read or an audit, else the next step of an exchange in
+    /// progress, else a new exchange, else a read.
+    fn next_main(&mut self, rng: &mut StdRng) -> Next {
+        if rng.gen_bool(AUDIT_SHARE) {
+            if let Some(op) = self.observe(rng, true) {
+                return Next::Op(op);
+            }
+        }
+        if rng.gen_bool(READ_SHARE) {
+            if let Some(op) = self.observe(rng, false) {
+                return Next::Op(op);
+            }
+        }
+        let active: Vec<usize> = (0..self.exchanges.len())
+            .filter(|&i| self.exchanges[i].stage != Stage::Done)
+            .collect();
+        for &i in &active {
+            if let Some(op) = self.step(i) {
+                return Next::Op(op);
+            }
+        }
+        if active.len() < ACTIVE && self.exchanges.len() < MAX_EXCHANGES {
+            self.open_exchange(rng);
+            if let Some(op) = self.step(self.exchanges.len() - 1) {
+                return Next::Op(op);
+            }
+        }
+        match self.observe(rng, false) {
+            Some(op) => Next::Op(op),
+            None => Next::Wait(50),
+        }
+    }
+
+    /// The final phase: the queue of [`SecretSanta::final_work`], shared by every worker.
+    fn next_final(&mut self) -> Next {
+        if self.final_queue.is_none() {
+            self.final_queue = Some(self.final_work());
+        }
+        match self.final_queue.as_mut().and_then(VecDeque::pop_front) {
+            Some(op) => Next::Op(op),
+            None => Next::Done,
+        }
+    }
+
     /// The final phase's work: every participant read, then every audit.
     fn final_work(&self) -> VecDeque<GenOp> {
         let mut q = VecDeque::new();
@@ -636,79 +680,31 @@ impl Workload for SecretSanta {
         "secret-santa"
     }
 
-    fn idempotent(&self, f: &str) -> bool {
-        matches!(f, "read" | "audit")
-    }
-
-    fn client_timeout_ms(&self, latency_ms: u64) -> u64 {
-        (20 * latency_ms).max(2_000)
-    }
-
-    fn reusable_client(&self) -> bool {
-        true
+    fn client(&self) -> ClientRules {
+        ClientRules {
+            // Reads and audits change nothing; registrations and matches may have taken
+            // effect when their answer is lost, and the checker must know it.
+            idempotent: &["read", "audit"],
+            reusable: true,
+            latency_factor: 20,
+            min_timeout_ms: 2_000,
+            ..ClientRules::default()
+        }
     }
 
     fn begin(&mut self, cluster: &Cluster) {
         self.regions = regions_of(&cluster.node_args, cluster.nodes.len());
     }
 
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
-        match self.next_for(
-            Ask {
-                worker: 0,
-                now_ms: 0,
-                issued: 0,
-            },
-            rng,
-        ) {
-            Next::Op(op) => op,
-            _ => audit_op("x0"),
-        }
-    }
-
-    fn next_for(&mut self, _ask: Ask, rng: &mut StdRng) -> Next {
-        if rng.gen_bool(AUDIT_SHARE) {
-            if let Some(op) = self.observe(rng, true) {
-                return Next::Op(op);
-            }
-        }
-        if rng.gen_bool(READ_SHARE) {
-            if let Some(op) = self.observe(rng, false) {
-                return Next::Op(op);
-            }
-        }
-        let active: Vec<usize> = (0..self.exchanges.len())
-            .filter(|&i| self.exchanges[i].stage != Stage::Done)
-            .collect();
-        for &i in &active {
-            if let Some(op) = self.step(i) {
-                return Next::Op(op);
-            }
-        }
-        if active.len() < ACTIVE && self.exchanges.len() < MAX_EXCHANGES {
-            self.open_exchange(rng);
-            if let Some(op) = self.step(self.exchanges.len() - 1) {
-                return Next::Op(op);
-            }
-        }
-        match self.observe(rng, false) {
-            Some(op) => Next::Op(op),
-            None => Next::Wait(50),
+    fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
+        match ask.phase {
+            Phase::Main => self.next_main(rng),
+            Phase::Final => self.next_final(),
         }
     }
 
     fn has_final_phase(&self) -> bool {
         true
-    }
-
-    fn next_final(&mut self, _ask: Ask, _rng: &mut StdRng) -> Next {
-        if self.final_queue.is_none() {
-            self.final_queue = Some(self.final_work());
-        }
-        match self.final_queue.as_mut().and_then(VecDeque::pop_front) {
-            Some(op) => Next::Op(op),
-            None => Next::Done,
-        }
     }
 
     fn completed(&mut self, _worker: usize, op: &GenOp, done: &Op) {

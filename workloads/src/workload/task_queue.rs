@@ -41,7 +41,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{json, Map, Value};
 
-use super::{body, Ask, Cluster, GenOp, Next, Request, RunFacts, Workload};
+use super::{body, Ask, ClientRules, Cluster, GenOp, Next, Phase, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::{History, Op, OpType};
 use crate::schema::{FieldType, Schema};
@@ -153,6 +153,37 @@ pub struct TaskQueue {
     /// When the final phase began.
     final_from: Option<u64>,
     audit: Audit,
+}
+
+/// A consumer's poll completed: it holds what it was handed (returned as (id, attempt),
+/// for the tasks' attempt counts), notes an empty queue, and pauses when it holds nothing.
+fn polled(c: &mut Consumer, done: &Op, now: u64) -> Vec<(i64, i64)> {
+    let deliveries = match done.op_type {
+        OpType::Ok => done.value.elements().unwrap_or_default(),
+        _ => &[],
+    };
+    let mut handed = Vec::new();
+    for d in deliveries {
+        let id = d.get("id").and_then(Edn::as_i64);
+        let attempt = d.get("attempt").and_then(Edn::as_i64);
+        if let (Some(id), Some(attempt)) = (id, attempt) {
+            c.held.push_back(Held {
+                id,
+                attempt,
+                started: false,
+            });
+            handed.push((id, attempt));
+        }
+    }
+    if done.op_type == OpType::Ok && deliveries.is_empty() {
+        c.empty_since.get_or_insert(now);
+    } else if done.op_type == OpType::Ok {
+        c.empty_since = None;
+    }
+    if c.held.is_empty() {
+        c.poll_after = now + POLL_PAUSE_MS;
+    }
+    handed
 }
 
 impl TaskQueue {
@@ -380,32 +411,7 @@ impl TaskQueue {
             }
         };
         match op.f {
-            "poll" => {
-                let deliveries = match done.op_type {
-                    OpType::Ok => done.value.elements().unwrap_or_default(),
-                    _ => &[],
-                };
-                for d in deliveries {
-                    let id = d.get("id").and_then(Edn::as_i64);
-                    let attempt = d.get("attempt").and_then(Edn::as_i64);
-                    if let (Some(id), Some(attempt)) = (id, attempt) {
-                        c.held.push_back(Held {
-                            id,
-                            attempt,
-                            started: false,
-                        });
-                        exhausted.push((id, attempt));
-                    }
-                }
-                if done.op_type == OpType::Ok && deliveries.is_empty() {
-                    c.empty_since.get_or_insert(now);
-                } else if done.op_type == OpType::Ok {
-                    c.empty_since = None;
-                }
-                if c.held.is_empty() {
-                    c.poll_after = now + POLL_PAUSE_MS;
-                }
-            }
+            "poll" => exhausted = polled(c, done, now),
             "start" => {
                 if let Some(h) = c
                     .held
@@ -503,41 +509,9 @@ fn payload(id: i64) -> Value {
     })
 }
 
-impl Workload for TaskQueue {
-    fn name(&self) -> &'static str {
-        "task-queue"
-    }
-
-    /// Only reads: a repeated or lost status or dead-letter listing changes nothing, and
-    /// nothing the checker judges depends on whether it happened. Polls lease tasks,
-    /// enqueues create them, acks, nacks and starts change a task's state: the checker must
-    /// know those may have happened.
-    fn idempotent(&self, f: &str) -> bool {
-        matches!(f, "status" | "dlq" | "health")
-    }
-
-    fn client_timeout_ms(&self, latency_ms: u64) -> u64 {
-        (10 * latency_ms).max(1_000)
-    }
-
-    fn reusable_client(&self) -> bool {
-        true
-    }
-
-    fn begin(&mut self, cluster: &Cluster) {
-        self.shape(cluster.nodes.len().max(1), cluster.workers);
-    }
-
-    /// Not called: [`Workload::next_for`] decides by role. A producer's op, for callers
-    /// that ask without a worker.
-    fn next_op(&mut self, rng: &mut StdRng) -> GenOp {
-        match self.enqueue_op(0, rng) {
-            Next::Op(op) => op,
-            _ => GenOp::new("dlq", Edn::Nil),
-        }
-    }
-
-    fn next_for(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
+impl TaskQueue {
+    /// A producer enqueues; a consumer polls, or acks, nacks, starts or drops what it holds.
+    fn next_main(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
         let held = match self.roles.get(ask.worker) {
             None => return Next::Done,
             Some(Role::Producer { .. }) => return self.enqueue_op(ask.worker, rng),
@@ -558,11 +532,8 @@ impl Workload for TaskQueue {
         }
     }
 
-    fn has_final_phase(&self) -> bool {
-        true
-    }
-
-    fn next_final(&mut self, ask: Ask, _rng: &mut StdRng) -> Next {
+    /// The drain: consumers poll until the queue stays empty; the auditor reads statuses.
+    fn next_final(&mut self, ask: Ask) -> Next {
         self.final_from.get_or_insert(ask.now_ms);
         match self.roles.get_mut(ask.worker) {
             None => Next::Done,
@@ -577,6 +548,41 @@ impl Workload for TaskQueue {
                 self.drain_next(ask)
             }
         }
+    }
+}
+
+impl Workload for TaskQueue {
+    fn name(&self) -> &'static str {
+        "task-queue"
+    }
+
+    fn client(&self) -> ClientRules {
+        ClientRules {
+            // Only reads: a repeated or lost status or dead-letter listing changes nothing,
+            // and nothing the checker judges depends on whether it happened. Polls lease
+            // tasks, enqueues create them, acks, nacks and starts change a task's state: the
+            // checker must know those may have happened.
+            idempotent: &["status", "dlq", "health"],
+            reusable: true,
+            latency_factor: 10,
+            min_timeout_ms: 1_000,
+            ..ClientRules::default()
+        }
+    }
+
+    fn begin(&mut self, cluster: &Cluster) {
+        self.shape(cluster.nodes.len().max(1), cluster.workers);
+    }
+
+    fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
+        match ask.phase {
+            Phase::Main => self.next_main(ask, rng),
+            Phase::Final => self.next_final(ask),
+        }
+    }
+
+    fn has_final_phase(&self) -> bool {
+        true
     }
 
     fn completed(&mut self, worker: usize, op: &GenOp, done: &Op) {
@@ -684,8 +690,8 @@ mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashSet};
 
     use super::*;
-    use crate::cli::Topology;
     use crate::history::Process;
+    use crate::topology::Topology;
     use rand::SeedableRng;
 
     fn shaped(nodes: usize, workers: usize) -> TaskQueue {
@@ -701,9 +707,17 @@ mod tests {
 
     fn ask(worker: usize, now_ms: u64, issued: usize) -> Ask {
         Ask {
+            phase: Phase::Main,
             worker,
             now_ms,
             issued,
+        }
+    }
+
+    fn final_ask(worker: usize, now_ms: u64, issued: usize) -> Ask {
+        Ask {
+            phase: Phase::Final,
+            ..ask(worker, now_ms, issued)
         }
     }
 
@@ -745,7 +759,7 @@ mod tests {
         let mut w = shaped(nodes, workers);
         let mut rng = StdRng::seed_from_u64(1);
         (0..workers)
-            .map(|k| match op_of(w.next_for(ask(k, 0, 0), &mut rng)).f {
+            .map(|k| match op_of(w.next(ask(k, 0, 0), &mut rng)).f {
                 "enqueue" => 'P',
                 "poll" => 'C',
                 other => panic!("{other}"),
@@ -771,7 +785,7 @@ mod tests {
         let mut last_ts = 0;
         for i in 0..9_000 {
             let producer = i % 3;
-            let op = op_of(w.next_for(ask(producer, 0, 0), &mut rng));
+            let op = op_of(w.next(ask(producer, 0, 0), &mut rng));
             assert_eq!(op.f, "enqueue");
             let id = id_of(&op);
             assert!(id > 0 && seen.insert(id), "{id} repeated");
@@ -796,7 +810,7 @@ mod tests {
         let mut priorities: BTreeMap<String, usize> = BTreeMap::new();
         for i in 0..5_000 {
             let producer = i % 2;
-            let op = op_of(w.next_for(ask(producer, 0, 0), &mut rng));
+            let op = op_of(w.next(ask(producer, 0, 0), &mut rng));
             let deps: Vec<i64> = op
                 .value
                 .get("deps")
@@ -850,7 +864,7 @@ mod tests {
     fn requests_and_values_have_the_protocols_shapes() {
         let mut w = shaped(1, 2);
         let mut rng = StdRng::seed_from_u64(5);
-        let enqueue = op_of(w.next_for(ask(0, 0, 0), &mut rng));
+        let enqueue = op_of(w.next(ask(0, 0, 0), &mut rng));
         let req = w.request(&enqueue);
         assert_eq!(req.body["type"], "enqueue");
         let task = &req.body["task"];
@@ -861,7 +875,7 @@ mod tests {
         let reply = json!({"type":"enqueue_ok","id":task["id"],"partition":0,"duplicate":false,"in_reply_to":1});
         assert!(req.reply.check(reply.as_object().unwrap()).is_ok());
 
-        let poll = op_of(w.next_for(ask(1, 0, 0), &mut rng));
+        let poll = op_of(w.next(ask(1, 0, 0), &mut rng));
         let req = w.request(&poll);
         assert_eq!(req.body["lease_ms"], 1000);
         let max = req.body["max"].as_i64().unwrap();
@@ -933,13 +947,13 @@ mod tests {
         );
 
         for f in ["status", "dlq"] {
-            assert!(w.idempotent(f), "{f}");
+            assert!(w.client().is_idempotent(f), "{f}");
         }
         for f in ["enqueue", "poll", "ack", "nack", "start", "abandon"] {
-            assert!(!w.idempotent(f), "{f}");
+            assert!(!w.client().is_idempotent(f), "{f}");
         }
-        assert_eq!(w.client_timeout_ms(0), 1_000);
-        assert_eq!(w.client_timeout_ms(500), 5_000);
+        assert_eq!(w.client().timeout_ms(0), 1_000);
+        assert_eq!(w.client().timeout_ms(500), 5_000);
     }
 
     /// One consumer handed two tasks: every op names a held task with its attempt, the
@@ -951,14 +965,14 @@ mod tests {
         for seed in 0..200 {
             let mut w = shaped(1, 2);
             let mut rng = StdRng::seed_from_u64(seed);
-            let poll = op_of(w.next_for(ask(1, 0, 0), &mut rng));
+            let poll = op_of(w.next(ask(1, 0, 0), &mut rng));
             assert_eq!(poll.f, "poll");
             let tasks = Edn::Vector(vec![delivery(11, 2), delivery(12, 1)]);
             w.completed(1, &poll, &done(1, &poll, OpType::Ok, tasks, 1));
             let mut expect = VecDeque::from([(11, 2), (12, 1)]);
             let mut started = None;
             for _ in 0..10 {
-                let next = w.next_for(ask(1, 0, 0), &mut rng);
+                let next = w.next(ask(1, 0, 0), &mut rng);
                 let (op, local) = match next {
                     Next::Op(op) => (op, false),
                     Next::Local(op) => (op, true),
@@ -1013,7 +1027,7 @@ mod tests {
         ] {
             let mut w = shaped(1, 2);
             let mut rng = StdRng::seed_from_u64(9);
-            let poll = op_of(w.next_for(ask(1, 0, 0), &mut rng));
+            let poll = op_of(w.next(ask(1, 0, 0), &mut rng));
             let tasks = Edn::Vector(vec![delivery(5, 1)]);
             w.completed(1, &poll, &done(1, &poll, OpType::Ok, tasks, 1));
             let op = GenOp::new(
@@ -1025,7 +1039,7 @@ mod tests {
                 }),
             );
             w.completed(1, &op, &done(1, &op, t, op.value.clone(), 2));
-            let next = op_of(w.next_for(ask(1, 0, 0), &mut rng));
+            let next = op_of(w.next(ask(1, 0, 0), &mut rng));
             assert_eq!(next.f, "poll", "{f} {t:?}");
         }
     }
@@ -1108,7 +1122,7 @@ mod tests {
             }
             for k in 0..workers {
                 while finished[k].is_none() && in_flight[k].is_none() && resume[k] <= t {
-                    match w.next_final(ask(k, t, issued[k]), &mut rng) {
+                    match w.next(final_ask(k, t, issued[k]), &mut rng) {
                         Next::Op(op) => {
                             issued[k] += 1;
                             log.push(op.clone());
@@ -1131,7 +1145,7 @@ mod tests {
     fn enqueue(w: &mut TaskQueue, model: &mut Model, n: usize, rng: &mut StdRng) -> Vec<i64> {
         (0..n)
             .map(|_| {
-                let op = op_of(w.next_for(ask(0, 0, 0), rng));
+                let op = op_of(w.next(ask(0, 0, 0), rng));
                 let (t, value) = model.answer(&op);
                 w.completed(0, &op, &done(0, &op, t, value, 0));
                 id_of(&op)
@@ -1147,7 +1161,7 @@ mod tests {
         let mut rng = StdRng::seed_from_u64(6);
         let ids = enqueue(&mut w, &mut model, 30, &mut rng);
         // A consumer still holds a task from the main phase.
-        let poll = op_of(w.next_for(ask(1, 0, 0), &mut rng));
+        let poll = op_of(w.next(ask(1, 0, 0), &mut rng));
         let (t, value) = model.answer(&poll);
         w.completed(1, &poll, &done(1, &poll, t, value, 0));
         let (finish, log) = drain(&mut w, 4, &mut model);
@@ -1189,7 +1203,7 @@ mod tests {
         let ids = enqueue(&mut w, &mut model, 3, &mut rng);
         assert!(model.lost.contains(&ids[0]));
         // An enqueue of unknown outcome is audited too, but nobody waits for it.
-        let op = op_of(w.next_for(ask(0, 0, 0), &mut rng));
+        let op = op_of(w.next(ask(0, 0, 0), &mut rng));
         w.completed(0, &op, &done(0, &op, OpType::Info, op.value.clone(), 0));
         let (finish, log) = drain(&mut w, 2, &mut model);
         let end = finish[1];

@@ -4,7 +4,7 @@
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
-use super::{body, reply_field, GenOp, Request, RunFacts, Workload};
+use super::{body, reply_field, Ask, ClientRules, GenOp, Next, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -28,17 +28,27 @@ impl Default for UniqueIds {
     }
 }
 
+impl UniqueIds {
+    /// The main phase's mix of operations.
+    fn mix(&mut self, _rng: &mut StdRng) -> GenOp {
+        GenOp::new("generate", Edn::Nil)
+    }
+}
+
 impl Workload for UniqueIds {
     fn name(&self) -> &'static str {
         "unique-ids"
     }
 
-    fn reusable_client(&self) -> bool {
-        true
+    fn client(&self) -> ClientRules {
+        ClientRules {
+            reusable: true,
+            ..ClientRules::default()
+        }
     }
 
-    fn next_op(&mut self, _rng: &mut StdRng) -> GenOp {
-        GenOp::new("generate", Edn::Nil)
+    fn next(&mut self, _ask: Ask, _rng: &mut StdRng) -> Next {
+        Next::Op(self.mix(_rng))
     }
 
     fn request(&self, _op: &GenOp) -> Request<'_> {

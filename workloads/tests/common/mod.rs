@@ -5,6 +5,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+use maelstrom_core::node_dir::NODE_DIR_ENV;
+use workloads::history::History;
+
 /// `target/<profile>/examples/<name>`, found from this test's own executable
 /// (`target/<profile>/deps/runs-<hash>`).
 pub fn example(name: &str) -> PathBuf {
@@ -52,6 +55,10 @@ impl Run {
             .unwrap_or_else(|e| panic!("no results.edn: {e}\n{}", self.output))
     }
 
+    pub fn history(&self) -> History {
+        latest_history(&self.dir)
+    }
+
     pub fn file(&self, name: &str) -> String {
         std::fs::read_to_string(self.dir.join("store/latest").join(name))
             .unwrap_or_else(|e| panic!("no {name}: {e}\n{}", self.output))
@@ -91,21 +98,40 @@ impl Drop for Run {
     }
 }
 
+/// Runs the `workloads` binary in `dir` with `args` and extra environment (an inherited
+/// `MAELSTROM_NODE_DIR` removed, so that runs stay apart): its exit status and output.
+pub fn harness(dir: &Path, args: &[&str], env: &[(&str, &Path)]) -> (i32, String) {
+    let mut cmd = Command::new(env!("CARGO_BIN_EXE_workloads"));
+    cmd.args(args)
+        .current_dir(dir)
+        .env_remove(NODE_DIR_ENV)
+        .stdin(Stdio::null());
+    for (k, v) in env {
+        cmd.env(k, v);
+    }
+    let out: Output = cmd.output().unwrap();
+    let output = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (out.status.code().unwrap_or(-1), output)
+}
+
+/// The history of the newest run in `dir`'s store.
+pub fn latest_history(dir: &Path) -> History {
+    let path = dir.join("store/latest/history.edn");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    History::from_edn_lines(&text).expect("history.edn parses")
+}
+
+/// Runs the harness in a fresh directory for `test`.
 pub fn run(test: &str, args: &[&str]) -> Run {
     let dir = workdir(test);
-    let out: Output = Command::new(env!("CARGO_BIN_EXE_workloads"))
-        .args(args)
-        .current_dir(&dir)
-        .stdin(Stdio::null())
-        .output()
-        .unwrap();
+    let (status, output) = harness(&dir, args, &[]);
     Run {
-        status: out.status.code().unwrap_or(-1),
-        output: format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+        status,
+        output,
         dir,
     }
 }

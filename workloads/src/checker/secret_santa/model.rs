@@ -180,16 +180,18 @@ fn disallowed(done: &Op) -> Vec<String> {
 }
 
 impl Model {
+    /// Reads every client call through the harness's one pairing ([`History::calls`]);
+    /// positions, not `:index`, order them.
     pub fn of(history: &History) -> Model {
         let mut m = Model::default();
-        for (invoke, done) in history.pairs() {
-            let process = match invoke.process {
-                crate::history::Process::Worker(p) => p,
-                crate::history::Process::Nemesis => continue,
+        for call in history.calls().into_iter().filter(|c| !c.is_orphan()) {
+            let (invoke, done) = (call.invoke, call.complete);
+            let crate::history::Process::Worker(process) = invoke.process else {
+                continue;
             };
             let span = Span {
-                invoke: invoke.index,
-                complete: done.map_or(OPEN, |d| d.index),
+                invoke: call.invoke_pos,
+                complete: call.complete_pos.unwrap_or(OPEN),
                 outcome: done.map_or(OpType::Info, |d| d.op_type),
                 error: done.and_then(error_name),
                 process,

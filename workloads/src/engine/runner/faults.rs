@@ -3,6 +3,7 @@
 //! clock files. Each action is recorded as Maelstrom records a partition: two `:info` ops of
 //! the nemesis process, the first with what was asked, the second with what happened.
 
+use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
 use super::{Engine, Role, INIT_TIMEOUT};
@@ -11,8 +12,35 @@ use crate::engine::process::signals;
 use crate::engine::progress;
 use crate::history::{Op, OpType, Process};
 use crate::nemesis::clock::ClockChange;
-use crate::nemesis::Action;
+use crate::nemesis::partition::Grudge;
+use crate::nemesis::{Action, Lossy, Planner};
 use crate::net::Nanos;
+
+/// What the engine knows of the nemesis and the faults in force.
+#[derive(Debug)]
+pub(super) struct Faults {
+    /// Its random source, until the main phase makes the planner.
+    pub nemesis_rng: Option<StdRng>,
+    pub planner: Option<Planner>,
+    /// The partition in force, in words for the progress line.
+    pub partition: Option<String>,
+    /// Nodes killed by the nemesis and not restarted yet.
+    pub down: Vec<bool>,
+    /// Nodes stopped with SIGSTOP.
+    pub paused: Vec<bool>,
+}
+
+impl Faults {
+    pub fn new(nodes: usize, rng: StdRng) -> Self {
+        Faults {
+            nemesis_rng: Some(rng),
+            planner: None,
+            partition: None,
+            down: vec![false; nodes],
+            paused: vec![false; nodes],
+        }
+    }
+}
 
 impl Engine {
     /// Performs one action and records it.
@@ -32,7 +60,12 @@ impl Engine {
 
     /// Stops every fault that is on.
     pub(super) fn heal(&mut self, now: Nanos) {
-        let actions = self.planner.as_mut().map(|p| p.heal()).unwrap_or_default();
+        let actions = self
+            .faults
+            .planner
+            .as_mut()
+            .map(|p| p.heal())
+            .unwrap_or_default();
         for action in actions {
             self.nemesis(now, action);
         }
@@ -65,99 +98,35 @@ impl Engine {
             Action::Partition { grudge, shape } => {
                 self.net.partition(&grudge);
                 let words = progress::partition_words(&self.names, &grudge, shape.keyword());
-                self.partition = Some(words);
-                let map = grudge
-                    .iter()
-                    .map(|(dest, srcs)| {
-                        let set = srcs
-                            .iter()
-                            .map(|s| Edn::Str(self.names[*s as usize].clone()))
-                            .collect();
-                        (Edn::Str(self.names[*dest as usize].clone()), Edn::Set(set))
-                    })
-                    .collect();
-                Edn::Vector(vec![Edn::kw("isolated"), Edn::Map(map)])
+                self.faults.partition = Some(words);
+                isolated(&self.names, &grudge)
             }
             Action::Heal => {
                 self.net.heal();
-                self.partition = None;
+                self.faults.partition = None;
                 Edn::kw("network-healed")
             }
-            Action::Kill { nodes, .. } => {
-                let mut done = Vec::new();
-                for i in nodes.into_iter().map(|i| i as usize) {
-                    if !self.down[i] {
-                        self.nodes[i].signal(signals::SIGKILL);
-                        self.down[i] = true;
-                        self.paused[i] = false;
-                        done.push((i, Edn::kw("killed")));
-                    }
-                }
-                self.per_node(done)
-            }
+            Action::Kill { nodes, .. } => self.kill(nodes),
             Action::Restart => {
-                let mut done = Vec::new();
-                for i in 0..self.names.len() {
-                    if self.down[i] {
-                        done.push((i, self.restart(now, i)));
-                    }
-                }
+                let down: Vec<usize> = (0..self.names.len())
+                    .filter(|&i| self.faults.down[i])
+                    .collect();
+                let done = down
+                    .into_iter()
+                    .map(|i| (i, self.restart(now, i)))
+                    .collect();
                 self.per_node(done)
             }
-            Action::Pause { nodes, .. } => {
-                let mut done = Vec::new();
-                for i in nodes.into_iter().map(|i| i as usize) {
-                    if !self.down[i] && !self.paused[i] {
-                        self.nodes[i].signal(signals::SIGSTOP);
-                        self.paused[i] = true;
-                        done.push((i, Edn::kw("paused")));
-                    }
-                }
-                self.per_node(done)
-            }
-            Action::Resume => {
-                let mut done = Vec::new();
-                for i in 0..self.names.len() {
-                    if self.paused[i] {
-                        self.nodes[i].signal(signals::SIGCONT);
-                        self.paused[i] = false;
-                        done.push((i, Edn::kw("resumed")));
-                    }
-                }
-                self.per_node(done)
-            }
-            Action::Clock { changes } => {
-                let mut done = Vec::new();
-                for (node, change) in changes {
-                    let i = node as usize;
-                    let Some(clocks) = self.clocks.as_mut() else {
-                        break;
-                    };
-                    let result = clocks.apply(now, i, change);
-                    let offset = clocks.offset_ms(i);
-                    let what = match change {
-                        ClockChange::Bump(ms) => ("bump-ms", Edn::Int(ms)),
-                        ClockChange::Drift(speed) => ("speed", Edn::Float(speed)),
-                    };
-                    let mut entries = vec![what, ("offset-ms", Edn::Int(offset.round() as i64))];
-                    if let Err(e) = result {
-                        entries.push(("error", Edn::Str(e.to_string())));
-                    }
-                    done.push((i, Edn::map(entries)));
-                }
-                self.per_node(done)
-            }
+            Action::Pause { nodes, .. } => self.pause(nodes),
+            Action::Resume => self.resume(),
+            Action::Clock { changes } => self.change_clocks(now, changes),
             Action::ResetClocks => match self.clocks.as_mut().map(|c| c.reset(now)) {
                 Some(Err(e)) => Edn::Str(format!("cannot reset the clocks: {e}")),
                 _ => Edn::kw("clocks-reset"),
             },
             Action::StartLossy(lossy) => {
                 self.net.set_lossy(Some(lossy));
-                Edn::map(vec![
-                    ("drop", Edn::Float(lossy.drop)),
-                    ("duplicate", Edn::Float(lossy.duplicate)),
-                    ("reorder", Edn::Float(lossy.reorder)),
-                ])
+                lossiness(&lossy)
             }
             Action::StopLossy => {
                 self.net.set_lossy(None);
@@ -166,13 +135,67 @@ impl Engine {
         }
     }
 
+    /// SIGKILL to the nodes that are up.
+    fn kill(&mut self, nodes: Vec<u32>) -> Edn {
+        let mut done = Vec::new();
+        for i in nodes.into_iter().map(|i| i as usize) {
+            if !self.faults.down[i] {
+                self.nodes[i].signal(signals::SIGKILL);
+                self.faults.down[i] = true;
+                self.faults.paused[i] = false;
+                done.push((i, Edn::kw("killed")));
+            }
+        }
+        self.per_node(done)
+    }
+
+    /// SIGSTOP to the nodes that are up and running.
+    fn pause(&mut self, nodes: Vec<u32>) -> Edn {
+        let mut done = Vec::new();
+        for i in nodes.into_iter().map(|i| i as usize) {
+            if !self.faults.down[i] && !self.faults.paused[i] {
+                self.nodes[i].signal(signals::SIGSTOP);
+                self.faults.paused[i] = true;
+                done.push((i, Edn::kw("paused")));
+            }
+        }
+        self.per_node(done)
+    }
+
+    /// SIGCONT to every paused node.
+    fn resume(&mut self) -> Edn {
+        let mut done = Vec::new();
+        for i in 0..self.names.len() {
+            if self.faults.paused[i] {
+                self.nodes[i].signal(signals::SIGCONT);
+                self.faults.paused[i] = false;
+                done.push((i, Edn::kw("resumed")));
+            }
+        }
+        self.per_node(done)
+    }
+
+    /// Moves each named node's clock.
+    fn change_clocks(&mut self, now: Nanos, changes: Vec<(u32, ClockChange)>) -> Edn {
+        let mut done = Vec::new();
+        for (node, change) in changes {
+            let i = node as usize;
+            let Some(clocks) = self.clocks.as_mut() else {
+                break;
+            };
+            let result = clocks.apply(now, i, change);
+            done.push((i, clock_result(change, clocks.offset_ms(i), result)));
+        }
+        self.per_node(done)
+    }
+
     /// Starts the next incarnation of node `i` and sends it `init`, as a fresh node gets.
     fn restart(&mut self, now: Nanos, i: usize) -> Edn {
         let generation = self.nodes[i].generation + 1;
         match self.spawner.spawn(i as u32, generation) {
             Ok(process) => {
                 self.nodes[i] = process;
-                self.down[i] = false;
+                self.faults.down[i] = false;
                 let client = self.open_client(Role::Reinit(i));
                 let mut body = Map::new();
                 body.insert("type".into(), "init".into());
@@ -224,5 +247,72 @@ impl Engine {
                 self.console.warn("nemesis", "workloads.nemesis", &msg);
             }
         }
+    }
+}
+
+/// `[:isolated {"n1" #{"n2" …}, …}]`: who drops messages from whom, by name.
+fn isolated(names: &[String], grudge: &Grudge) -> Edn {
+    let name = |i: u32| Edn::Str(names[i as usize].clone());
+    let map = grudge
+        .iter()
+        .map(|(dest, srcs)| {
+            (
+                name(*dest),
+                Edn::Set(srcs.iter().map(|s| name(*s)).collect()),
+            )
+        })
+        .collect();
+    Edn::Vector(vec![Edn::kw("isolated"), Edn::Map(map)])
+}
+
+/// What a clock change did to one node: the change, the offset now, and any error.
+fn clock_result(change: ClockChange, offset_ms: f64, result: std::io::Result<()>) -> Edn {
+    let what = match change {
+        ClockChange::Bump(ms) => ("bump-ms", Edn::Int(ms)),
+        ClockChange::Drift(speed) => ("speed", Edn::Float(speed)),
+    };
+    let mut entries = vec![what, ("offset-ms", Edn::Int(offset_ms.round() as i64))];
+    if let Err(e) = result {
+        entries.push(("error", Edn::Str(e.to_string())));
+    }
+    Edn::map(entries)
+}
+
+/// The lossy fault's probabilities.
+fn lossiness(lossy: &Lossy) -> Edn {
+    Edn::map(vec![
+        ("drop", Edn::Float(lossy.drop)),
+        ("duplicate", Edn::Float(lossy.duplicate)),
+        ("reorder", Edn::Float(lossy.reorder)),
+    ])
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::BTreeSet;
+
+    #[test]
+    fn a_partition_is_recorded_by_node_name() {
+        let names: Vec<String> = ["n0", "n1", "n2"].map(String::from).to_vec();
+        let grudge = vec![(0, BTreeSet::from([1, 2])), (1, BTreeSet::from([0]))];
+        assert_eq!(
+            isolated(&names, &grudge).to_compact(),
+            r#"[:isolated {"n0" #{"n1" "n2"}, "n1" #{"n0"}}]"#
+        );
+    }
+
+    #[test]
+    fn clock_changes_say_what_moved_and_what_failed() {
+        let bump = clock_result(ClockChange::Bump(-2500), -2499.6, Ok(()));
+        assert_eq!(bump.to_compact(), "{:bump-ms -2500, :offset-ms -2500}");
+        let failed = std::io::Error::other("disk full");
+        let drift = clock_result(ClockChange::Drift(0.5), 12.0, Err(failed));
+        assert_eq!(
+            drift.to_compact(),
+            r#"{:speed 0.5, :offset-ms 12, :error "disk full"}"#
+        );
+        let lossy = lossiness(&Lossy::uniform(0.25)).to_compact();
+        assert_eq!(lossy, "{:drop 0.25, :duplicate 0.25, :reorder 0.25}");
     }
 }

@@ -5,8 +5,8 @@ use serde_json::json;
 
 use super::*;
 use crate::checker::secret_santa::oracle::{self, Verdict};
-use crate::cli::Topology;
 use crate::history::Process;
+use crate::topology::Topology;
 
 fn shaped(nodes: usize, node_args: &[&str]) -> SecretSanta {
     let mut w = SecretSanta::new();
@@ -19,8 +19,9 @@ fn shaped(nodes: usize, node_args: &[&str]) -> SecretSanta {
     w
 }
 
-fn ask(worker: usize) -> Ask {
+fn ask(phase: Phase, worker: usize) -> Ask {
     Ask {
+        phase,
         worker,
         now_ms: 0,
         issued: 0,
@@ -88,7 +89,7 @@ fn drive(steps: usize) -> (SecretSanta, Vec<GenOp>) {
     let mut pending: Vec<GenOp> = Vec::new();
     let mut epochs: BTreeMap<String, i64> = BTreeMap::new();
     for i in 0..steps {
-        if let Next::Op(op) = w.next_for(ask(i % 4), &mut rng) {
+        if let Next::Op(op) = w.next(ask(Phase::Main, i % 4), &mut rng) {
             sent.push(op.clone());
             pending.push(op);
         }
@@ -179,7 +180,7 @@ fn the_final_phase_reads_everyone_retries_unknowns_then_audits() {
     let mut rng = StdRng::seed_from_u64(2);
     let mut finals = Vec::new();
     let mut retried = false;
-    while let Next::Op(op) = w.next_final(ask(0), &mut rng) {
+    while let Next::Op(op) = w.next(ask(Phase::Final, 0), &mut rng) {
         assert!(op.final_read);
         if op.f == "read" && !retried {
             retried = true;
