@@ -17,6 +17,7 @@
 
 pub mod groups;
 pub mod log;
+pub mod placement;
 pub mod sessions;
 pub mod store;
 
@@ -28,6 +29,7 @@ use serde::{Deserialize, Serialize};
 
 pub use groups::{Answer, GroupMsg, Groups, Logged, Outcome, Round, StateMachine};
 pub use log::{Entry, Index, Log, Term};
+pub use placement::replicas;
 pub use sessions::{Origin, Sessions};
 pub use store::{RaftStore, StoreError};
 
