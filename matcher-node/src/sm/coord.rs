@@ -54,6 +54,7 @@ pub struct Txn {
     /// Giver -> gift of the epoch this transaction creates.
     pub gifts: BTreeMap<String, Gift>,
     /// Region -> its slice; emptied once every region acknowledged the decision.
+    #[serde(with = "super::pairs")]
     pub slices: BTreeMap<u32, Slice>,
     pub decision: Option<bool>,
     pub acked: BTreeSet<u32>,
@@ -74,6 +75,7 @@ pub struct CoordExchange {
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct CoordSm {
     pub exchanges: BTreeMap<String, CoordExchange>,
+    #[serde(with = "super::pairs")]
     pub txns: BTreeMap<u64, Txn>,
     /// Transactions not finished: undecided, or a decision some region has not acked.
     pub open: BTreeSet<u64>,

@@ -25,6 +25,7 @@ pub struct RegionExchange {
     pub directory: BTreeMap<String, u32>,
     pub prepared: Option<Slice>,
     /// Transaction -> committed?, the newest few.
+    #[serde(with = "super::pairs")]
     pub decided: BTreeMap<u64, bool>,
 }
 
