@@ -205,6 +205,25 @@ pub(crate) fn error(code: ErrorCode, text: impl Into<String>) -> ErrorBody {
 }
 
 impl MatcherNode {
+    /// This replica's applied coordinator state, if it is a member (for tests and
+    /// health views).
+    pub fn coordinator_state(&self) -> Option<&CoordSm> {
+        self.coord_sm()
+    }
+
+    /// This replica's applied state of region `r`, if it is a member.
+    pub fn region_state(&self, r: u32) -> Option<&RegionSm> {
+        self.region_sm(Gid::Region(r))
+    }
+
+    pub fn leads(&self, group: Gid) -> bool {
+        self.groups.is_leader(&group)
+    }
+
+    pub fn regions(&self) -> u32 {
+        self.regions
+    }
+
     /// Delivers a reply to whoever waits for it.
     fn respond(&mut self, out: &mut Outbox<Self>, to: &Waiter, reply: Reply) {
         match to {
