@@ -215,3 +215,110 @@ impl CoordSm {
         self.txns.get(&txn).map(|t| t.decision)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn txn(id: u64, epoch: u64) -> Box<Txn> {
+        let slice = Slice {
+            txn: id,
+            exchange: "x".into(),
+            epoch,
+            version: 1,
+            boxes: BTreeMap::new(),
+            directory: BTreeMap::new(),
+            added: Vec::new(),
+        };
+        Box::new(Txn {
+            id,
+            exchange: "x".into(),
+            kind: Kind::Match,
+            epoch,
+            no_mutual: true,
+            participants: BTreeMap::new(),
+            gifts: [(
+                "a".to_string(),
+                Gift {
+                    receiver: "b".into(),
+                    gift_id: 5,
+                },
+            )]
+            .into(),
+            slices: [(0, slice.clone()), (1, slice)].into(),
+            decision: None,
+            acked: BTreeSet::new(),
+        })
+    }
+
+    fn decide(sm: &mut CoordSm, txn: u64, commit: bool, event: u64) -> CoordOut {
+        sm.apply(CoordCmd::Decide { txn, commit, event })
+    }
+
+    #[test]
+    fn one_transaction_at_a_time_and_the_first_decision_stands() {
+        let mut sm = CoordSm::default();
+        let begin = |t, event| CoordCmd::Begin { txn: t, event };
+        assert_eq!(sm.apply(begin(txn(100, 1), 1)), CoordOut::Begun);
+        assert!(matches!(
+            sm.apply(begin(txn(101, 1), 2)),
+            CoordOut::Refused(_)
+        ));
+        assert_eq!(sm.decision(100), Some(None));
+        let committed = CoordOut::Decided {
+            commit: true,
+            epoch: 1,
+        };
+        assert_eq!(decide(&mut sm, 100, true, 3), committed);
+        assert_eq!(decide(&mut sm, 100, false, 4), committed);
+        let ex = &sm.exchanges["x"];
+        assert_eq!((ex.epoch, ex.no_mutual, ex.active), (1, true, None));
+        assert!(matches!(
+            sm.apply(begin(txn(102, 1), 5)),
+            CoordOut::Refused(_)
+        ));
+        let kinds: Vec<EventKind> = sm.audit("x").unwrap().iter().map(|e| e.event).collect();
+        assert_eq!(kinds, [EventKind::Prepared, EventKind::Committed]);
+    }
+
+    #[test]
+    fn an_unknown_transaction_is_presumed_aborted_and_never_begins() {
+        let mut sm = CoordSm::default();
+        let aborted = CoordOut::Decided {
+            commit: false,
+            epoch: 0,
+        };
+        assert_eq!(decide(&mut sm, 200, true, 1), aborted);
+        assert_eq!(sm.decision(200), Some(Some(false)));
+        let begin = CoordCmd::Begin {
+            txn: txn(200, 1),
+            event: 2,
+        };
+        assert!(matches!(sm.apply(begin), CoordOut::Refused(_)));
+        assert!(sm.audit("x").map_or(true, |events| events.is_empty()));
+    }
+
+    #[test]
+    fn an_abort_changes_nothing_but_the_audit_and_acks_close_the_transaction() {
+        let mut sm = CoordSm::default();
+        sm.apply(CoordCmd::Begin {
+            txn: txn(300, 1),
+            event: 9,
+        });
+        decide(&mut sm, 300, false, 8);
+        assert_eq!(sm.exchanges["x"].epoch, 0);
+        let ids: Vec<u64> = sm.audit("x").unwrap().iter().map(|e| e.id).collect();
+        assert_eq!(ids, [8, 9], "ascending by event ID");
+        assert!(sm.open.contains(&300));
+        sm.apply(CoordCmd::Acked {
+            txn: 300,
+            regions: vec![0],
+        });
+        assert!(sm.open.contains(&300));
+        sm.apply(CoordCmd::Acked {
+            txn: 300,
+            regions: vec![1],
+        });
+        assert!(!sm.open.contains(&300) && sm.txns[&300].slices.is_empty());
+    }
+}

@@ -293,3 +293,143 @@ fn remember(ex: &mut RegionExchange, txn: u64, commit: bool) {
         ex.decided.pop_first();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn person(id: &str, min: u64) -> Participant {
+        let mut p = Participant::for_test(id, &[], min, 100);
+        p.region = 0;
+        p
+    }
+
+    fn register(sm: &mut RegionSm, id: &str, min: u64) -> RegionOut {
+        sm.apply(RegionCmd::Register {
+            exchange: "x".into(),
+            participant: person(id, min),
+        })
+    }
+
+    fn slice(txn: u64, epoch: u64, version: u64) -> Slice {
+        let gift = Sealed {
+            gift_id: 7,
+            sealed: "box".into(),
+        };
+        Slice {
+            txn,
+            exchange: "x".into(),
+            epoch,
+            version,
+            boxes: [("a".to_string(), gift)].into(),
+            directory: [("a".to_string(), 0), ("b".to_string(), 1)].into(),
+            added: Vec::new(),
+        }
+    }
+
+    fn vote(sm: &mut RegionSm, s: Slice) -> Vote {
+        match sm.apply(RegionCmd::Prepare(s)) {
+            RegionOut::Voted(v) => v,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    fn decide(sm: &mut RegionSm, txn: u64, commit: bool) {
+        let cmd = RegionCmd::Decide {
+            exchange: "x".into(),
+            txn,
+            commit,
+        };
+        assert_eq!(sm.apply(cmd), RegionOut::Decided);
+    }
+
+    #[test]
+    fn registrations_move_the_version_only_when_they_change() {
+        let mut sm = RegionSm::new(0, false);
+        assert_eq!(
+            register(&mut sm, "a", 0),
+            RegionOut::Registered { epoch: 0 }
+        );
+        assert_eq!(
+            register(&mut sm, "a", 0),
+            RegionOut::Registered { epoch: 0 }
+        );
+        assert_eq!(sm.part("x").version, 1);
+        register(&mut sm, "a", 5);
+        assert_eq!(sm.part("x").version, 2, "the newer registration wins");
+        assert_eq!(sm.part("x").participants[0].budget.min, 5);
+        assert!(!sm.part("y").exists);
+    }
+
+    #[test]
+    fn a_prepared_slice_locks_and_is_unreadable_until_committed() {
+        let mut sm = RegionSm::new(0, false);
+        register(&mut sm, "a", 0);
+        assert!(!vote(&mut sm, slice(9, 1, 0)).yes, "stale version");
+        assert!(vote(&mut sm, slice(9, 1, 0)).conflict);
+        assert!(vote(&mut sm, slice(10, 1, 1)).yes);
+        assert!(vote(&mut sm, slice(10, 1, 1)).yes, "a repeated PREPARE");
+        assert!(!vote(&mut sm, slice(11, 1, 1)).yes, "locked by another");
+        assert_eq!(register(&mut sm, "b", 0), RegionOut::Locked);
+        assert_eq!(sm.lookup("x", "a"), Lookup::Pending { txn: 10 });
+        assert_eq!(sm.part("x").locked, Some(10));
+        decide(&mut sm, 10, true);
+        assert!(matches!(
+            sm.lookup("x", "a"),
+            Lookup::Found { epoch: 1, .. }
+        ));
+        assert_eq!(sm.lookup("x", "b"), Lookup::Elsewhere(1));
+        assert!(matches!(sm.lookup("x", "zed"), Lookup::Missing(_)));
+        assert!(vote(&mut sm, slice(10, 1, 1)).yes, "decided: still yes");
+    }
+
+    #[test]
+    fn abort_unlocks_and_keeps_the_older_state() {
+        let mut sm = RegionSm::new(0, false);
+        register(&mut sm, "a", 0);
+        assert!(vote(&mut sm, slice(10, 1, 1)).yes);
+        decide(&mut sm, 10, false);
+        assert!(matches!(sm.lookup("x", "a"), Lookup::Missing(_)));
+        assert!(
+            !vote(&mut sm, slice(10, 1, 1)).yes,
+            "an aborted txn stays aborted"
+        );
+        assert_eq!(
+            register(&mut sm, "b", 0),
+            RegionOut::Registered { epoch: 0 }
+        );
+    }
+
+    #[test]
+    fn after_the_match_a_new_participant_is_late_and_a_change_is_refused() {
+        let mut sm = RegionSm::new(0, false);
+        register(&mut sm, "a", 0);
+        vote(&mut sm, slice(10, 1, 1));
+        decide(&mut sm, 10, true);
+        assert_eq!(
+            register(&mut sm, "a", 0),
+            RegionOut::Registered { epoch: 1 }
+        );
+        assert!(matches!(register(&mut sm, "a", 3), RegionOut::Conflict(_)));
+        assert_eq!(register(&mut sm, "new", 0), RegionOut::Late);
+        let mut late = slice(12, 2, 1);
+        late.added = vec![person("new", 0)];
+        assert!(vote(&mut sm, late).yes);
+        decide(&mut sm, 12, true);
+        assert_eq!(
+            register(&mut sm, "new", 0),
+            RegionOut::Registered { epoch: 2 }
+        );
+    }
+
+    #[test]
+    fn the_read_at_prepare_flaw_shows_an_undecided_slice() {
+        let mut sm = RegionSm::new(0, true);
+        register(&mut sm, "a", 0);
+        vote(&mut sm, slice(10, 1, 1));
+        assert!(matches!(
+            sm.lookup("x", "a"),
+            Lookup::Found { epoch: 1, .. }
+        ));
+    }
+}
