@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use maelstrom_core::{Context, ErrorCode, Outbox, ReplyTo, RpcError};
+use maelstrom_core::{Context, ErrorCode, Outbox, ReplyTo};
 
 use super::{error, members, millis, Call, MatcherNode, Msg, Waiter};
 use crate::constraints::home_region;
@@ -163,7 +163,7 @@ impl MatcherNode {
                     }
                 }
             }
-            Target::Nowhere if matches!(from, Waiter::Direct(_)) => self.parked.push(Parked {
+            Target::Nowhere => self.parked.push(Parked {
                 until: millis(ctx) + PARK_MS,
                 group,
                 from,
@@ -204,16 +204,7 @@ impl MatcherNode {
         call: Call,
         out: &mut Outbox<Self>,
     ) {
-        match self.target(ctx, group) {
-            Target::Nowhere => {
-                let e = error(
-                    ErrorCode::TemporarilyUnavailable,
-                    format!("no leader known for {group:?}"),
-                );
-                self.local.push_back((call, Err(RpcError::Remote(e))));
-            }
-            _ => self.route(ctx, Waiter::Local(Box::new(call)), 0, group, req, out),
-        }
+        self.route(ctx, Waiter::Local(Box::new(call)), 0, group, req, out);
     }
 
     /// Takes up parked requests whose group found a leader; refuses those that waited
