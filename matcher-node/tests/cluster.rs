@@ -155,3 +155,31 @@ fn refusals_carry_their_codes() {
     );
     assert_eq!(refused["code"], 22, "{refused}");
 }
+
+#[test]
+fn reads_right_after_match_ok_see_the_new_epoch() {
+    let mut c = cluster(5);
+    let mut people = People::new(5);
+    let mut ids = register_many(&mut c, &mut people, "quick", 3, 0);
+    ids.extend(register_many(&mut c, &mut people, "quick-b", 0, 1));
+    for (i, r) in [(3, 1), (4, 2)] {
+        let id = format!("quick-{i}");
+        let key = people.add(&id);
+        call_retrying(&mut c, "reg", i, register("quick", &id, &key, r), 10);
+        ids.push(id);
+    }
+    let reads = reads_right_after_match(&mut c, "quick", &ids);
+    for (id, read) in ids.iter().zip(&reads) {
+        assert_eq!(read["type"], "get_assignment_ok", "{id}: {read}");
+        assert_eq!(read["epoch"], 1);
+    }
+}
+
+#[test]
+fn no_read_shows_a_slice_whose_transaction_aborts() {
+    let mut c = cluster(5);
+    let (found, audit) = reads_during_a_lost_vote(&mut c);
+    assert_eq!(found, 0, "a read showed an undecided slice");
+    let events = audit["events"].as_array().expect("events");
+    assert!(events.iter().any(|e| e["event"] == "aborted"), "{audit}");
+}

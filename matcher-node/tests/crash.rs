@@ -26,10 +26,6 @@ enum Step {
     RegionPrepared,
 }
 
-fn leader(c: &Sim, group: Gid) -> Option<usize> {
-    (0..c.names().len()).find(|&i| c.node(i).is_some_and(|n| n.leads(group)))
-}
-
 fn leader_node(c: &Sim, group: Gid) -> Option<&MatcherNode> {
     leader(c, group).and_then(|i| c.node(i))
 }
@@ -119,6 +115,11 @@ fn scenario(seed: u64, step: Step) {
                 first = Some(body);
             }
         }
+        let early = committed_before_logged(&c, EXCHANGE);
+        assert!(
+            early.is_none(),
+            "seed {seed}: a region committed before the decision"
+        );
         if let Some(v) = victim(&c, step, seed) {
             c.crash(v);
             crashed = Some(v);

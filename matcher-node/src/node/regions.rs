@@ -6,6 +6,7 @@
 use maelstrom_core::{Context, ErrorCode, Outbox, RpcError};
 
 use super::{error, millis, Call, CoordQuery, MatcherNode, Msg, Read, Wait, Waiter};
+use crate::constraints::Participant;
 use crate::sm::{Cmd, CoordOut, Gid, Lookup, Out, RegionCmd, RegionOut};
 
 /// A prepared slice undecided this long makes its region ask the coordinator.
@@ -24,24 +25,16 @@ impl MatcherNode {
         let origin = req.origin().cloned();
         let copies = Self::passed_on(ctx, &from) && origin.is_some();
         let (wait, cmd) = match (group, req) {
-            (Gid::Region(_), req @ Msg::Register { .. }) => {
-                let Some(Msg::Register { exchange, .. }) = Some(&req) else {
-                    return;
-                };
-                let exchange = exchange.clone();
-                let registration = req.registration().unwrap_or_else(|| unreachable!());
-                let p = match registration.validate(self.regions) {
-                    Ok(p) => p,
-                    Err(e) => {
-                        return self.fail(out, &from, ErrorCode::MalformedRequest, &e.to_string())
-                    }
-                };
-                let cmd = RegionCmd::Register {
-                    exchange: exchange.clone(),
-                    participant: p.clone(),
-                };
-                (Wait::Register(from, exchange, Box::new(p)), cmd)
-            }
+            (Gid::Region(_), req @ Msg::Register { .. }) => match self.registration(req) {
+                Ok((exchange, p)) => {
+                    let cmd = RegionCmd::Register {
+                        exchange: exchange.clone(),
+                        participant: p.clone(),
+                    };
+                    (Wait::Register(from, exchange, Box::new(p)), cmd)
+                }
+                Err(why) => return self.fail(out, &from, ErrorCode::MalformedRequest, &why),
+            },
             (Gid::Region(_), Msg::Prepare { slice }) => {
                 (Wait::Vote(from), RegionCmd::Prepare(*slice))
             }
@@ -98,6 +91,19 @@ impl MatcherNode {
             Err((Some(wait), _)) => self.proposal_refused(out, wait, origin.as_ref()),
             Err(_) => {}
         }
+    }
+
+    /// The exchange and validated participant of a `register`.
+    fn registration(&self, req: Msg) -> Result<(String, Participant), String> {
+        let registration = req.registration();
+        let Msg::Register { exchange, .. } = req else {
+            return Err("not a registration".into());
+        };
+        let registration = registration.ok_or("not a registration")?;
+        let p = registration
+            .validate(self.regions)
+            .map_err(|e| e.to_string())?;
+        Ok((exchange, p))
     }
 
     /// A request for the coordinator group, which this node leads.

@@ -43,6 +43,8 @@ pub struct Driver {
     acked: BTreeMap<u64, BTreeSet<u32>>,
     /// Presumed aborts proposed.
     aborting: BTreeSet<u64>,
+    /// Commits told to the regions and not yet logged (the `commit-before-log` flaw).
+    deferred: Vec<(u64, u64)>,
 }
 
 #[derive(Debug)]
@@ -103,6 +105,14 @@ impl Phase {
             _ => None,
         }
     }
+}
+
+/// The people and gifts of the epoch a transaction creates.
+struct Next {
+    kind: Kind,
+    participants: BTreeMap<String, Participant>,
+    gifts: BTreeMap<String, Gift>,
+    no_mutual: bool,
 }
 
 /// What a job's reads lead to.
@@ -341,36 +351,16 @@ impl MatcherNode {
             .and_then(|sm| sm.exchanges.get(&exchange))
             .cloned()
             .unwrap_or_default();
-        let (kind, participants, gifts, no_mutual) = match work {
-            Work::Match { no_mutual } => {
-                if let Some(reply) = matched(&ex) {
-                    return Ok(Plan::Answer(Ok(reply)));
-                }
-                if !parts.values().any(|p| p.exists) {
-                    let e = format!("unknown exchange {exchange}");
-                    return Err(error(ErrorCode::KeyDoesNotExist, e));
-                }
-                let participants = joined(parts);
-                let gifts = self.draw(ctx, &participants, no_mutual, out)?;
-                (Kind::Match, participants, gifts, no_mutual)
-            }
-            Work::Splice(late) => {
-                if ex.epoch == 0 {
-                    return Err(unavailable("the exchange is not matched yet; try again"));
-                }
-                if let Some(p) = ex.participants.get(&late.id) {
-                    return Ok(Plan::Answer(match *p == *late {
-                        true => Ok(Msg::RegisterOk { epoch: ex.epoch }),
-                        false => Err(error(ErrorCode::PreconditionFailed, "matched already")),
-                    }));
-                }
-                let gifts = self.splice_in(ctx, &ex, &late, out)?;
-                let mut participants = ex.participants.clone();
-                participants.insert(late.id.clone(), *late);
-                (Kind::Splice, participants, gifts, ex.no_mutual)
-            }
-            Work::Probe => return Err(unavailable("nothing to plan")),
+        let next = match self.next_epoch(ctx, work, &ex, parts, &exchange, out) {
+            Ok(next) => next,
+            Err(reply) => return Ok(Plan::Answer(reply)),
         };
+        let Next {
+            kind,
+            participants,
+            gifts,
+            no_mutual,
+        } = next;
         let epoch = ex.epoch + 1;
         let txn_id = self
             .one_id(ctx, out)
@@ -412,6 +402,61 @@ impl MatcherNode {
             acked: BTreeSet::new(),
         };
         Ok(Plan::Txn(Box::new(txn), reply))
+    }
+
+    /// Who takes part in the next epoch and their gifts; or the answer when there is
+    /// nothing to commit (matched already, unknown exchange, no valid assignment).
+    fn next_epoch(
+        &mut self,
+        ctx: &Context,
+        work: Work,
+        ex: &CoordExchange,
+        parts: &BTreeMap<u32, Part>,
+        exchange: &str,
+        out: &mut Outbox<Self>,
+    ) -> Result<Next, Reply> {
+        match work {
+            Work::Match { no_mutual } => {
+                if let Some(reply) = matched(ex) {
+                    return Err(Ok(reply));
+                }
+                if !parts.values().any(|p| p.exists) {
+                    let e = format!("unknown exchange {exchange}");
+                    return Err(Err(error(ErrorCode::KeyDoesNotExist, e)));
+                }
+                let participants = joined(parts);
+                let gifts = self.draw(ctx, &participants, no_mutual, out).map_err(Err)?;
+                Ok(Next {
+                    kind: Kind::Match,
+                    participants,
+                    gifts,
+                    no_mutual,
+                })
+            }
+            Work::Splice(late) => {
+                if ex.epoch == 0 {
+                    return Err(Err(unavailable(
+                        "the exchange is not matched yet; try again",
+                    )));
+                }
+                if let Some(p) = ex.participants.get(&late.id) {
+                    return Err(match *p == *late {
+                        true => Ok(Msg::RegisterOk { epoch: ex.epoch }),
+                        false => Err(error(ErrorCode::PreconditionFailed, "matched already")),
+                    });
+                }
+                let gifts = self.splice_in(ctx, ex, &late, out).map_err(Err)?;
+                let mut participants = ex.participants.clone();
+                participants.insert(late.id.clone(), *late);
+                Ok(Next {
+                    kind: Kind::Splice,
+                    participants,
+                    gifts,
+                    no_mutual: ex.no_mutual,
+                })
+            }
+            Work::Probe => Err(Err(unavailable("nothing to plan"))),
+        }
     }
 
     /// A random valid assignment with fresh gift IDs, or why there is none (error 22).
@@ -701,7 +746,25 @@ impl MatcherNode {
                     out,
                 );
             }
+            // The decision is logged later, with the next round of acknowledgements.
+            if let Some(job) = self.driver.jobs.get_mut(&id) {
+                job.phase = Phase::Decide { txn, reply };
+            }
+            self.driver.deferred.push((id, txn));
+            return;
         }
+        self.log_decision(ctx, id, txn, reply, commit, out);
+    }
+
+    fn log_decision(
+        &mut self,
+        ctx: &Context,
+        id: u64,
+        txn: u64,
+        reply: Msg,
+        commit: bool,
+        out: &mut Outbox<Self>,
+    ) {
         let Some(event) = self.one_id(ctx, out) else {
             let e = error(
                 ErrorCode::Crash,
@@ -750,85 +813,29 @@ impl MatcherNode {
         if !self.groups.is_leader(&Gid::Coordinator) {
             return;
         }
-        for (txn, regions) in std::mem::take(&mut self.driver.acked) {
-            let cmd = CoordCmd::Acked {
-                txn,
-                regions: regions.into_iter().collect(),
-            };
-            let _ = self
-                .groups
-                .propose(&Gid::Coordinator, Cmd::Coord(cmd), None, None, false);
-        }
-        let driven: BTreeSet<u64> = self
-            .driver
-            .jobs
-            .values()
-            .filter_map(|j| j.phase.txn())
-            .collect();
-        let mut sends = Vec::new();
-        let mut aborts = Vec::new();
-        if let Some(Sm::Coord(sm)) = self.groups.get(&Gid::Coordinator).map(|g| g.sm()) {
-            self.driver
-                .aborting
-                .retain(|t| sm.decision(*t) == Some(None));
-            for txn in sm.open.iter().filter_map(|t| sm.txns.get(t)) {
-                match txn.decision {
-                    Some(commit) => {
-                        let mut todo = txn.slices.iter().filter(|(r, _)| !txn.acked.contains(r));
-                        if self.flaw == Flaw::No2pc && commit {
-                            // Region by region: the next one only after the last.
-                            let busy = self.driver.sending.iter().any(|(t, _)| *t == txn.id);
-                            if let (false, Some((&r, slice))) = (busy, todo.next()) {
-                                let req = Msg::Install {
-                                    slice: Box::new(slice.clone()),
-                                };
-                                sends.push((txn.id, r, req));
-                            }
-                            continue;
-                        }
-                        for (&r, _) in todo {
-                            if !self.driver.sending.contains(&(txn.id, r)) {
-                                let req = Msg::Decide {
-                                    exchange: txn.exchange.clone(),
-                                    txn: txn.id,
-                                    commit,
-                                };
-                                sends.push((txn.id, r, req));
-                            }
-                        }
-                    }
-                    None if !driven.contains(&txn.id)
-                        && !self.driver.aborting.contains(&txn.id) =>
-                    {
-                        aborts.push(txn.id)
-                    }
-                    None => {}
-                }
+        for (id, txn) in std::mem::take(&mut self.driver.deferred) {
+            if let Some(Phase::Decide { reply, .. }) = self.driver.jobs.get(&id).map(|j| &j.phase) {
+                let reply = reply.clone();
+                self.log_decision(ctx, id, txn, reply, true, out);
             }
         }
+        for (txn, regions) in std::mem::take(&mut self.driver.acked) {
+            let regions = regions.into_iter().collect();
+            self.log_quietly(CoordCmd::Acked { txn, regions });
+        }
+        let (sends, aborts) = self.undelivered();
         for (txn, region, req) in sends {
             self.driver.sending.insert((txn, region));
-            self.ask(
-                ctx,
-                Gid::Region(region),
-                req,
-                Call::Ack { txn, region },
-                out,
-            );
+            let call = Call::Ack { txn, region };
+            self.ask(ctx, Gid::Region(region), req, call, out);
         }
         for txn in aborts {
             let Some(event) = self.one_id(ctx, out) else {
                 break;
             };
             self.driver.aborting.insert(txn);
-            let cmd = CoordCmd::Decide {
-                txn,
-                commit: false,
-                event,
-            };
-            let _ = self
-                .groups
-                .propose(&Gid::Coordinator, Cmd::Coord(cmd), None, None, false);
+            let commit = false;
+            self.log_quietly(CoordCmd::Decide { txn, commit, event });
         }
         let now = millis(ctx);
         let due: Vec<u64> = self
@@ -841,6 +848,64 @@ impl MatcherNode {
         for id in due {
             self.start(ctx, id, out);
         }
+    }
+
+    /// Proposes a coordinator command nobody waits for (it is retried if lost).
+    fn log_quietly(&mut self, cmd: CoordCmd) {
+        let cmd = Cmd::Coord(cmd);
+        let _ = self
+            .groups
+            .propose(&Gid::Coordinator, cmd, None, None, false);
+    }
+
+    /// Decisions regions have not acknowledged and are not being sent, as
+    /// (txn, region, message); and the undecided transactions no job drives.
+    #[allow(clippy::type_complexity)]
+    fn undelivered(&mut self) -> (Vec<(u64, u32, Msg)>, Vec<u64>) {
+        let driven: BTreeSet<u64> = self
+            .driver
+            .jobs
+            .values()
+            .filter_map(|j| j.phase.txn())
+            .collect();
+        let (mut sends, mut aborts) = (Vec::new(), Vec::new());
+        let Some(Sm::Coord(sm)) = self.groups.get(&Gid::Coordinator).map(|g| g.sm()) else {
+            return (sends, aborts);
+        };
+        let driver = &mut self.driver;
+        driver.aborting.retain(|t| sm.decision(*t) == Some(None));
+        for txn in sm.open.iter().filter_map(|t| sm.txns.get(t)) {
+            let Some(commit) = txn.decision else {
+                if !driven.contains(&txn.id) && !driver.aborting.contains(&txn.id) {
+                    aborts.push(txn.id);
+                }
+                continue;
+            };
+            let mut todo = txn.slices.iter().filter(|(r, _)| !txn.acked.contains(r));
+            if self.flaw == Flaw::No2pc && commit {
+                // Region by region: the next one only after the last.
+                let busy = driver.sending.iter().any(|(t, _)| *t == txn.id);
+                if let (false, Some((&r, slice))) = (busy, todo.next()) {
+                    let slice = Box::new(slice.clone());
+                    sends.push((txn.id, r, Msg::Install { slice }));
+                }
+                continue;
+            }
+            for (&r, _) in todo.filter(|(r, _)| !driver.sending.contains(&(txn.id, **r))) {
+                let exchange = txn.exchange.clone();
+                let txn = txn.id;
+                sends.push((
+                    txn,
+                    r,
+                    Msg::Decide {
+                        exchange,
+                        txn,
+                        commit,
+                    },
+                ));
+            }
+        }
+        (sends, aborts)
     }
 
     /// This node no longer leads the coordinator: its jobs end. A job that logged

@@ -8,6 +8,7 @@ use std::time::Duration;
 use maelstrom_core::sim::Cluster;
 use matcher::node::MatcherNode;
 use matcher::seal::{keypair, open, Envelope};
+use matcher::sm::Gid;
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 use serde_json::{json, Value};
@@ -107,4 +108,113 @@ pub fn read_all(
             (id.clone(), (people.open(id, &reply), reply))
         })
         .collect()
+}
+
+pub fn leader(c: &Sim, group: Gid) -> Option<usize> {
+    (0..c.names().len()).find(|&i| c.node(i).is_some_and(|n| n.leads(group)))
+}
+
+/// Registers `n` participants of `exchange` in region `region`, through every node.
+pub fn register_many(
+    c: &mut Sim,
+    people: &mut People,
+    exchange: &str,
+    n: usize,
+    region: u32,
+) -> Vec<String> {
+    let ids: Vec<String> = (0..n).map(|i| format!("{exchange}-{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let key = people.add(id);
+        let reply = call_retrying(c, "reg", i, register(exchange, id, &key, region), 10);
+        assert_eq!(reply["type"], "register_ok", "{reply}");
+    }
+    ids
+}
+
+/// Matches, then reads everyone once, at once, with no retry.
+pub fn reads_right_after_match(c: &mut Sim, exchange: &str, ids: &[String]) -> Vec<Value> {
+    let matched = call_retrying(
+        c,
+        "m",
+        0,
+        json!({"type": "match", "exchange": exchange}),
+        10,
+    );
+    assert_eq!(matched["type"], "match_ok", "{matched}");
+    let asked: Vec<(String, u64)> = ids
+        .iter()
+        .enumerate()
+        .map(|(i, id)| {
+            let client = format!("quick{i}");
+            let body = json!({"type": "get_assignment", "exchange": exchange, "participant": id});
+            let msg_id = c.request(&client, i % c.names().len(), body);
+            (client, msg_id)
+        })
+        .collect();
+    c.run_for(Duration::from_secs(5));
+    let inbox = c.take_inbox();
+    asked
+        .iter()
+        .map(|(client, id)| {
+            inbox
+                .iter()
+                .find(|(to, b)| to == client && b["in_reply_to"] == json!(id))
+                .map(|(_, b)| b.clone())
+                .unwrap_or(Value::Null)
+        })
+        .collect()
+}
+
+/// A match whose votes from one region are lost, so that it aborts; meanwhile the
+/// region's participants are read again and again. Returns the reads that found an
+/// assignment, and the exchange's audit afterwards.
+pub fn reads_during_a_lost_vote(c: &mut Sim) -> (usize, Value) {
+    let coord = leader(c, Gid::Coordinator).expect("a coordinator");
+    let region = (0..3u32)
+        .find(|&r| leader(c, Gid::Region(r)).is_some_and(|l| l != coord))
+        .expect("a region led elsewhere");
+    let voter = c.names()[leader(c, Gid::Region(region)).unwrap()].clone();
+    let mut people = People::new(11);
+    let ids = register_many(c, &mut people, "lost", 3, region);
+    c.set_wire_rule(move |raw| {
+        let vote = raw.src == voter && raw.body_json().contains("\"prepare_ok\"");
+        vote.then(Vec::new)
+    });
+    c.request("m", coord, json!({"type": "match", "exchange": "lost"}));
+    let mut found = 0;
+    for round in 0..15 {
+        let id = &ids[round % ids.len()];
+        let body = json!({"type": "get_assignment", "exchange": "lost", "participant": id});
+        if let Some(reply) = call(c, "reader", round % 5, body) {
+            found += usize::from(reply["type"] == "get_assignment_ok");
+        }
+    }
+    c.set_wire_rule(|_| None);
+    c.run_for(Duration::from_secs(2));
+    let audit = call_retrying(
+        c,
+        "auditor",
+        0,
+        json!({"type": "audit", "exchange": "lost"}),
+        10,
+    );
+    (found, audit)
+}
+
+/// Whether the coordinator's leader holds an undecided transaction while a region has
+/// already committed it.
+pub fn committed_before_logged(c: &Sim, exchange: &str) -> Option<usize> {
+    let coord = leader(c, Gid::Coordinator)?;
+    let undecided = c
+        .node(coord)
+        .and_then(|n| n.coordinator_state())
+        .is_some_and(|sm| sm.txns.values().any(|t| t.decision.is_none()));
+    let committed = (0..3).any(|r| {
+        leader(c, Gid::Region(r))
+            .and_then(|l| c.node(l))
+            .and_then(|n| n.region_state(r))
+            .and_then(|sm| sm.exchanges.get(exchange))
+            .is_some_and(|ex| ex.epoch >= 1)
+    });
+    (undecided && committed).then_some(coord)
 }
