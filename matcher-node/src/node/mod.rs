@@ -427,7 +427,6 @@ impl Node for MatcherNode {
                 for (group, raft) in msgs {
                     self.groups.step(&group, millis(ctx), &src, raft);
                 }
-                self.drive(ctx, out);
             }
             Msg::Heartbeat { leads } => self.on_heartbeat(ctx, &src, leads),
             Msg::Fwd {
@@ -443,7 +442,8 @@ impl Node for MatcherNode {
                 self.on_request(ctx, from, req, out);
             }
         }
-        self.settle(ctx, out);
+        // Proposals and reads start now rather than at the next tick.
+        self.drive(ctx, out);
     }
 
     fn on_timer(&mut self, ctx: &Context, timer: Timer, out: &mut Outbox<Self>) {

@@ -296,8 +296,9 @@ impl MatcherNode {
             return;
         };
         if let Some(why) = failed {
-            let e = unavailable(format!("cannot read the exchange's registrations: {why}"));
-            return self.end_job(ctx, id, Err(e), out);
+            // An election in a region, most likely: read again shortly.
+            let why = format!("cannot read the exchange's registrations: {why}");
+            return self.retry(ctx, id, why, out);
         }
         if matches!(job.work, Work::Probe) {
             let reply = match parts.values().any(|p| p.exists) {
@@ -353,7 +354,7 @@ impl MatcherNode {
             .unwrap_or_default();
         let next = match self.next_epoch(ctx, work, &ex, parts, &exchange, out) {
             Ok(next) => next,
-            Err(reply) => return Ok(Plan::Answer(reply)),
+            Err(reply) => return Ok(Plan::Answer(*reply)),
         };
         let Next {
             kind,
@@ -414,18 +415,20 @@ impl MatcherNode {
         parts: &BTreeMap<u32, Part>,
         exchange: &str,
         out: &mut Outbox<Self>,
-    ) -> Result<Next, Reply> {
+    ) -> Result<Next, Box<Reply>> {
         match work {
             Work::Match { no_mutual } => {
                 if let Some(reply) = matched(ex) {
-                    return Err(Ok(reply));
+                    return Err(Box::new(Ok(reply)));
                 }
                 if !parts.values().any(|p| p.exists) {
                     let e = format!("unknown exchange {exchange}");
-                    return Err(Err(error(ErrorCode::KeyDoesNotExist, e)));
+                    return Err(Box::new(Err(error(ErrorCode::KeyDoesNotExist, e))));
                 }
                 let participants = joined(parts);
-                let gifts = self.draw(ctx, &participants, no_mutual, out).map_err(Err)?;
+                let gifts = self
+                    .draw(ctx, &participants, no_mutual, out)
+                    .map_err(|e| Box::new(Err(e)))?;
                 Ok(Next {
                     kind: Kind::Match,
                     participants,
@@ -435,17 +438,18 @@ impl MatcherNode {
             }
             Work::Splice(late) => {
                 if ex.epoch == 0 {
-                    return Err(Err(unavailable(
-                        "the exchange is not matched yet; try again",
-                    )));
+                    let e = unavailable("the exchange is not matched yet; try again");
+                    return Err(Box::new(Err(e)));
                 }
                 if let Some(p) = ex.participants.get(&late.id) {
-                    return Err(match *p == *late {
+                    return Err(Box::new(match *p == *late {
                         true => Ok(Msg::RegisterOk { epoch: ex.epoch }),
                         false => Err(error(ErrorCode::PreconditionFailed, "matched already")),
-                    });
+                    }));
                 }
-                let gifts = self.splice_in(ctx, ex, &late, out).map_err(Err)?;
+                let gifts = self
+                    .splice_in(ctx, ex, &late, out)
+                    .map_err(|e| Box::new(Err(e)))?;
                 let mut participants = ex.participants.clone();
                 participants.insert(late.id.clone(), *late);
                 Ok(Next {
@@ -455,7 +459,7 @@ impl MatcherNode {
                     no_mutual: ex.no_mutual,
                 })
             }
-            Work::Probe => Err(Err(unavailable("nothing to plan"))),
+            Work::Probe => Err(Box::new(Err(unavailable("nothing to plan")))),
         }
     }
 
