@@ -16,8 +16,8 @@ use std::collections::BTreeMap;
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use maelstrom_core::raft::groups::refused;
 use maelstrom_core::raft::{Config, Flaw, GroupMsg, Groups, Origin, Outcome, StateMachine};
+use maelstrom_core::raft::{Route, RouteConfig, Router};
 use maelstrom_core::{
     Context, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError, Storage,
 };
@@ -165,6 +165,9 @@ type Waiter = (ReplyTo, Option<Value>);
 struct LinKv {
     /// One group of all nodes.
     groups: Groups<(), Store, Waiter>,
+    /// Where a request this node does not lead goes: the leader it knows, once (a request
+    /// another node passed on is not passed on again); never parked.
+    router: Router<(), Msg>,
     /// A `Flush` timer is set: what arrives meanwhile joins its batch.
     flush_armed: bool,
     flaw: NodeFlaw,
@@ -206,30 +209,28 @@ impl LinKv {
 
     /// Forwards a client's request to the leader, or refuses it when none is known.
     fn forward(&mut self, ctx: &Context, from: ReplyTo, msg: Msg, out: &mut Outbox<Self>) {
-        let group = self.groups.get(&()).expect("the one group");
-        let leader = group.raft().leader().map(str::to_string);
-        match leader {
-            // A request another node forwarded is not passed on again: no loops.
-            Some(leader) if leader != ctx.node_id && !ctx.node_ids.contains(&from.src) => {
-                out.rpc(leader, msg, FORWARD_TIMEOUT, Forwarded(from));
+        let hops = u8::from(self.router.passed_on(&from));
+        let route = self
+            .router
+            .route(&self.groups, millis(ctx), (), from, hops, msg);
+        let (from, msg) = match route {
+            Route::Pass { to, from, req, .. } => {
+                out.rpc(to, req, FORWARD_TIMEOUT, Forwarded(from));
+                return;
             }
-            _ => {
-                // A request passed on here may have copies: one may have been proposed
-                // here already, or may yet be. Only a client's own request is surely
-                // refused.
-                let origin = origin_of(&msg);
-                let copies = origin.is_some() && ctx.node_ids.contains(&from.src);
-                let outcome = origin
-                    .and_then(|o| group.known(o))
-                    .unwrap_or_else(|| refused(copies, "no leader known"));
-                match outcome {
-                    Outcome::Applied(reply) => Self::answer(out, &from, reply),
-                    Outcome::Failed(e) => {
-                        out.reply_error(&from, e.code, e.text.unwrap_or_default())
-                    }
-                    Outcome::Read => {}
-                }
-            }
+            Route::Here { from, req } | Route::Refuse { from, req } => (from, req),
+            Route::Parked => return,
+        };
+        // A request passed on here may have copies: one may have been proposed here
+        // already, or may yet be. Only a client's own request is surely refused.
+        let copies = self.router.passed_on(&from);
+        match self
+            .groups
+            .refusal(&(), origin_of(&msg), copies, "no leader known")
+        {
+            Outcome::Applied(reply) => Self::answer(out, &from, reply),
+            Outcome::Failed(e) => out.reply_error(&from, e.code, e.text.unwrap_or_default()),
+            Outcome::Read => {}
         }
     }
 
@@ -309,8 +310,15 @@ impl Node for LinKv {
             )
             .map_err(|e| InitError::new(e.to_string()))?;
         out.set_timer(TICK, Timer::Tick);
+        let route = RouteConfig {
+            max_hops: 1,
+            park_ms: None,
+            ..RouteConfig::default()
+        };
+        let placement = [((), ctx.node_ids.clone())].into();
         let mut node = LinKv {
             groups,
+            router: Router::new(&ctx.node_id, &ctx.node_ids, placement, route),
             flush_armed: false,
             flaw,
         };

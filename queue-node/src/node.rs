@@ -10,12 +10,13 @@
 //! task. Leases are part of the replicated state, with their expiry times, so a new leader
 //! expires the leases its predecessor handed out.
 
-use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use maelstrom_core::raft::groups::refused;
+use maelstrom_core::raft::route::Unparked;
 use maelstrom_core::raft::{Answer, Config, Groups, Origin, Outcome as Ended, Role};
+use maelstrom_core::raft::{Route, RouteConfig, Router, Target};
 use maelstrom_core::{
     Context, ErrorBody, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError,
     Storage,
@@ -24,7 +25,7 @@ use maelstrom_core::{
 use serde_json::{json, Value};
 
 use crate::message::{DeadLetter, Health, LeadInfo, Msg, PartitionHealth};
-use crate::partition::{Cmd, Outcome, Partition};
+use crate::partition::{Cmd, Depths, Outcome, Partition};
 use crate::task::{TaskId, TaskSpec};
 
 const TICK: Duration = Duration::from_millis(10);
@@ -157,43 +158,21 @@ struct PollReq {
     origin: Option<Origin>,
 }
 
-/// A request waiting for its partition to have a leader.
-struct Parked {
-    until: u64,
-    partition: u32,
-    from: ReplyTo,
-    hops: u8,
-    req: Msg,
-}
-
-/// What peers announced they lead.
-#[derive(Debug, Clone)]
-struct Hint {
-    info: LeadInfo,
-    leader: String,
-    at: u64,
-}
-
 pub struct QueueNode {
     flaw: Flaw,
     partitions: u32,
     groups: Groups<u32, Partition, Wait>,
     extras: BTreeMap<u32, Extra>,
-    hints: HashMap<u32, Hint>,
-    last_seen: HashMap<String, u64>,
+    /// Leader hints (with each leader's backlog), peers' liveness, parked requests, and
+    /// requests passed on in batches. Which requests travel in a batch (the four every
+    /// task makes, at thousands a second) and the `batch` and `batch_ok` messages stay
+    /// the queue's own wire protocol; the router gathers them per leader and keeps the
+    /// tags and deadlines that route each answer back.
+    router: Router<u32, Msg, Depths>,
     enqueues: HashMap<u64, PendingEnqueue>,
     dlqs: HashMap<u64, DlqGather>,
     next_pending: u64,
     watching: HashSet<(u32, u32)>,
-    parked: Vec<Parked>,
-    /// Requests to pass on, gathered per leader until the next round.
-    batches_out: BTreeMap<String, Vec<(u64, Msg)>>,
-    /// Answers to peers' batches, gathered per peer until the next round.
-    answers_out: BTreeMap<String, Vec<(u64, Value)>>,
-    /// Tag -> the requester of a request passed on in a batch.
-    relayed: HashMap<u64, ReplyTo>,
-    /// (deadline, tag) of relayed requests, oldest first.
-    relay_deadlines: VecDeque<(u64, u64)>,
     flush_armed: bool,
     stolen: u64,
     forwarded: u64,
@@ -212,6 +191,15 @@ fn millis(ctx: &Context) -> u64 {
     ctx.now.as_millis() as u64
 }
 
+fn route_config() -> RouteConfig {
+    RouteConfig {
+        max_hops: MAX_HOPS,
+        park_ms: Some(PARK_MS),
+        relay_ms: FORWARD_TIMEOUT.as_millis() as u64,
+        peer_timeout_ms: PEER_TIMEOUT_MS,
+    }
+}
+
 /// The prefix of a partition's Raft files.
 fn state_prefix(group: u32) -> String {
     format!("p{group}")
@@ -222,160 +210,92 @@ pub fn replicas(node_ids: &[String], partition: u32) -> Vec<String> {
     maelstrom_core::raft::replicas(node_ids, partition, REPLICAS)
 }
 
-/// Where a request for a partition should go.
-enum Target {
-    Here,
-    /// The partition's leader, as far as this node knows.
-    Leader(String),
-    /// A replica that will know the leader.
-    Node(String),
-    Nowhere,
-}
-
 impl QueueNode {
-    fn peer_alive(&self, ctx: &Context, peer: &str) -> bool {
-        self.last_seen
-            .get(peer)
-            .is_some_and(|&at| millis(ctx) <= at + PEER_TIMEOUT_MS)
-    }
-
     fn target(&self, ctx: &Context, partition: u32) -> Target {
-        if let Some(group) = self.groups.get(&partition) {
-            if group.raft().is_leader() {
-                return Target::Here;
-            }
-            if let Some(leader) = group.raft().leader() {
-                if leader != ctx.node_id {
-                    return Target::Leader(leader.to_string());
-                }
-            }
-        }
-        if let Some(hint) = self.hints.get(&partition) {
-            if hint.leader != ctx.node_id && self.peer_alive(ctx, &hint.leader) {
-                return Target::Leader(hint.leader.clone());
-            }
-        }
-        if !self.groups.contains(&partition) {
-            let replicas = replicas(&ctx.node_ids, partition);
-            if let Some(r) = replicas.iter().find(|r| self.peer_alive(ctx, r)) {
-                return Target::Node(r.clone());
-            }
-            if let Some(r) = replicas.first() {
-                return Target::Node(r.clone());
-            }
-        }
-        Target::Nowhere
+        self.router.target(&self.groups, millis(ctx), &partition)
     }
 
     /// Passes `req` on towards `partition`'s leader, or refuses it when there is nowhere
-    /// to go. Returns false when the request should be handled here.
+    /// to go. Gives the request back when it should be handled here.
     fn route(
         &mut self,
         ctx: &Context,
-        from: &ReplyTo,
+        from: ReplyTo,
         hops: u8,
         partition: u32,
-        req: &Msg,
+        req: Msg,
         out: &mut Outbox<Self>,
-    ) -> bool {
+    ) -> Option<(ReplyTo, Msg)> {
         let batchable = matches!(
             req,
             Msg::Enqueue { .. } | Msg::Ack { .. } | Msg::Nack { .. } | Msg::Start { .. }
         );
-        match self.target(ctx, partition) {
-            Target::Here => false,
+        let now = millis(ctx);
+        let route = self
+            .router
+            .route(&self.groups, now, partition, from, hops, req);
+        match route {
+            Route::Here { from, req } => return Some((from, req)),
             // The requests every task makes travel in one batch per leader per round.
-            Target::Leader(node) if hops < MAX_HOPS && batchable => {
+            Route::Pass {
+                to,
+                leader: true,
+                from,
+                req,
+                ..
+            } if batchable => {
                 self.forwarded += 1;
-                let tag = self.next_pending;
-                self.next_pending += 1;
-                let until = millis(ctx) + FORWARD_TIMEOUT.as_millis() as u64;
-                self.relayed.insert(tag, from.clone());
-                self.relay_deadlines.push_back((until, tag));
-                self.batches_out
-                    .entry(node)
-                    .or_default()
-                    .push((tag, req.clone()));
+                self.router.batch(to, from, now, req);
                 self.arm_flush(out);
-                true
             }
-            Target::Leader(node) | Target::Node(node) if hops < MAX_HOPS => {
+            Route::Pass {
+                to,
+                hops,
+                from,
+                req,
+                ..
+            } => {
                 self.forwarded += 1;
-                out.rpc(
-                    node,
-                    Msg::Fwd {
-                        hops: hops + 1,
-                        req: Box::new(req.clone()),
-                    },
-                    FORWARD_TIMEOUT,
-                    Call::Relay(from.clone()),
-                );
-                true
-            }
-            Target::Nowhere => {
-                // An election is under way: wait for it rather than fail at once.
-                self.parked.push(Parked {
-                    until: millis(ctx) + PARK_MS,
-                    partition,
-                    from: from.clone(),
+                let fwd = Msg::Fwd {
                     hops,
-                    req: req.clone(),
-                });
-                true
+                    req: Box::new(req),
+                };
+                out.rpc(to, fwd, FORWARD_TIMEOUT, Call::Relay(from));
             }
-            Target::Leader(_) | Target::Node(_) => {
+            Route::Parked => {}
+            Route::Refuse { from, req } => {
                 let text = format!("no leader known for partition {partition}");
-                let copies = ctx.node_ids.contains(&from.src);
-                self.refuse(
-                    out,
-                    &Waiter::Direct(from.clone()),
-                    partition,
-                    req,
-                    copies,
-                    &text,
-                );
-                true
+                let copies = self.router.passed_on(&from);
+                self.refuse(out, &Waiter::Direct(from), partition, &req, copies, &text);
             }
         }
+        None
     }
 
     /// Takes up parked requests whose partition found a leader; refuses those that
     /// waited too long.
     fn unpark(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
-        if self.parked.is_empty() {
-            return;
-        }
-        let now = millis(ctx);
-        let parked = std::mem::take(&mut self.parked);
-        for p in parked {
-            if !matches!(self.target(ctx, p.partition), Target::Nowhere) {
-                self.handle(ctx, p.from, p.hops, p.req, out);
-            } else if now >= p.until {
-                let text = format!("no leader known for partition {}", p.partition);
-                let copies = ctx.node_ids.contains(&p.from.src);
-                let to = Waiter::Direct(p.from);
-                self.refuse(out, &to, p.partition, &p.req, copies, &text);
-            } else {
-                self.parked.push(p);
+        for p in self.router.unpark(&self.groups, millis(ctx)) {
+            match p {
+                Unparked::Ready(p) => self.handle(ctx, p.from, p.hops, p.req, out),
+                Unparked::Expired(p) => {
+                    let text = format!("no leader known for partition {}", p.group);
+                    let copies = self.router.passed_on(&p.from);
+                    let to = Waiter::Direct(p.from);
+                    self.refuse(out, &to, p.group, &p.req, copies, &text);
+                }
             }
         }
     }
 
     /// Answers with a timeout the requests passed on whose answers did not come back.
     fn expire_relayed(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
-        let now = millis(ctx);
-        while let Some(&(until, tag)) = self.relay_deadlines.front() {
-            if until > now {
-                break;
-            }
-            self.relay_deadlines.pop_front();
-            if let Some(to) = self.relayed.remove(&tag) {
-                out.reply_error(
-                    &to,
-                    ErrorCode::Timeout,
-                    "the partition's leader did not answer in time",
-                );
-            }
+        for to in self.router.expire_relays(millis(ctx)) {
+            out.reply_error(
+                &to,
+                ErrorCode::Timeout,
+                "the partition's leader did not answer in time",
+            );
         }
     }
 
@@ -489,8 +409,7 @@ impl QueueNode {
         copies: bool,
         text: &str,
     ) {
-        let known = origin.and_then(|o| self.groups.get(&partition).and_then(|g| g.known(o)));
-        let outcome = known.unwrap_or_else(|| refused(copies && origin.is_some(), text));
+        let outcome = self.groups.refusal(&partition, origin, copies, text);
         let answer = Answer {
             group: partition,
             to: Wait::Cmd(to.clone()),
@@ -590,10 +509,7 @@ impl QueueNode {
                     Ok(msg) => serde_json::to_value(msg).unwrap_or(Value::Null),
                     Err((code, text)) => json!({"type": "error", "code": code, "text": text}),
                 };
-                self.answers_out
-                    .entry(node.clone())
-                    .or_default()
-                    .push((*tag, body));
+                self.router.answer_batched(node, *tag, body);
                 self.arm_flush(out);
             }
         }
@@ -655,13 +571,13 @@ impl QueueNode {
         for (to, msgs) in round.messages {
             out.send(to, Msg::Raft { msgs });
         }
-        for (to, reqs) in std::mem::take(&mut self.batches_out) {
+        for (to, reqs) in self.router.take_batches() {
             out.send(to, Msg::Batch { reqs });
         }
         for answer in round.answers {
             self.finish(out, answer);
         }
-        for (to, replies) in std::mem::take(&mut self.answers_out) {
+        for (to, replies) in self.router.take_batch_answers() {
             out.send(to, Msg::BatchOk { replies });
         }
         let _ = ctx;
@@ -779,21 +695,10 @@ impl QueueNode {
 
     fn on_heartbeat(&mut self, ctx: &Context, src: &str, leads: Vec<LeadInfo>) {
         let now = millis(ctx);
-        self.last_seen.insert(src.to_string(), now);
+        self.router.heard(src, now);
         for info in leads {
-            let newer = self.hints.get(&info.partition).map_or(true, |h| {
-                h.info.term <= info.term || now > h.at + PEER_TIMEOUT_MS
-            });
-            if newer {
-                self.hints.insert(
-                    info.partition,
-                    Hint {
-                        info,
-                        leader: src.to_string(),
-                        at: now,
-                    },
-                );
-            }
+            let (p, term) = (info.partition, info.term);
+            self.router.hint(p, src, term, info.depths, now);
         }
     }
 
@@ -801,10 +706,10 @@ impl QueueNode {
     fn handle(&mut self, ctx: &Context, from: ReplyTo, hops: u8, req: Msg, out: &mut Outbox<Self>) {
         if let Some(id) = req.task_id() {
             let p = id.partition(self.partitions);
-            if self.route(ctx, &from, hops, p, &req, out) {
-                return;
+            if let Some((from, req)) = self.route(ctx, from, hops, p, req, out) {
+                self.handle_here(ctx, Waiter::Direct(from), p, req, out);
             }
-            return self.handle_here(ctx, Waiter::Direct(from), p, req, out);
+            return;
         }
         match req {
             Msg::Poll {
@@ -827,17 +732,15 @@ impl QueueNode {
             Msg::Dlq {} => self.gather_dlq(ctx, from, out),
             Msg::DlqPart { partition } => {
                 let req = Msg::DlqPart { partition };
-                if !self.route(ctx, &from, hops, partition, &req, out) {
+                if let Some((from, _)) = self.route(ctx, from, hops, partition, req, out) {
                     let wait = Wait::Read(Waiter::Direct(from), Query::DlqPart);
                     self.read(partition, wait, out);
                 }
             }
             Msg::Lookup { partition, ids } => {
                 let req = Msg::Lookup { partition, ids };
-                if !self.route(ctx, &from, hops, partition, &req, out) {
-                    let Msg::Lookup { ids, .. } = req else {
-                        return;
-                    };
+                let here = self.route(ctx, from, hops, partition, req, out);
+                if let Some((from, Msg::Lookup { ids, .. })) = here {
                     let wait = Wait::Read(Waiter::Direct(from), Query::Lookup(ids));
                     self.read(partition, wait, out);
                 }
@@ -1027,7 +930,7 @@ impl QueueNode {
             partition: Some(p),
             origin,
         };
-        self.route(ctx, &from, hops, p, &req, out);
+        self.route(ctx, from, hops, p, req, out);
     }
 
     /// The partition a poll should take from: the one with the most urgent ready work,
@@ -1043,22 +946,16 @@ impl QueueNode {
                     .best_ready()
                     .map(|(prio, n)| ((prio.rank(), 0u8, usize::MAX - n), p))
             });
-        let now = millis(ctx);
         let remote = self
-            .hints
-            .iter()
+            .router
+            .fresh_hints(millis(ctx))
             .filter(|_| hops == 0)
             .filter(|(p, h)| {
-                !self.groups.get(p).is_some_and(|g| g.raft().is_leader())
-                    && h.leader != ctx.node_id
-                    && now <= h.at + PEER_TIMEOUT_MS
+                !self.groups.get(p).is_some_and(|g| g.raft().is_leader()) && h.leader != ctx.node_id
             })
             .filter_map(|(&p, h)| {
-                let rank = h.info.depths.best()?;
-                Some((
-                    (rank, 1u8, usize::MAX - h.info.depths.ready_total() as usize),
-                    p,
-                ))
+                let rank = h.info.best()?;
+                Some(((rank, 1u8, usize::MAX - h.info.ready_total() as usize), p))
             });
         local.chain(remote).min().map(|(_, p)| p)
     }
@@ -1166,7 +1063,7 @@ impl QueueNode {
         let peers = ctx
             .peers()
             .map(|peer| {
-                let state = if self.peer_alive(ctx, peer) {
+                let state = if self.router.alive(peer, millis(ctx)) {
                     "alive"
                 } else {
                     "dead"
@@ -1209,8 +1106,10 @@ impl Node for QueueNode {
             .max(1);
         let mut groups = Groups::new(COMPACT_EVERY);
         let mut extras = BTreeMap::new();
+        let mut placement = BTreeMap::new();
         for p in 0..partitions {
             let members = replicas(&ctx.node_ids, p);
+            placement.insert(p, members.clone());
             if !members.contains(&ctx.node_id) {
                 continue;
             }
@@ -1239,17 +1138,11 @@ impl Node for QueueNode {
             partitions,
             groups,
             extras,
-            hints: HashMap::new(),
-            last_seen: HashMap::new(),
+            router: Router::new(&ctx.node_id, &ctx.node_ids, placement, route_config()),
             enqueues: HashMap::new(),
             dlqs: HashMap::new(),
             next_pending: 0,
             watching: HashSet::new(),
-            parked: Vec::new(),
-            batches_out: BTreeMap::new(),
-            answers_out: BTreeMap::new(),
-            relayed: HashMap::new(),
-            relay_deadlines: VecDeque::new(),
             flush_armed: false,
             stolen: 0,
             forwarded: 0,
@@ -1263,7 +1156,7 @@ impl Node for QueueNode {
         let (from, payload) = msg.into_parts();
         match payload {
             Msg::Raft { msgs } => {
-                self.last_seen.insert(src.clone(), millis(ctx));
+                self.router.heard(&src, millis(ctx));
                 for (group, raft) in msgs {
                     self.groups.step(&group, millis(ctx), &src, raft);
                 }
@@ -1295,7 +1188,7 @@ impl Node for QueueNode {
             }
             Msg::BatchOk { replies } => {
                 for (tag, body) in replies {
-                    if let Some(to) = self.relayed.remove(&tag) {
+                    if let Some(to) = self.router.relayed(tag) {
                         out.relay_body(&to, body);
                     }
                 }

@@ -219,6 +219,21 @@ impl<G: Ord + Copy + std::fmt::Debug, S: StateMachine, W> Groups<G, S, W> {
         self.groups.keys()
     }
 
+    /// The answer to a request for group `id` that is refused without being proposed
+    /// here: its recorded reply if a copy of it applied here, an indefinite error if
+    /// `copies` of it may exist (it came through another node) or one is in progress
+    /// here, a definite one otherwise.
+    pub fn refusal(
+        &self,
+        id: &G,
+        origin: Option<&Origin>,
+        copies: bool,
+        why: &str,
+    ) -> Outcome<S::Output> {
+        let known = origin.and_then(|o| self.groups.get(id)?.known(o));
+        known.unwrap_or_else(|| refused(copies && origin.is_some(), why))
+    }
+
     pub fn is_leader(&self, id: &G) -> bool {
         self.groups.get(id).is_some_and(|g| g.raft.is_leader())
     }

@@ -18,6 +18,7 @@
 pub mod groups;
 pub mod log;
 pub mod placement;
+pub mod route;
 pub mod sessions;
 pub mod store;
 
@@ -30,6 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use groups::{Answer, GroupMsg, Groups, Logged, Outcome, Round, StateMachine};
 pub use log::{Entry, Index, Log, Term};
 pub use placement::replicas;
+pub use route::{Route, RouteConfig, Router, Target};
 pub use sessions::{Origin, Sessions};
 pub use store::{RaftStore, StoreError};
 

@@ -20,7 +20,7 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use maelstrom_core::raft::{replicas, Answer, Config, Groups, Origin, Outcome};
+use maelstrom_core::raft::{replicas, Answer, Config, Groups, Origin, Outcome, Router};
 use maelstrom_core::{
     Context, ErrorBody, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError,
     Storage,
@@ -32,7 +32,6 @@ use crate::constraints::Participant;
 use crate::sm::{CoordSm, Gid, RegionSm, Sm};
 use ids::Ids;
 pub use msg::Msg;
-use route::{Hint, Parked};
 use twopc::Driver;
 
 const TICK: Duration = Duration::from_millis(10);
@@ -156,9 +155,7 @@ pub struct MatcherNode {
     groups: Groups<Gid, Sm, Wait>,
     ids: Ids,
     rng: StdRng,
-    hints: HashMap<Gid, Hint>,
-    last_seen: HashMap<String, u64>,
-    parked: Vec<Parked>,
+    router: Router<Gid, Msg>,
     /// Answers to this node's own requests, handled after the current event.
     local: VecDeque<(Call, Result<Msg, RpcError>)>,
     driver: Driver,
@@ -321,27 +318,34 @@ impl MatcherNode {
     }
 
     /// Whether a request came through another node, so that copies of it may exist.
-    fn passed_on(ctx: &Context, to: &Waiter) -> bool {
+    fn passed_on(&self, to: &Waiter) -> bool {
         match to {
-            Waiter::Direct(to) => ctx.node_ids.contains(&to.src),
+            Waiter::Direct(to) => self.router.passed_on(to),
             Waiter::Local(_) => false,
         }
     }
 
-    fn proposal_refused(&mut self, out: &mut Outbox<Self>, wait: Wait, origin: Option<&Origin>) {
-        let outcome = maelstrom_core::raft::groups::refused::<crate::sm::Out>(
-            origin.is_some(),
-            "not the group's leader any more",
-        );
-        if let Outcome::Failed(e) = outcome {
-            match wait {
-                Wait::Register(to, ..) | Wait::Vote(to) | Wait::Ack(to) | Wait::Resolved(to) => {
-                    self.respond(out, &to, Err(e))
-                }
-                Wait::Assign(read) => self.respond(out, &read.to, Err(e)),
-                _ => {}
+    /// Answers a waiter whose proposal this node could not make (it no longer leads the
+    /// group): with the recorded reply if a copy applied, else a definite or indefinite
+    /// refusal.
+    fn proposal_refused(
+        &mut self,
+        ctx: &Context,
+        out: &mut Outbox<Self>,
+        (group, wait): (Gid, Wait),
+        origin: Option<&Origin>,
+    ) {
+        let copies = match &wait {
+            Wait::Register(to, ..) | Wait::Vote(to) | Wait::Ack(to) | Wait::Resolved(to) => {
+                self.passed_on(to)
             }
-        }
+            Wait::Assign(read) => self.passed_on(&read.to),
+            _ => false,
+        };
+        let why = format!("not the leader of {group:?} any more");
+        let outcome = self.groups.refusal(&group, origin, copies, &why);
+        let to = wait;
+        self.finish(ctx, out, Answer { group, to, outcome });
     }
 }
 
@@ -406,9 +410,7 @@ impl Node for MatcherNode {
             groups,
             ids: Ids::load(ctx, storage)?,
             rng,
-            hints: HashMap::new(),
-            last_seen: HashMap::new(),
-            parked: Vec::new(),
+            router: route::router(&ctx.node_id, &ctx.node_ids, regions),
             local: VecDeque::new(),
             driver: Driver::default(),
             prepared_since: HashMap::new(),
@@ -423,7 +425,7 @@ impl Node for MatcherNode {
         let (from, payload) = msg.into_parts();
         match payload {
             Msg::Raft { msgs } => {
-                self.last_seen.insert(src.clone(), millis(ctx));
+                self.router.heard(&src, millis(ctx));
                 for (group, raft) in msgs {
                     self.groups.step(&group, millis(ctx), &src, raft);
                 }

@@ -23,7 +23,7 @@ impl MatcherNode {
         out: &mut Outbox<Self>,
     ) {
         let origin = req.origin().cloned();
-        let copies = Self::passed_on(ctx, &from) && origin.is_some();
+        let copies = self.passed_on(&from) && origin.is_some();
         let (wait, cmd) = match (group, req) {
             (Gid::Region(_), req @ Msg::Register { .. }) => match self.registration(req) {
                 Ok((exchange, p)) => {
@@ -88,7 +88,7 @@ impl MatcherNode {
         match proposal {
             Ok((_, Some(old))) => self.finish(ctx, out, old),
             Ok(_) => {}
-            Err((Some(wait), _)) => self.proposal_refused(out, wait, origin.as_ref()),
+            Err((Some(wait), _)) => self.proposal_refused(ctx, out, (group, wait), origin.as_ref()),
             Err(_) => {}
         }
     }
@@ -292,7 +292,7 @@ impl MatcherNode {
         match self.groups.propose(&group, cmd, None, wait, false) {
             Ok((_, Some(old))) => self.finish(ctx, out, old),
             Ok(_) => {}
-            Err((Some(wait), _)) => self.proposal_refused(out, wait, None),
+            Err((Some(wait), _)) => self.proposal_refused(ctx, out, (group, wait), None),
             Err(_) => {}
         }
     }

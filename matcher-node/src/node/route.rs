@@ -1,86 +1,38 @@
-//! Getting a request to its group's leader: handled here when this node leads the group,
-//! passed on (at most [`MAX_HOPS`] times) to the leader this node knows of (its own Raft
-//! group's, or the one peers announce in heartbeats) or to a member that will know, and
-//! parked while the group elects a leader.
+//! Getting a request to its group's leader, through maelstrom-core's [`Router`]: handled
+//! here when this node leads the group, passed on in a `fwd` envelope (at most
+//! `max_hops` times) to the leader this node knows of or to a member that will know, and
+//! parked while the group elects a leader. The node's own requests to other groups (a
+//! coordinator reading regions, PREPARE, COMMIT, a region resolving a prepared slice) go
+//! the same way but are not parked: their callers try again (a job's next attempt, the
+//! next round of decisions), which bounds how long a client waits for them.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
+use maelstrom_core::raft::route::Unparked;
+use maelstrom_core::raft::{Outcome, Route, RouteConfig, Router, Target};
 use maelstrom_core::{Context, ErrorCode, Outbox, ReplyTo};
 
 use super::{error, members, millis, Call, MatcherNode, Msg, Waiter};
 use crate::constraints::home_region;
-use crate::sm::Gid;
+use crate::sm::{Gid, Out, RegionOut};
 
-/// A request is passed on at most this many times (a non-member to a member, a follower
-/// to its leader), so stale leader hints cannot make it circle.
-pub const MAX_HOPS: u8 = 2;
-/// How long a request waits for its group to elect a leader before it is refused.
-const PARK_MS: u64 = 1_000;
-/// A peer silent this long is presumed dead.
-const PEER_TIMEOUT_MS: u64 = 1_000;
 /// How long a passed-on client request may take (a match runs a whole 2PC).
 const RELAY_TIMEOUT: Duration = Duration::from_millis(3_000);
 /// How long this node's own requests to other groups may take.
 pub const ASK_TIMEOUT: Duration = Duration::from_millis(1_000);
 
-/// A request waiting for its group to have a leader.
-#[derive(Debug)]
-pub struct Parked {
-    until: u64,
-    group: Gid,
-    from: Waiter,
-    hops: u8,
-    req: Msg,
-}
-
-/// What a peer announced it leads.
-#[derive(Debug, Clone)]
-pub struct Hint {
-    leader: String,
-    term: u64,
-    at: u64,
-}
-
-enum Target {
-    Here,
-    Leader(String),
-    Node(String),
-    Nowhere,
+/// The router of a node of cluster `node_ids` with `regions` regions.
+pub(super) fn router(me: &str, node_ids: &[String], regions: u32) -> Router<Gid, Msg> {
+    let placement: BTreeMap<Gid, Vec<String>> = (0..regions)
+        .map(Gid::Region)
+        .chain([Gid::Coordinator])
+        .map(|g| (g, members(node_ids, g)))
+        .collect();
+    Router::new(me, node_ids, placement, RouteConfig::default())
 }
 
 impl MatcherNode {
-    fn peer_alive(&self, ctx: &Context, peer: &str) -> bool {
-        self.last_seen
-            .get(peer)
-            .is_some_and(|&at| millis(ctx) <= at + PEER_TIMEOUT_MS)
-    }
-
-    fn target(&self, ctx: &Context, group: Gid) -> Target {
-        if let Some(g) = self.groups.get(&group) {
-            if g.raft().is_leader() {
-                return Target::Here;
-            }
-            if let Some(leader) = g.raft().leader().filter(|l| *l != ctx.node_id) {
-                return Target::Leader(leader.to_string());
-            }
-        }
-        if let Some(hint) = self.hints.get(&group) {
-            if hint.leader != ctx.node_id && self.peer_alive(ctx, &hint.leader) {
-                return Target::Leader(hint.leader.clone());
-            }
-        }
-        if !self.groups.contains(&group) {
-            let members = members(&ctx.node_ids, group);
-            if let Some(m) = members.iter().find(|m| self.peer_alive(ctx, m)) {
-                return Target::Node(m.clone());
-            }
-            if let Some(m) = members.first() {
-                return Target::Node(m.clone());
-            }
-        }
-        Target::Nowhere
-    }
-
     /// A client request: checked, then sent towards its group.
     pub(super) fn on_request(
         &mut self,
@@ -146,52 +98,77 @@ impl MatcherNode {
         req: Msg,
         out: &mut Outbox<Self>,
     ) {
-        match self.target(ctx, group) {
-            Target::Here => self.handle_here(ctx, from, group, req, out),
-            Target::Leader(node) | Target::Node(node) if hops < MAX_HOPS => {
+        let now = millis(ctx);
+        let call = match from {
+            Waiter::Direct(from) => {
+                return match self.router.route(&self.groups, now, group, from, hops, req) {
+                    Route::Here { from, req } => {
+                        self.handle_here(ctx, Waiter::Direct(from), group, req, out)
+                    }
+                    Route::Pass {
+                        to,
+                        hops,
+                        from,
+                        req,
+                        ..
+                    } => {
+                        let fwd = Msg::Fwd {
+                            hops,
+                            group,
+                            req: Box::new(req),
+                        };
+                        out.rpc(to, fwd, RELAY_TIMEOUT, Call::Relay(from));
+                    }
+                    Route::Parked => {}
+                    Route::Refuse { from, req } => {
+                        self.refuse_unrouted(ctx, from, group, &req, out)
+                    }
+                };
+            }
+            Waiter::Local(call) => call,
+        };
+        match self.router.target(&self.groups, now, &group) {
+            Target::Here => self.handle_here(ctx, Waiter::Local(call), group, req, out),
+            Target::Leader(to) | Target::Node(to) => {
                 let fwd = Msg::Fwd {
-                    hops: hops + 1,
+                    hops: 1,
                     group,
                     req: Box::new(req),
                 };
-                match from {
-                    Waiter::Direct(to) => {
-                        out.rpc(node, fwd, RELAY_TIMEOUT, Call::Relay(to));
-                    }
-                    Waiter::Local(call) => {
-                        out.rpc(node, fwd, ASK_TIMEOUT, *call);
-                    }
-                }
+                out.rpc(to, fwd, ASK_TIMEOUT, *call);
             }
-            Target::Nowhere => self.parked.push(Parked {
-                until: millis(ctx) + PARK_MS,
-                group,
-                from,
-                hops,
-                req,
-            }),
-            _ => self.refuse_unrouted(ctx, &from, group, &req, out),
+            Target::Nowhere => {
+                let e = error(
+                    ErrorCode::TemporarilyUnavailable,
+                    format!("no leader known for {group:?}"),
+                );
+                self.respond(out, &Waiter::Local(call), Err(e));
+            }
         }
     }
 
-    /// Refuses a request no leader could be found for: definitely not done, unless a copy
-    /// of it (passed on by a node) may still take effect elsewhere.
+    /// Refuses a request no leader could be found for: with its recorded reply if a copy
+    /// applied here, indefinitely if a copy (passed on by a node) may still take effect,
+    /// definitely otherwise.
     fn refuse_unrouted(
         &mut self,
         ctx: &Context,
-        from: &Waiter,
+        from: ReplyTo,
         group: Gid,
         req: &Msg,
         out: &mut Outbox<Self>,
     ) {
-        let text = format!("no leader known for {group:?}");
-        let changes = matches!(req, Msg::Register { .. } | Msg::Match { .. });
-        let code = if changes && Self::passed_on(ctx, from) {
-            ErrorCode::Timeout
-        } else {
-            ErrorCode::TemporarilyUnavailable
+        let _ = ctx;
+        let why = format!("no leader known for {group:?}");
+        let copies = self.router.passed_on(&from);
+        let reply = match self.groups.refusal(&group, req.origin(), copies, &why) {
+            Outcome::Applied(Out::Region(RegionOut::Registered { epoch })) => {
+                Ok(Msg::RegisterOk { epoch })
+            }
+            Outcome::Failed(e) => Err(e),
+            _ => Err(error(ErrorCode::Timeout, why)),
         };
-        self.respond(out, from, Err(error(code, text)));
+        self.respond(out, &Waiter::Direct(from), reply);
     }
 
     /// Sends one of this node's own requests to `group`'s leader; the answer comes back
@@ -210,17 +187,12 @@ impl MatcherNode {
     /// Takes up parked requests whose group found a leader; refuses those that waited
     /// too long.
     pub(super) fn unpark(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
-        if self.parked.is_empty() {
-            return;
-        }
-        let now = millis(ctx);
-        for p in std::mem::take(&mut self.parked) {
-            if !matches!(self.target(ctx, p.group), Target::Nowhere) {
-                self.route(ctx, p.from, p.hops, p.group, p.req, out);
-            } else if now >= p.until {
-                self.refuse_unrouted(ctx, &p.from, p.group, &p.req, out);
-            } else {
-                self.parked.push(p);
+        for p in self.router.unpark(&self.groups, millis(ctx)) {
+            match p {
+                Unparked::Ready(p) => {
+                    self.route(ctx, Waiter::Direct(p.from), p.hops, p.group, p.req, out)
+                }
+                Unparked::Expired(p) => self.refuse_unrouted(ctx, p.from, p.group, &p.req, out),
             }
         }
     }
@@ -233,34 +205,16 @@ impl MatcherNode {
             .map(|(&id, g)| (id, g.raft().term()))
             .collect();
         for peer in ctx.peers() {
-            out.send(
-                peer,
-                Msg::Heartbeat {
-                    leads: leads.clone(),
-                },
-            );
+            let leads = leads.clone();
+            out.send(peer, Msg::Heartbeat { leads });
         }
     }
 
     pub(super) fn on_heartbeat(&mut self, ctx: &Context, src: &str, leads: Vec<(Gid, u64)>) {
         let now = millis(ctx);
-        self.last_seen.insert(src.to_string(), now);
+        self.router.heard(src, now);
         for (group, term) in leads {
-            let newer = self
-                .hints
-                .get(&group)
-                .map_or(true, |h| h.term <= term || now > h.at + PEER_TIMEOUT_MS);
-            if newer {
-                let leader = src.to_string();
-                self.hints.insert(
-                    group,
-                    Hint {
-                        leader,
-                        term,
-                        at: now,
-                    },
-                );
-            }
+            self.router.hint(group, src, term, (), now);
         }
     }
 }

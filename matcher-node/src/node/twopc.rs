@@ -582,7 +582,7 @@ impl MatcherNode {
                 let e = unavailable("not the coordinator's leader any more");
                 self.end_job(ctx, id, Err(e), out)
             }
-            Err((Some(wait), _)) => self.proposal_refused(out, wait, None),
+            Err((Some(wait), _)) => self.proposal_refused(ctx, out, (Gid::Coordinator, wait), None),
             Err(_) => {}
         }
     }
