@@ -24,6 +24,7 @@ struct Cli {
 enum Broken {
     CommitBeforeLog,
     ReadAtPrepare,
+    #[value(name = "no-2pc")]
     No2pc,
 }
 

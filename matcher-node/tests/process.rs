@@ -208,6 +208,27 @@ fn unknown_participants_and_unmatched_exchanges_are_not_found() {
 }
 
 #[test]
+fn every_broken_mode_and_a_region_count_are_accepted() {
+    for args in [
+        &["--broken", "no-2pc"][..],
+        &["--broken", "read-at-prepare"],
+        &["--broken", "commit-before-log"],
+        &["--regions", "4"],
+    ] {
+        let out = Command::new(BIN)
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+#[test]
 fn bad_flags_are_refused_with_a_clear_message() {
     for args in [
         &["--regions", "0"][..],

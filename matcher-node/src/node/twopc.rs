@@ -43,8 +43,9 @@ pub struct Driver {
     acked: BTreeMap<u64, BTreeSet<u32>>,
     /// Presumed aborts proposed.
     aborting: BTreeSet<u64>,
-    /// Commits told to the regions and not yet logged (the `commit-before-log` flaw).
-    deferred: Vec<(u64, u64)>,
+    /// Commits told to the regions and not yet logged (the `commit-before-log` flaw):
+    /// job -> (txn, regions that acknowledged).
+    deferred: BTreeMap<u64, (u64, BTreeSet<u32>)>,
 }
 
 #[derive(Debug)]
@@ -735,29 +736,44 @@ impl MatcherNode {
         out: &mut Outbox<Self>,
     ) {
         if commit && self.flaw == Flaw::CommitBeforeLog {
-            let exchange = self.driver.jobs[&id].exchange.clone();
-            for region in 0..self.regions {
-                let req = Msg::Decide {
-                    exchange: exchange.clone(),
-                    txn,
-                    commit,
-                };
-                self.ask(
-                    ctx,
-                    Gid::Region(region),
-                    req,
-                    Call::Ack { txn, region },
-                    out,
-                );
-            }
-            // The decision is logged later, with the next round of acknowledgements.
+            // Wrong on purpose: COMMIT goes out first, and the decision is logged only
+            // once every region acknowledged it.
             if let Some(job) = self.driver.jobs.get_mut(&id) {
                 job.phase = Phase::Decide { txn, reply };
             }
-            self.driver.deferred.push((id, txn));
-            return;
+            self.driver.deferred.insert(id, (txn, BTreeSet::new()));
+            return self.commit_unlogged(ctx, id, out);
         }
         self.log_decision(ctx, id, txn, reply, commit, out);
+    }
+
+    /// Sends COMMIT of a job's unlogged decision to the regions that have not
+    /// acknowledged it (the `commit-before-log` flaw).
+    fn commit_unlogged(&mut self, ctx: &Context, id: u64, out: &mut Outbox<Self>) {
+        let Some((txn, acked)) = self.driver.deferred.get(&id).cloned() else {
+            return;
+        };
+        let Some(exchange) = self.driver.jobs.get(&id).map(|j| j.exchange.clone()) else {
+            return;
+        };
+        for region in (0..self.regions).filter(|r| !acked.contains(r)) {
+            if !self.driver.sending.insert((txn, region)) {
+                continue;
+            }
+            let exchange = exchange.clone();
+            let req = Msg::Decide {
+                exchange,
+                txn,
+                commit: true,
+            };
+            self.ask(
+                ctx,
+                Gid::Region(region),
+                req,
+                Call::Ack { txn, region },
+                out,
+            );
+        }
     }
 
     fn log_decision(
@@ -807,6 +823,11 @@ impl MatcherNode {
         self.driver.sending.remove(&(txn, region));
         if let Ok(Msg::DecideOk {}) = result {
             self.driver.acked.entry(txn).or_default().insert(region);
+            for (t, acked) in self.driver.deferred.values_mut() {
+                if *t == txn {
+                    acked.insert(region);
+                }
+            }
         }
     }
 
@@ -817,7 +838,15 @@ impl MatcherNode {
         if !self.groups.is_leader(&Gid::Coordinator) {
             return;
         }
-        for (id, txn) in std::mem::take(&mut self.driver.deferred) {
+        let deferred: Vec<(u64, u64, bool)> = (self.driver.deferred.iter())
+            .map(|(&id, (txn, acked))| (id, *txn, acked.len() == self.regions as usize))
+            .collect();
+        for (id, txn, all) in deferred {
+            if !all {
+                self.commit_unlogged(ctx, id, out);
+                continue;
+            }
+            self.driver.deferred.remove(&id);
             if let Some(Phase::Decide { reply, .. }) = self.driver.jobs.get(&id).map(|j| &j.phase) {
                 let reply = reply.clone();
                 self.log_decision(ctx, id, txn, reply, true, out);
