@@ -30,6 +30,8 @@ use crate::splice::{splice, SpliceError};
 pub const MAX_ATTEMPTS: u32 = 20;
 /// Pause before trying again.
 const RETRY_MS: u64 = 50;
+/// How long the `commit-before-log` flaw leaves a decision unlogged after COMMIT.
+const DEFERRED_LOG_MS: u64 = 1_000;
 
 #[derive(Debug, Default)]
 pub struct Driver {
@@ -44,8 +46,8 @@ pub struct Driver {
     /// Presumed aborts proposed.
     aborting: BTreeSet<u64>,
     /// Commits told to the regions and not yet logged (the `commit-before-log` flaw):
-    /// job -> (txn, regions that acknowledged).
-    deferred: BTreeMap<u64, (u64, BTreeSet<u32>)>,
+    /// job -> (txn, regions that acknowledged, when COMMIT first went out).
+    deferred: BTreeMap<u64, (u64, BTreeSet<u32>, u64)>,
 }
 
 #[derive(Debug)]
@@ -737,11 +739,12 @@ impl MatcherNode {
     ) {
         if commit && self.flaw == Flaw::CommitBeforeLog {
             // Wrong on purpose: COMMIT goes out first, and the decision is logged only
-            // once every region acknowledged it.
+            // once every region acknowledged it, in a batch at most once a second.
             if let Some(job) = self.driver.jobs.get_mut(&id) {
                 job.phase = Phase::Decide { txn, reply };
             }
-            self.driver.deferred.insert(id, (txn, BTreeSet::new()));
+            let entry = (txn, BTreeSet::new(), millis(ctx));
+            self.driver.deferred.insert(id, entry);
             return self.commit_unlogged(ctx, id, out);
         }
         self.log_decision(ctx, id, txn, reply, commit, out);
@@ -750,7 +753,7 @@ impl MatcherNode {
     /// Sends COMMIT of a job's unlogged decision to the regions that have not
     /// acknowledged it (the `commit-before-log` flaw).
     fn commit_unlogged(&mut self, ctx: &Context, id: u64, out: &mut Outbox<Self>) {
-        let Some((txn, acked)) = self.driver.deferred.get(&id).cloned() else {
+        let Some((txn, acked, _)) = self.driver.deferred.get(&id).cloned() else {
             return;
         };
         let Some(exchange) = self.driver.jobs.get(&id).map(|j| j.exchange.clone()) else {
@@ -823,7 +826,7 @@ impl MatcherNode {
         self.driver.sending.remove(&(txn, region));
         if let Ok(Msg::DecideOk {}) = result {
             self.driver.acked.entry(txn).or_default().insert(region);
-            for (t, acked) in self.driver.deferred.values_mut() {
+            for (t, acked, _) in self.driver.deferred.values_mut() {
                 if *t == txn {
                     acked.insert(region);
                 }
@@ -838,12 +841,18 @@ impl MatcherNode {
         if !self.groups.is_leader(&Gid::Coordinator) {
             return;
         }
-        let deferred: Vec<(u64, u64, bool)> = (self.driver.deferred.iter())
-            .map(|(&id, (txn, acked))| (id, *txn, acked.len() == self.regions as usize))
+        let now = millis(ctx);
+        let deferred: Vec<(u64, u64, bool, bool)> = (self.driver.deferred.iter())
+            .map(|(&id, (txn, acked, at))| {
+                let all = acked.len() == self.regions as usize;
+                (id, *txn, all, now >= at + DEFERRED_LOG_MS)
+            })
             .collect();
-        for (id, txn, all) in deferred {
+        for (id, txn, all, due) in deferred {
             if !all {
                 self.commit_unlogged(ctx, id, out);
+            }
+            if !(all && due) {
                 continue;
             }
             self.driver.deferred.remove(&id);
@@ -870,7 +879,6 @@ impl MatcherNode {
             let commit = false;
             self.log_quietly(CoordCmd::Decide { txn, commit, event });
         }
-        let now = millis(ctx);
         let due: Vec<u64> = self
             .driver
             .jobs
