@@ -5,7 +5,9 @@
 
 pub mod assign;
 pub mod constraints;
+pub mod node;
 pub mod seal;
+pub mod sm;
 pub mod splice;
 
 pub use assign::{assign, Assignment, Infeasible};

@@ -207,10 +207,7 @@ fn state_prefix(group: u32) -> String {
 
 /// The nodes that replicate `partition`, in a fixed order every node computes alike.
 pub fn replicas(node_ids: &[String], partition: u32) -> Vec<String> {
-    let n = node_ids.len();
-    (0..REPLICAS.min(n))
-        .map(|i| node_ids[(partition as usize + i) % n].clone())
-        .collect()
+    maelstrom_core::raft::replicas(node_ids, partition, REPLICAS)
 }
 
 impl QueueNode {

@@ -17,6 +17,7 @@
 
 pub mod groups;
 pub mod log;
+pub mod placement;
 pub mod route;
 pub mod sessions;
 pub mod store;
@@ -29,6 +30,7 @@ use serde::{Deserialize, Serialize};
 
 pub use groups::{Answer, GroupMsg, Groups, Logged, Outcome, Round, StateMachine};
 pub use log::{Entry, Index, Log, Term};
+pub use placement::replicas;
 pub use route::{Route, RouteConfig, Router, Target};
 pub use sessions::{Origin, Sessions};
 pub use store::{RaftStore, StoreError};

@@ -1,0 +1,185 @@
+//! The matcher end to end on a simulated 5-node cluster: register, match, read every
+//! sealed box, audit, and a late addition.
+
+mod common;
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use common::*;
+use serde_json::json;
+
+#[test]
+fn register_match_read_audit_and_splice() {
+    let mut c = cluster(5);
+    let mut people = People::new(7);
+    let ids: Vec<String> = (0..8).map(|i| format!("elf{i}")).collect();
+    for (i, id) in ids.iter().enumerate() {
+        let key = people.add(id);
+        let reply = call_retrying(
+            &mut c,
+            "c1",
+            i % 5,
+            register("north", id, &key, i as u32 % 3),
+            10,
+        );
+        assert_eq!(
+            reply,
+            json!({"type": "register_ok", "epoch": 0, "in_reply_to": reply["in_reply_to"], "msg_id": reply["msg_id"]})
+        );
+    }
+    let matched = call_retrying(
+        &mut c,
+        "c2",
+        3,
+        json!({"type": "match", "exchange": "north"}),
+        10,
+    );
+    assert_eq!(matched["type"], "match_ok", "{matched}");
+    assert_eq!(matched["epoch"], 1);
+    assert_eq!(matched["participants"], json!(ids));
+
+    let boxes = read_all(&mut c, &people, "north", &ids);
+    let receivers: BTreeSet<&str> = boxes.values().map(|(e, _)| e.receiver.as_str()).collect();
+    assert_eq!(receivers.len(), ids.len(), "a permutation");
+    for (giver, (envelope, reply)) in &boxes {
+        assert_eq!(&envelope.giver, giver);
+        assert_ne!(&envelope.receiver, giver);
+        assert_eq!(envelope.epoch, 1);
+        assert_eq!(json!(envelope.gift_id), reply["gift_id"]);
+        assert!(reply.get("receiver").is_none());
+    }
+
+    // Matching again answers the same epoch.
+    let again = call_retrying(
+        &mut c,
+        "c3",
+        0,
+        json!({"type": "match", "exchange": "north"}),
+        10,
+    );
+    assert_eq!(again["epoch"], 1);
+
+    let audit = call_retrying(
+        &mut c,
+        "c4",
+        1,
+        json!({"type": "audit", "exchange": "north"}),
+        10,
+    );
+    let events = audit["events"].as_array().unwrap();
+    let kinds: Vec<&str> = events
+        .iter()
+        .map(|e| e["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(kinds, ["prepared", "committed"], "{audit}");
+    assert!(!audit.to_string().contains("elf"), "the audit names nobody");
+
+    // A late addition splices into one gift.
+    let key = people.add("late");
+    let reply = call_retrying(&mut c, "c5", 2, register("north", "late", &key, 1), 10);
+    assert_eq!(reply["type"], "register_ok", "{reply}");
+    assert_eq!(reply["epoch"], 2);
+    let mut all = ids.clone();
+    all.push("late".into());
+    let after = read_all(&mut c, &people, "north", &all);
+    let before: BTreeMap<&str, (&str, u64)> = boxes
+        .iter()
+        .map(|(g, (e, _))| (g.as_str(), (e.receiver.as_str(), e.gift_id)))
+        .collect();
+    let changed: Vec<&String> = after
+        .iter()
+        .filter(|(g, (e, _))| before.get(g.as_str()) != Some(&(e.receiver.as_str(), e.gift_id)))
+        .map(|(g, _)| g)
+        .collect();
+    assert_eq!(changed.len(), 2, "A→L and L→B: {changed:?}");
+    assert!(after.values().all(|(e, _)| e.epoch == 2));
+    // Registering the same participant again is idempotent.
+    let again = call_retrying(&mut c, "c6", 4, register("north", "late", &key, 1), 10);
+    assert_eq!(again["epoch"], 2);
+}
+
+#[test]
+fn refusals_carry_their_codes() {
+    let mut c = cluster(3);
+    let unknown = call_retrying(
+        &mut c,
+        "c1",
+        0,
+        json!({"type": "match", "exchange": "nowhere"}),
+        5,
+    );
+    assert_eq!(unknown["code"], 20, "{unknown}");
+    let audit = call_retrying(
+        &mut c,
+        "c1",
+        1,
+        json!({"type": "audit", "exchange": "nowhere"}),
+        5,
+    );
+    assert_eq!(audit["code"], 20, "{audit}");
+    let mut people = People::new(1);
+    let key = people.add("solo");
+    call_retrying(&mut c, "c1", 0, register("lonely", "solo", &key, 0), 5);
+    let few = call_retrying(
+        &mut c,
+        "c1",
+        2,
+        json!({"type": "match", "exchange": "lonely"}),
+        5,
+    );
+    assert_eq!(few["code"], 22, "{few}");
+    let audit = call_retrying(
+        &mut c,
+        "c1",
+        1,
+        json!({"type": "audit", "exchange": "lonely"}),
+        5,
+    );
+    assert_eq!(audit["events"], json!([]), "{audit}");
+    let read = json!({"type": "get_assignment", "exchange": "lonely", "participant": "solo"});
+    let read = call_retrying(&mut c, "c1", 1, read, 5);
+    assert_eq!(read["code"], 20, "{read}");
+    // Two who exclude each other cannot be matched; the reason names them.
+    let k2 = people.add("a");
+    let k3 = people.add("b");
+    let mut a = register("family", "a", &k2, 0);
+    a["exclusions"] = json!(["b"]);
+    call_retrying(&mut c, "c1", 0, a, 5);
+    call_retrying(&mut c, "c1", 1, register("family", "b", &k3, 1), 5);
+    let refused = call_retrying(
+        &mut c,
+        "c1",
+        2,
+        json!({"type": "match", "exchange": "family"}),
+        5,
+    );
+    assert_eq!(refused["code"], 22, "{refused}");
+}
+
+#[test]
+fn reads_right_after_match_ok_see_the_new_epoch() {
+    let mut c = cluster(5);
+    let mut people = People::new(5);
+    let mut ids = register_many(&mut c, &mut people, "quick", 3, 0);
+    ids.extend(register_many(&mut c, &mut people, "quick-b", 0, 1));
+    for (i, r) in [(3, 1), (4, 2)] {
+        let id = format!("quick-{i}");
+        let key = people.add(&id);
+        call_retrying(&mut c, "reg", i, register("quick", &id, &key, r), 10);
+        ids.push(id);
+    }
+    let reads = reads_right_after_match(&mut c, "quick", &ids);
+    for (id, read) in ids.iter().zip(&reads) {
+        assert_eq!(read["type"], "get_assignment_ok", "{id}: {read}");
+        assert_eq!(read["epoch"], 1);
+    }
+}
+
+#[test]
+fn no_read_shows_a_slice_whose_transaction_aborts() {
+    let mut c = cluster(5);
+    let (found, audit) = reads_during_a_lost_vote(&mut c);
+    assert_eq!(found, 0, "a read showed an undecided slice");
+    let events = audit["events"].as_array().expect("events");
+    assert!(events.iter().any(|e| e["event"] == "aborted"), "{audit}");
+}
