@@ -173,6 +173,9 @@ pub struct QueueNode {
     dlqs: HashMap<u64, DlqGather>,
     next_pending: u64,
     watching: HashSet<(u32, u32)>,
+    /// Per (waiting partition, dependency's partition): the last dependency asked about,
+    /// where the next lookup goes on from.
+    watch_cursor: HashMap<(u32, u32), TaskId>,
     flush_armed: bool,
     stolen: u64,
     forwarded: u64,
@@ -208,6 +211,40 @@ fn state_prefix(group: u32) -> String {
 /// The nodes that replicate `partition`, in a fixed order every node computes alike.
 pub fn replicas(node_ids: &[String], partition: u32) -> Vec<String> {
     maelstrom_core::raft::replicas(node_ids, partition, REPLICAS)
+}
+
+/// The remote dependencies partition `p` waits for (`waits`, sorted) to ask about next, by
+/// their partition: up to [`LOOKUP_BATCH`] each, in turn from just after the last one asked
+/// about (`cursors`), wrapping around. A dependency that may never complete (dead-lettered)
+/// is waited for until a replay, so always asking about the first ones in id order would
+/// starve every later dependency once a batch's worth of those had gathered.
+fn lookup_batches<'a>(
+    waits: impl Iterator<Item = &'a TaskId>,
+    partitions: u32,
+    p: u32,
+    cursors: &HashMap<(u32, u32), TaskId>,
+) -> BTreeMap<u32, Vec<TaskId>> {
+    // Per partition: the ids after its cursor, then the ones from the start.
+    let mut split: BTreeMap<u32, (Vec<TaskId>, Vec<TaskId>)> = BTreeMap::new();
+    for dep in waits {
+        let q = dep.partition(partitions);
+        let (after, before) = split.entry(q).or_default();
+        let ids = match cursors.get(&(p, q)) {
+            Some(cursor) if dep <= cursor => before,
+            _ => after,
+        };
+        if ids.len() < LOOKUP_BATCH {
+            ids.push(dep.clone());
+        }
+    }
+    split
+        .into_iter()
+        .map(|(q, (mut after, before))| {
+            let room = LOOKUP_BATCH - after.len();
+            after.extend(before.into_iter().take(room));
+            (q, after)
+        })
+        .collect()
 }
 
 impl QueueNode {
@@ -627,21 +664,17 @@ impl QueueNode {
             if !group.raft().is_leader() {
                 continue;
             }
-            let mut by_partition: BTreeMap<u32, Vec<TaskId>> = BTreeMap::new();
-            for dep in group.sm().remote_waits() {
-                let q = dep.partition(self.partitions);
-                let ids = by_partition.entry(q).or_default();
-                if ids.len() < LOOKUP_BATCH {
-                    ids.push(dep.clone());
-                }
-            }
-            for (q, ids) in by_partition {
+            let waits = group.sm().remote_waits();
+            for (q, ids) in lookup_batches(waits, self.partitions, p, &self.watch_cursor) {
                 if !self.watching.contains(&(p, q)) {
                     asks.push((p, q, ids));
                 }
             }
         }
         for (p, q, ids) in asks {
+            if let Some(last) = ids.last() {
+                self.watch_cursor.insert((p, q), last.clone());
+            }
             let done: Option<Vec<TaskId>> = self
                 .groups
                 .get(&q)
@@ -1143,6 +1176,7 @@ impl Node for QueueNode {
             dlqs: HashMap::new(),
             next_pending: 0,
             watching: HashSet::new(),
+            watch_cursor: HashMap::new(),
             flush_armed: false,
             stolen: 0,
             forwarded: 0,

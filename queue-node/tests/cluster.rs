@@ -405,3 +405,56 @@ fn a_deposed_leader_never_answers_status_from_stale_state() {
     }
     assert!(windows > 0, "no deposed leader was ever asked");
 }
+
+/// `count` ids from `from` on, in partition `partition` of three.
+fn ids_in(partition: u32, from: u64, count: usize) -> Vec<u64> {
+    (from..)
+        .filter(|&n| queue::task::TaskId::Num(n).partition(3) == partition)
+        .take(count)
+        .collect()
+}
+
+/// Dependents of dead-lettered tasks in another partition wait for good (unless a replay
+/// comes), and are asked about in batches; hundreds of them must not keep the leader from
+/// ever asking about a later dependency that did complete.
+#[test]
+fn dependents_of_many_dead_letters_do_not_starve_a_later_dependency() {
+    let mut c = cluster(3);
+    let dead = ids_in(1, 1_000, 300);
+    for &id in &dead {
+        let task = json!({"id": id, "kind": "painting", "max_attempts": 1});
+        let reply = call(&mut c, 0, json!({"type": "enqueue", "task": task}));
+        assert_eq!(reply["type"], "enqueue_ok", "{reply}");
+    }
+    let waiting = ids_in(0, 1_000_000, dead.len());
+    for (&id, &dep) in waiting.iter().zip(&dead) {
+        assert_eq!(enqueue(&mut c, 0, id, &[dep])["type"], "enqueue_ok");
+    }
+    // Every dead one is handed out at its last attempt and its lease runs out.
+    let mut handed = 0;
+    for _ in 0..100 {
+        if handed == dead.len() {
+            break;
+        }
+        let reply = call(
+            &mut c,
+            0,
+            json!({"type": "poll", "max": 1000, "lease_ms": 100}),
+        );
+        handed += reply["tasks"].as_array().map_or(0, Vec::len);
+        c.run_for(20 * MS);
+    }
+    c.run_for(Duration::from_secs(1));
+    let dlq = call(&mut c, 2, json!({"type": "dlq"}));
+    assert_eq!(dlq["tasks"].as_array().map(Vec::len), Some(dead.len()));
+    // A later dependency in the same partition completes: its dependent becomes ready.
+    let (dep, last) = (ids_in(1, 10_000_000, 1)[0], ids_in(0, 20_000_000, 1)[0]);
+    assert_eq!(enqueue(&mut c, 0, dep, &[])["type"], "enqueue_ok");
+    assert_eq!(enqueue(&mut c, 0, last, &[dep])["type"], "enqueue_ok");
+    let got = poll_some(&mut c, 0, 8);
+    assert_eq!(got["tasks"][0]["id"], dep, "{got}");
+    let ack = json!({"type": "ack", "id": dep, "attempt": 1});
+    assert_eq!(call(&mut c, 0, ack)["type"], "ack_ok");
+    let got = poll_some(&mut c, 1, 8);
+    assert_eq!(got["tasks"][0]["id"], last, "{got}");
+}

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{binary, run_faulted};
+use common::{binary, caught_by_one_of, run_faulted, CATCH_SEEDS};
 
 fn task_queue(test: &str, nemesis: &str, seed: &str, node_args: &[&str]) -> common::Run {
     let shape = [
@@ -49,39 +49,44 @@ fn no_task_is_lost_or_delivered_early_under_partitions() {
     assert!(r.count(":stolen") > 0, "nodes without ready work steal");
 }
 
+/// A queue broken with `flaw` under `nemesis`, which some seed of [`CATCH_SEEDS`] must
+/// catch: the run ends invalid and `caught` holds.
+fn caught(test: &str, nemesis: &str, flaw: &str, caught: impl Fn(&common::Run) -> bool) {
+    caught_by_one_of(
+        &CATCH_SEEDS,
+        |seed| {
+            let name = format!("{test}-{seed}");
+            task_queue(&name, nemesis, seed, &["--broken", flaw])
+        },
+        |r| r.status == 1 && caught(r),
+    );
+}
+
+/// Whether results.edn counts some `key`.
+fn some(r: &common::Run, key: &str) -> bool {
+    r.counted(key).is_some_and(|n| n > 0)
+}
+
 #[test]
 fn acknowledging_enqueues_before_replication_loses_tasks_in_partitions() {
-    let r = task_queue(
+    caught(
         "queue-early-ack",
         "partition",
-        "3",
-        &["--broken", "ack-before-replication"],
+        "ack-before-replication",
+        |r| some(r, ":lost-count"),
     );
-    r.expect(1);
-    assert!(r.count(":lost-count") > 0, "{}", r.results());
 }
 
 #[test]
 fn leases_forgotten_by_a_new_leader_leave_tasks_unfinished_forever() {
-    let r = task_queue(
-        "queue-forget-leases",
-        "kill",
-        "3",
-        &["--broken", "forget-leases"],
-    );
-    r.expect(1);
-    assert!(r.count(":lost-count") > 0, "{}", r.results());
+    caught("queue-forget-leases", "kill", "forget-leases", |r| {
+        some(r, ":lost-count")
+    });
 }
 
 #[test]
 fn a_nack_that_gives_the_attempt_back_is_caught_by_counting_deliveries() {
-    let r = task_queue(
-        "queue-nack-refund",
-        "partition",
-        "3",
-        &["--broken", "nack-refund"],
-    );
-    r.expect(1);
-    assert!(r.count(":repeated-attempts-count") > 0, "{}", r.results());
-    assert!(r.count(":last-nack-not-dead-count") > 0, "{}", r.results());
+    caught("queue-nack-refund", "partition", "nack-refund", |r| {
+        some(r, ":repeated-attempts-count") && some(r, ":last-nack-not-dead-count")
+    });
 }
