@@ -212,6 +212,25 @@ impl Generator {
         Ok(id)
     }
 
+    /// Every ID issued from now on is greater than `id`, an ID another workshop issued
+    /// that must sort before ours (a leader taking over from one whose clock ran ahead).
+    /// The reference time is carried forward to just below that ID's millisecond, as after
+    /// a restart above the mark, so the IDs that follow need no lead.
+    pub fn issue_after(&mut self, now: Now, id: u64) {
+        let Ok(parts) = layout::decode(id as i64) else {
+            return;
+        };
+        if parts.timestamp >= self.last {
+            self.last = parts.timestamp;
+            self.next_seq = SEQUENCES;
+        }
+        let floor = (parts.timestamp + 1).saturating_sub(MAX_LEAD_MS);
+        if self.reference(now) < floor {
+            self.anchor_wall = floor;
+            self.anchor_mono = now.mono_ms;
+        }
+    }
+
     /// The high-water mark to persist, once each time it moves; it must be durable before
     /// any ID issued since is handed out.
     pub fn take_mark(&mut self) -> Option<u64> {
@@ -396,5 +415,27 @@ mod tests {
             a,
             "repeats itself"
         );
+    }
+
+    #[test]
+    fn issue_after_sorts_later_ids_above_another_workshop_s_whose_clock_ran_ahead() {
+        // Workshop 3's clock ran 10 s ahead of ours; ours takes over from it.
+        let mut theirs = Generator::new(3, None, at(T0 + 10_000, 0), Flaw::None);
+        let high = theirs.next(at(T0 + 10_000, 0), GiftType::Toy).unwrap();
+        let mut ours = fresh();
+        let before = ours.next(at(T0, 0), GiftType::Toy).unwrap();
+        assert!(before < high, "without a floor ours sort first");
+        ours.issue_after(at(T0, 1), high);
+        let mut last = high;
+        for i in 0..20_000u64 {
+            // A thousand IDs a millisecond go on from the floor at real speed, unrefused.
+            let id = ours.next(at(T0 + 1 + i / 1_000, 2 + i / 1_000), GiftType::Toy);
+            let id = id.unwrap();
+            assert!(id > last, "ID {i} does not sort after the one before");
+            last = id;
+        }
+        // A floor below what was issued changes nothing.
+        ours.issue_after(at(T0 + 5, 6), before);
+        assert!(ours.next(at(T0 + 5, 6), GiftType::Toy).unwrap() > last);
     }
 }

@@ -71,6 +71,8 @@ pub struct Cluster<N: Node> {
     disks: Vec<SharedStorage>,
     now: Duration,
     wall_origin: SystemTime,
+    /// Each node's wall clock ahead of (positive) or behind the cluster's, in ms.
+    skew_ms: Vec<i64>,
     latency: Duration,
     wire: BinaryHeap<Reverse<InFlight>>,
     seq: u64,
@@ -106,6 +108,7 @@ impl<N: Node> Cluster<N> {
             names,
             now: Duration::ZERO,
             wall_origin: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
+            skew_ms: vec![0; count],
             latency,
             wire: BinaryHeap::new(),
             seq: 0,
@@ -136,10 +139,22 @@ impl<N: Node> Cluster<N> {
         self.nodes[i].as_ref().and_then(Runtime::node)
     }
 
-    fn clock(&self) -> Now {
+    /// Sets node `i`'s wall clock `ms` ahead of the others (behind when negative); its
+    /// monotonic clock is untouched, as with a skewed machine clock.
+    pub fn skew_clock(&mut self, i: usize, ms: i64) {
+        self.skew_ms[i] = ms;
+    }
+
+    fn clock(&self, i: usize) -> Now {
+        let wall = self.wall_origin + self.now;
+        let skew = Duration::from_millis(self.skew_ms[i].unsigned_abs());
         Now {
             mono: self.now,
-            wall: self.wall_origin + self.now,
+            wall: if self.skew_ms[i] >= 0 {
+                wall + skew
+            } else {
+                wall - skew
+            },
         }
     }
 
@@ -151,7 +166,7 @@ impl<N: Node> Cluster<N> {
             "body": {"type": "init", "msg_id": 1, "node_id": self.names[i], "node_ids": self.names},
         });
         let mut out = Output::default();
-        runtime.handle_line(&init.to_string(), self.clock(), &mut out);
+        runtime.handle_line(&init.to_string(), self.clock(i), &mut out);
         self.nodes[i] = Some(runtime);
         self.emit(i, out);
         // The init reply is not interesting to anyone.
@@ -318,7 +333,7 @@ impl<N: Node> Cluster<N> {
             self.traffic.dropped += 1;
             return;
         }
-        let clock = self.clock();
+        let clock = self.clock(i);
         let Some(runtime) = self.nodes[i].as_mut() else {
             self.traffic.dropped += 1;
             return;
@@ -329,8 +344,8 @@ impl<N: Node> Cluster<N> {
     }
 
     fn fire_timers(&mut self) {
-        let clock = self.clock();
         for i in 0..self.nodes.len() {
+            let clock = self.clock(i);
             let due = self.nodes[i]
                 .as_ref()
                 .and_then(Runtime::next_deadline)

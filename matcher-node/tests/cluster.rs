@@ -6,6 +6,7 @@ mod common;
 use std::collections::{BTreeMap, BTreeSet};
 
 use common::*;
+use matcher::sm::Gid;
 use serde_json::json;
 
 #[test]
@@ -182,4 +183,58 @@ fn no_read_shows_a_slice_whose_transaction_aborts() {
     assert_eq!(found, 0, "a read showed an undecided slice");
     let events = audit["events"].as_array().expect("events");
     assert!(events.iter().any(|e| e["event"] == "aborted"), "{audit}");
+}
+
+/// A coordinator leader whose clock runs ahead stamps its audit events far in the future;
+/// the leader after it must still stamp later events above them, or the audit (sorted by
+/// event ID) would list a splice before the match it splices into.
+#[test]
+fn audit_events_stay_in_order_across_a_failover_to_a_slower_clock() {
+    let mut c = cluster(5);
+    let mut people = People::new(11);
+    let fast = leader(&c, Gid::Coordinator).expect("a coordinator leader");
+    c.skew_clock(fast, 30_000);
+    register_many(&mut c, &mut people, "east", 6, 0);
+    let matched = call_retrying(
+        &mut c,
+        "m",
+        fast,
+        json!({"type": "match", "exchange": "east"}),
+        10,
+    );
+    assert_eq!(matched["type"], "match_ok", "{matched}");
+    c.crash(fast);
+    c.run_for(std::time::Duration::from_secs(3));
+    let next = leader(&c, Gid::Coordinator).expect("a new coordinator leader");
+    assert_ne!(next, fast);
+    let key = people.add("late");
+    let at = (fast + 1) % 5;
+    let reply = call_retrying(&mut c, "l", at, register("east", "late", &key, 1), 20);
+    assert_eq!(reply["type"], "register_ok", "{reply}");
+    let audit = call_retrying(
+        &mut c,
+        "a",
+        at,
+        json!({"type": "audit", "exchange": "east"}),
+        10,
+    );
+    let listed: Vec<(String, String)> = audit["events"]
+        .as_array()
+        .expect("events")
+        .iter()
+        .map(|e| {
+            (
+                e["kind"].as_str().unwrap().into(),
+                e["event"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    let happened = [
+        ("match", "prepared"),
+        ("match", "committed"),
+        ("splice", "prepared"),
+        ("splice", "committed"),
+    ]
+    .map(|(k, e)| (k.to_string(), e.to_string()));
+    assert_eq!(listed, happened, "{audit}");
 }

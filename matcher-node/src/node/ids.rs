@@ -32,13 +32,16 @@ impl Ids {
         })
     }
 
-    /// `count` fresh IDs; a moved high-water mark is persisted before anything sent next.
+    /// `count` fresh IDs, each above `floor` (the highest ID the coordinator's log holds);
+    /// a moved high-water mark is persisted before anything sent next.
     pub fn take<N: Node>(
         &mut self,
         ctx: &Context,
         count: usize,
+        floor: u64,
         out: &mut Outbox<N>,
     ) -> Result<Vec<u64>, String> {
+        self.generator.issue_after(now(ctx), floor);
         let ids = self
             .generator
             .next_batch(now(ctx), count, GiftType::Toy)

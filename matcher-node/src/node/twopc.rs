@@ -477,7 +477,11 @@ impl MatcherNode {
         let list: Vec<Participant> = participants.values().cloned().collect();
         let assignment = assign(&list, no_mutual, &mut self.rng)
             .map_err(|e| error(ErrorCode::PreconditionFailed, e.to_string()))?;
-        let ids = self.ids.take(ctx, list.len(), out).map_err(unavailable)?;
+        let floor = self.id_floor();
+        let ids = self
+            .ids
+            .take(ctx, list.len(), floor, out)
+            .map_err(unavailable)?;
         Ok(assignment
             .receiver_of
             .iter()
@@ -510,7 +514,8 @@ impl MatcherNode {
             SpliceError::NoPlace(_) => error(ErrorCode::PreconditionFailed, e.to_string()),
             other => error(ErrorCode::Crash, other.to_string()),
         })?;
-        let ids = self.ids.take(ctx, 2, out).map_err(unavailable)?;
+        let floor = self.id_floor();
+        let ids = self.ids.take(ctx, 2, floor, out).map_err(unavailable)?;
         let mut gifts = ex.gifts.clone();
         for ((giver, receiver), gift_id) in s.added.into_iter().zip(ids) {
             gifts.insert(giver, Gift { receiver, gift_id });
@@ -570,7 +575,13 @@ impl MatcherNode {
     }
 
     fn one_id(&mut self, ctx: &Context, out: &mut Outbox<Self>) -> Option<u64> {
-        self.ids.take(ctx, 1, out).ok().map(|ids| ids[0])
+        let floor = self.id_floor();
+        self.ids.take(ctx, 1, floor, out).ok().map(|ids| ids[0])
+    }
+
+    /// The highest gift ID in the coordinator's applied log: new IDs go above it.
+    fn id_floor(&self) -> u64 {
+        self.coord_sm().map_or(0, |sm| sm.highest_id)
     }
 
     fn propose_coord(&mut self, ctx: &Context, cmd: CoordCmd, wait: Wait, out: &mut Outbox<Self>) {

@@ -81,6 +81,10 @@ pub struct CoordSm {
     pub open: BTreeSet<u64>,
     /// Transactions aborted with no record (presumed abort): never begun afterwards.
     pub presumed: BTreeSet<u64>,
+    /// The highest gift ID any applied command carries: a new leader draws IDs above it,
+    /// so audit events stay in the order they happened whatever its clock says.
+    #[serde(default)]
+    pub highest_id: u64,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -107,8 +111,23 @@ pub enum CoordOut {
     Acked,
 }
 
+impl CoordCmd {
+    /// The highest gift ID the command carries (0 if none).
+    fn highest_id(&self) -> u64 {
+        match self {
+            CoordCmd::Begin { txn, event } => {
+                let gifts = txn.gifts.values().map(|g| g.gift_id);
+                gifts.chain([txn.id, *event]).max().unwrap_or(0)
+            }
+            CoordCmd::Decide { txn, event, .. } => (*txn).max(*event),
+            CoordCmd::Acked { .. } => 0,
+        }
+    }
+}
+
 impl CoordSm {
     pub fn apply(&mut self, cmd: CoordCmd) -> CoordOut {
+        self.highest_id = self.highest_id.max(cmd.highest_id());
         match cmd {
             CoordCmd::Begin { txn, event } => self.begin(*txn, event),
             CoordCmd::Decide { txn, commit, event } => self.decide(txn, commit, event),
