@@ -1,7 +1,8 @@
-//! The audit log: event ids are valid, unique gift IDs, ascending as listed; each
-//! transaction has at most one outcome; committed epochs are contiguous from 1; and the
-//! audit agrees with what was read (an epoch read before the audit is committed in it; no
-//! read after it is older than its last committed epoch).
+//! The audit log: event ids are valid, unique gift IDs, ascending as listed, oldest first
+//! (no committed epoch listed after a newer one, no transaction prepared after its
+//! outcome); each transaction has at most one outcome; committed epochs are contiguous
+//! from 1; and the audit agrees with what was read (an epoch read before the audit is
+//! committed in it; no read after it is older than its last committed epoch).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -44,6 +45,12 @@ fn one(a: &Audit, prop: &mut Property) -> BTreeSet<i64> {
             continue;
         }
         if event == "prepared" {
+            if outcomes.contains_key(&ev.txn.to_compact()) {
+                prop.flag(
+                    "unordered",
+                    example("prepared-after-outcome", a, ev.id.clone()),
+                );
+            }
             continue;
         }
         if let Some(first) = outcomes.insert(ev.txn.to_compact(), event) {
@@ -52,6 +59,10 @@ fn one(a: &Audit, prop: &mut Property) -> BTreeSet<i64> {
         }
         if event == "committed" {
             if let Some(e) = epoch {
+                // Oldest first: a committed epoch listed after a newer one.
+                if committed.last().is_some_and(|newest| *newest > e) {
+                    prop.flag("unordered", example("epochs-out-of-order", a, Edn::Int(e)));
+                }
                 if !committed.insert(e) {
                     prop.flag(
                         "epoch-gaps",

@@ -516,6 +516,23 @@ fn audit_catches_ids_order_sharing_kinds_outcomes_and_gaps() {
         ],
         &["audit/unordered"],
     );
+    // Listed by ID but not oldest first: a splice's events stamped below the match's.
+    check(
+        &[
+            (101, 103, "splice", "prepared", 2),
+            (102, 103, "splice", "committed", 2),
+            (104, 100, "match", "prepared", 1),
+            (105, 100, "match", "committed", 1),
+        ],
+        &["audit/unordered"],
+    );
+    check(
+        &[
+            (101, 100, "match", "aborted", 1),
+            (102, 100, "match", "prepared", 1),
+        ],
+        &["audit/unordered"],
+    );
     check(&[(101, 100, "match", "ready", 1)], &["audit/bad-events"]);
     check(
         &[
