@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use maelstrom_core::raft::Outcome;
 use maelstrom_core::{Context, ErrorBody, ErrorCode, Outbox, RpcError};
 
-use super::{error, millis, Call, CoordQuery, Flaw, MatcherNode, Msg, Reply, Wait, Waiter};
+use super::{error, Call, CoordQuery, Flaw, MatcherNode, Msg, Reply, Wait, Waiter};
 use crate::assign::assign;
 use crate::constraints::Participant;
 use crate::seal::{seal, Envelope};
@@ -336,7 +336,7 @@ impl MatcherNode {
         }
         job.why = why;
         job.phase = Phase::Retry {
-            at: millis(ctx) + RETRY_MS,
+            at: ctx.now_ms() + RETRY_MS,
         };
     }
 
@@ -633,7 +633,7 @@ impl MatcherNode {
                         if let Some(Phase::Retry { at }) =
                             self.driver.jobs.get_mut(&id).map(|j| &mut j.phase)
                         {
-                            *at = millis(ctx);
+                            *at = ctx.now_ms();
                         }
                     }
                     false => {
@@ -743,7 +743,7 @@ impl MatcherNode {
             if let Some(job) = self.driver.jobs.get_mut(&id) {
                 job.phase = Phase::Decide { txn, reply };
             }
-            let entry = (txn, BTreeSet::new(), millis(ctx));
+            let entry = (txn, BTreeSet::new(), ctx.now_ms());
             self.driver.deferred.insert(id, entry);
             return self.commit_unlogged(ctx, id, out);
         }
@@ -841,7 +841,7 @@ impl MatcherNode {
         if !self.groups.is_leader(&Gid::Coordinator) {
             return;
         }
-        let now = millis(ctx);
+        let now = ctx.now_ms();
         let deferred: Vec<(u64, u64, bool, bool)> = (self.driver.deferred.iter())
             .map(|(&id, (txn, acked, at))| {
                 let all = acked.len() == self.regions as usize;
