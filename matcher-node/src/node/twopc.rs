@@ -737,17 +737,17 @@ impl MatcherNode {
         commit: bool,
         out: &mut Outbox<Self>,
     ) {
+        if let Some(job) = self.driver.jobs.get_mut(&id) {
+            job.phase = Phase::Decide { txn, reply };
+        }
         if commit && self.flaw == Flaw::CommitBeforeLog {
             // Wrong on purpose: COMMIT goes out first, and the decision is logged only
             // once every region acknowledged it, in a batch at most once a second.
-            if let Some(job) = self.driver.jobs.get_mut(&id) {
-                job.phase = Phase::Decide { txn, reply };
-            }
             let entry = (txn, BTreeSet::new(), ctx.now_ms());
             self.driver.deferred.insert(id, entry);
             return self.commit_unlogged(ctx, id, out);
         }
-        self.log_decision(ctx, id, txn, reply, commit, out);
+        self.log_decision(ctx, id, txn, commit, out);
     }
 
     /// Sends COMMIT of a job's unlogged decision to the regions that have not
@@ -779,12 +779,12 @@ impl MatcherNode {
         }
     }
 
+    /// Logs the decision of job `id`, in its decide phase.
     fn log_decision(
         &mut self,
         ctx: &Context,
         id: u64,
         txn: u64,
-        reply: Msg,
         commit: bool,
         out: &mut Outbox<Self>,
     ) {
@@ -795,9 +795,6 @@ impl MatcherNode {
             );
             return self.end_job(ctx, id, Err(e), out);
         };
-        if let Some(job) = self.driver.jobs.get_mut(&id) {
-            job.phase = Phase::Decide { txn, reply };
-        }
         let cmd = CoordCmd::Decide { txn, commit, event };
         self.propose_coord(ctx, cmd, Wait::Job(id), out);
     }
@@ -856,9 +853,8 @@ impl MatcherNode {
                 continue;
             }
             self.driver.deferred.remove(&id);
-            if let Some(Phase::Decide { reply, .. }) = self.driver.jobs.get(&id).map(|j| &j.phase) {
-                let reply = reply.clone();
-                self.log_decision(ctx, id, txn, reply, true, out);
+            if let Some(Phase::Decide { .. }) = self.driver.jobs.get(&id).map(|j| &j.phase) {
+                self.log_decision(ctx, id, txn, true, out);
             }
         }
         for (txn, regions) in std::mem::take(&mut self.driver.acked) {
