@@ -26,7 +26,7 @@ use serde_json::json;
 
 use crate::generator::{Exhausted, Flaw, Generator, Now};
 use crate::layout::{self, GiftType};
-use crate::node::{MARK_FILE, MAX_BATCH};
+use crate::node::{parse_mark, MARK_FILE, MAX_BATCH};
 
 /// One generator shared by all connections.
 #[derive(Debug)]
@@ -61,14 +61,7 @@ impl Service {
         let storage = DirStorage::new(state_dir);
         let mark = match storage.load(MARK_FILE).map_err(StartError::Io)? {
             None => None,
-            Some(bytes) => {
-                let text = String::from_utf8_lossy(&bytes).into_owned();
-                Some(
-                    text.trim()
-                        .parse::<u64>()
-                        .map_err(|_| StartError::CorruptMark(text))?,
-                )
-            }
+            Some(bytes) => Some(parse_mark(&bytes).map_err(StartError::CorruptMark)?),
         };
         let started = Instant::now();
         let generator = Generator::new(workshop, mark, clocks(started), Flaw::None);

@@ -109,13 +109,45 @@ pub fn workshop_of(node_id: &str, node_ids: &[String]) -> Result<u16, String> {
         .ok_or_else(|| format!("node {node_id} is not in node_ids {node_ids:?}"))
 }
 
+/// The generator of the workshop `ctx` names, resuming from the high-water mark in
+/// `storage` (none on a first start).
+pub fn load_generator(
+    ctx: &Context,
+    storage: &dyn Storage,
+    flaw: Flaw,
+) -> Result<Generator, InitError> {
+    let workshop = workshop_of(&ctx.node_id, &ctx.node_ids).map_err(InitError::new)?;
+    let mark = match storage.load(MARK_FILE) {
+        Ok(None) => None,
+        Ok(Some(bytes)) => Some(
+            parse_mark(&bytes).map_err(|_| InitError::new(format!("{MARK_FILE} is corrupt")))?,
+        ),
+        Err(e) => return Err(InitError::new(format!("cannot read {MARK_FILE}: {e}"))),
+    };
+    Ok(Generator::new(workshop, mark, now(ctx), flaw))
+}
+
+/// A stored high-water mark, or the text that is not one.
+pub fn parse_mark(bytes: &[u8]) -> Result<u64, String> {
+    let text = String::from_utf8_lossy(bytes);
+    text.trim().parse::<u64>().map_err(|_| text.into_owned())
+}
+
+/// Persists the generator's high-water mark if it moved; the runtime writes it before
+/// anything sent after it.
+pub fn persist_mark<N: Node>(generator: &mut Generator, out: &mut Outbox<N>) {
+    if let Some(mark) = generator.take_mark() {
+        out.persist(MARK_FILE, mark.to_string().into_bytes());
+    }
+}
+
 pub fn now(ctx: &Context) -> Now {
     Now {
         wall_unix_ms: ctx
             .wall
             .duration_since(UNIX_EPOCH)
             .map_or(0, |d| d.as_millis() as u64),
-        mono_ms: ctx.now.as_millis() as u64,
+        mono_ms: ctx.now_ms(),
     }
 }
 
@@ -136,9 +168,7 @@ impl GiftIds {
                 ids: self.generator.next_batch(now, count, w.gift_type)?,
             },
         };
-        if let Some(mark) = self.generator.take_mark() {
-            out.persist(MARK_FILE, mark.to_string().into_bytes());
-        }
+        persist_mark(&mut self.generator, out);
         out.reply(&w.from, reply);
         Ok(())
     }
@@ -167,20 +197,9 @@ impl Node for GiftIds {
     type Call = ();
 
     fn init(ctx: &Context, storage: &dyn Storage, _: &mut Outbox<Self>) -> Result<Self, InitError> {
-        let workshop = workshop_of(&ctx.node_id, &ctx.node_ids).map_err(InitError::new)?;
-        let mark = match storage.load(MARK_FILE) {
-            Ok(None) => None,
-            Ok(Some(bytes)) => Some(
-                std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .ok_or_else(|| InitError::new(format!("{MARK_FILE} is corrupt")))?,
-            ),
-            Err(e) => return Err(InitError::new(format!("cannot read {MARK_FILE}: {e}"))),
-        };
         let flaw = FLAW.get().copied().unwrap_or_default();
         Ok(GiftIds {
-            generator: Generator::new(workshop, mark, now(ctx), flaw),
+            generator: load_generator(ctx, storage, flaw)?,
             waiting: VecDeque::new(),
         })
     }

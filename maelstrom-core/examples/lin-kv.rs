@@ -17,7 +17,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use maelstrom_core::raft::{Config, Flaw, GroupMsg, Groups, Origin, Outcome, StateMachine};
-use maelstrom_core::raft::{Route, RouteConfig, Router};
+use maelstrom_core::raft::{Pass, Route, RouteConfig, Router};
 use maelstrom_core::{
     Context, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError, Storage,
 };
@@ -101,10 +101,6 @@ struct Store(BTreeMap<String, Value>);
 
 fn key_of(key: &Value) -> String {
     key.to_string()
-}
-
-fn millis(ctx: &Context) -> u64 {
-    ctx.now.as_millis() as u64
 }
 
 impl StateMachine for Store {
@@ -212,9 +208,9 @@ impl LinKv {
         let hops = u8::from(self.router.passed_on(&from));
         let route = self
             .router
-            .route(&self.groups, millis(ctx), (), from, hops, msg);
+            .route(&self.groups, ctx.now_ms(), (), from, hops, msg);
         let (from, msg) = match route {
-            Route::Pass { to, from, req, .. } => {
+            Route::Pass(Pass { to, from, req, .. }) => {
                 out.rpc(to, req, FORWARD_TIMEOUT, Forwarded(from));
                 return;
             }
@@ -294,7 +290,7 @@ impl Node for LinKv {
             },
             ..Config::default()
         };
-        let seed = ctx.wall_ms() ^ ctx.now.as_nanos() as u64;
+        let seed = ctx.seed(0);
         let mut groups = Groups::new(COMPACT_EVERY);
         groups
             .add(
@@ -304,7 +300,7 @@ impl Node for LinKv {
                 config,
                 storage,
                 STATE_PREFIX,
-                millis(ctx),
+                ctx.now_ms(),
                 seed,
                 Store::default(),
             )
@@ -331,7 +327,7 @@ impl Node for LinKv {
         let (from, mut payload) = msg.into_parts();
         stamp(ctx, &from, &mut payload);
         match payload {
-            Msg::Raft { raft } => self.groups.step(&(), millis(ctx), &src, raft),
+            Msg::Raft { raft } => self.groups.step(&(), ctx.now_ms(), &src, raft),
             Msg::Read { key } if self.flaw == NodeFlaw::StaleReads => {
                 let reply = self.store().read(&key);
                 Self::answer(out, &from, reply);
@@ -354,7 +350,7 @@ impl Node for LinKv {
     fn on_timer(&mut self, ctx: &Context, timer: Timer, out: &mut Outbox<Self>) {
         match timer {
             Timer::Tick => {
-                self.groups.tick(millis(ctx));
+                self.groups.tick(ctx.now_ms());
                 self.drive(out);
                 out.set_timer(TICK, Timer::Tick);
             }

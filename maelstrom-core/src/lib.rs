@@ -58,6 +58,8 @@ pub use driver::{drive, run};
 pub use error::{ErrorBody, ErrorCode};
 pub use hash::stable_hash;
 pub use message::{Body, Message, ParseError, RawMessage, ReplyTo};
-pub use node::{Command, Context, InitError, Node, Outbox, Payload, Requester, RpcError, TimerId};
+pub use node::{
+    decode_reply, Command, Context, InitError, Node, Outbox, Payload, Requester, RpcError, TimerId,
+};
 pub use runtime::{Now, Output, Runtime};
 pub use storage::{DirStorage, MemStorage, Storage};

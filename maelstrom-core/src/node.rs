@@ -53,6 +53,17 @@ impl Context {
             .map(|d| d.as_millis() as u64)
             .unwrap_or(0)
     }
+
+    /// Milliseconds of the monotonic clock ([`Context::now`]).
+    pub fn now_ms(&self) -> u64 {
+        self.now.as_millis() as u64
+    }
+
+    /// A seed for randomness that differs between nodes' starts and between the `salt`s
+    /// one node uses (such as its Raft groups' election timers).
+    pub fn seed(&self, salt: u64) -> u64 {
+        self.wall_ms() ^ self.now.as_nanos() as u64 ^ salt << 32
+    }
 }
 
 /// A Maelstrom node's protocol logic.
@@ -137,6 +148,20 @@ impl std::fmt::Display for RpcError {
 }
 
 impl std::error::Error for RpcError {}
+
+/// An RPC's reply decoded as the node's message type `P`; a reply that does not decode is
+/// a crash error (13) saying why, as if the peer had answered with it.
+pub fn decode_reply<P: DeserializeOwned>(
+    reply: Result<RawMessage, RpcError>,
+) -> Result<P, RpcError> {
+    let raw = reply?;
+    raw.decode::<P>().map(|m| m.body.payload).map_err(|e| {
+        RpcError::Remote(ErrorBody::new(
+            ErrorCode::Crash,
+            format!("malformed reply: {e}"),
+        ))
+    })
+}
 
 /// Identifies a timer so that it can be cancelled.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]

@@ -1,6 +1,8 @@
 //! Our sealed boxes against libsodium's, through PyNaCl (`make deps` installs it): each
 //! side opens what the other sealed, and both derive the same public key.
 
+mod pynacl;
+
 use std::process::Command;
 
 use base64::engine::general_purpose::STANDARD;
@@ -9,24 +11,12 @@ use matcher::seal::{decode_key, open, public_key, seal, Envelope};
 use rand::rngs::StdRng;
 use rand::SeedableRng;
 
+use pynacl::python;
+
 const SECRET: [u8; 32] = [
     0x77, 0x07, 0x6d, 0x0a, 0x73, 0x18, 0xa5, 0x7d, 0x3c, 0x16, 0xc1, 0x72, 0x51, 0xb2, 0x66, 0x45,
     0xdf, 0x4c, 0x2f, 0x87, 0xeb, 0xc0, 0x99, 0x2a, 0xb1, 0x77, 0xfb, 0xa5, 0x1d, 0xb9, 0x2c, 0x2a,
 ];
-
-/// The first Python that imports PyNaCl: `python3` on the PATH, or the Debian system
-/// Python that the python3-nacl package installs into (a PATH may put another first).
-fn python() -> &'static str {
-    ["python3", "/usr/bin/python3"]
-        .into_iter()
-        .find(|python| {
-            Command::new(python)
-                .args(["-c", "import nacl.public"])
-                .output()
-                .is_ok_and(|out| out.status.success())
-        })
-        .expect("a python3 with PyNaCl (make deps installs python3-nacl)")
-}
 
 /// Runs a PyNaCl snippet with the secret key (base64) as argv[1] and `arg` as argv[2].
 fn pynacl(script: &str, arg: &str) -> String {

@@ -15,8 +15,8 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use maelstrom_core::raft::route::Unparked;
+use maelstrom_core::raft::{relay_or_decode, Relayed, Route, RouteConfig, Router, Target};
 use maelstrom_core::raft::{Answer, Config, Groups, Origin, Outcome as Ended, Role};
-use maelstrom_core::raft::{Route, RouteConfig, Router, Target};
 use maelstrom_core::{
     Context, ErrorBody, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError,
     Storage,
@@ -82,8 +82,6 @@ pub enum Timer {
 /// What an outstanding RPC was for.
 #[derive(Debug)]
 pub enum Call {
-    /// A request passed on; the answer goes back to this requester.
-    Relay(ReplyTo),
     /// Part of checking an enqueue's remote dependencies.
     EnqueueLookup(u64),
     /// Checking whether remote dependencies of `group`'s tasks completed.
@@ -190,10 +188,6 @@ impl std::fmt::Debug for QueueNode {
     }
 }
 
-fn millis(ctx: &Context) -> u64 {
-    ctx.now.as_millis() as u64
-}
-
 fn route_config() -> RouteConfig {
     RouteConfig {
         max_hops: MAX_HOPS,
@@ -249,7 +243,7 @@ fn lookup_batches<'a>(
 
 impl QueueNode {
     fn target(&self, ctx: &Context, partition: u32) -> Target {
-        self.router.target(&self.groups, millis(ctx), &partition)
+        self.router.target(&self.groups, ctx.now_ms(), &partition)
     }
 
     /// Passes `req` on towards `partition`'s leader, or refuses it when there is nowhere
@@ -267,37 +261,21 @@ impl QueueNode {
             req,
             Msg::Enqueue { .. } | Msg::Ack { .. } | Msg::Nack { .. } | Msg::Start { .. }
         );
-        let now = millis(ctx);
+        let now = ctx.now_ms();
         let route = self
             .router
             .route(&self.groups, now, partition, from, hops, req);
         match route {
             Route::Here { from, req } => return Some((from, req)),
             // The requests every task makes travel in one batch per leader per round.
-            Route::Pass {
-                to,
-                leader: true,
-                from,
-                req,
-                ..
-            } if batchable => {
+            Route::Pass(pass) if pass.leader && batchable => {
                 self.forwarded += 1;
-                self.router.batch(to, from, now, req);
+                self.router.batch(pass.to, pass.from, now, pass.req);
                 self.arm_flush(out);
             }
-            Route::Pass {
-                to,
-                hops,
-                from,
-                req,
-                ..
-            } => {
+            Route::Pass(pass) => {
                 self.forwarded += 1;
-                let fwd = Msg::Fwd {
-                    hops,
-                    req: Box::new(req),
-                };
-                out.rpc(to, fwd, FORWARD_TIMEOUT, Call::Relay(from));
+                pass.send(out, FORWARD_TIMEOUT, forward);
             }
             Route::Parked => {}
             Route::Refuse { from, req } => {
@@ -312,7 +290,7 @@ impl QueueNode {
     /// Takes up parked requests whose partition found a leader; refuses those that
     /// waited too long.
     fn unpark(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
-        for p in self.router.unpark(&self.groups, millis(ctx)) {
+        for p in self.router.unpark(&self.groups, ctx.now_ms()) {
             match p {
                 Unparked::Ready(p) => self.handle(ctx, p.from, p.hops, p.req, out),
                 Unparked::Expired(p) => {
@@ -327,7 +305,7 @@ impl QueueNode {
 
     /// Answers with a timeout the requests passed on whose answers did not come back.
     fn expire_relayed(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
-        for to in self.router.expire_relays(millis(ctx)) {
+        for to in self.router.expire_relays(ctx.now_ms()) {
             out.reply_error(
                 &to,
                 ErrorCode::Timeout,
@@ -347,15 +325,7 @@ impl QueueNode {
     ) -> Result<(), Call> {
         match self.target(ctx, partition) {
             Target::Leader(node) | Target::Node(node) => {
-                out.rpc(
-                    node,
-                    Msg::Fwd {
-                        hops: 1,
-                        req: Box::new(req),
-                    },
-                    FORWARD_TIMEOUT,
-                    call,
-                );
+                out.rpc(node, forward(1, req), FORWARD_TIMEOUT, Relayed::Own(call));
                 Ok(())
             }
             _ => Err(call),
@@ -727,7 +697,7 @@ impl QueueNode {
     }
 
     fn on_heartbeat(&mut self, ctx: &Context, src: &str, leads: Vec<LeadInfo>) {
-        let now = millis(ctx);
+        let now = ctx.now_ms();
         self.router.heard(src, now);
         for info in leads {
             let (p, term) = (info.partition, info.term);
@@ -981,7 +951,7 @@ impl QueueNode {
             });
         let remote = self
             .router
-            .fresh_hints(millis(ctx))
+            .fresh_hints(ctx.now_ms())
             .filter(|_| hops == 0)
             .filter(|(p, h)| {
                 !self.groups.get(p).is_some_and(|g| g.raft().is_leader()) && h.leader != ctx.node_id
@@ -1096,7 +1066,7 @@ impl QueueNode {
         let peers = ctx
             .peers()
             .map(|peer| {
-                let state = if self.router.alive(peer, millis(ctx)) {
+                let state = if self.router.alive(peer, ctx.now_ms()) {
                     "alive"
                 } else {
                     "dead"
@@ -1122,10 +1092,18 @@ fn message_type(msg: &Msg) -> String {
         .unwrap_or_else(|| "this message".to_string())
 }
 
+/// The message passing `req` on, passed on `hops` times so far.
+fn forward(hops: u8, req: Msg) -> Msg {
+    Msg::Fwd {
+        hops,
+        req: Box::new(req),
+    }
+}
+
 impl Node for QueueNode {
     type Msg = Msg;
     type Timer = Timer;
-    type Call = Call;
+    type Call = Relayed<Call>;
 
     fn init(
         ctx: &Context,
@@ -1146,7 +1124,7 @@ impl Node for QueueNode {
             if !members.contains(&ctx.node_id) {
                 continue;
             }
-            let seed = ctx.wall_ms() ^ ctx.now.as_nanos() as u64 ^ u64::from(p) << 32;
+            let seed = ctx.seed(u64::from(p));
             groups
                 .add(
                     p,
@@ -1155,7 +1133,7 @@ impl Node for QueueNode {
                     Config::default(),
                     storage,
                     &state_prefix(p),
-                    millis(ctx),
+                    ctx.now_ms(),
                     seed,
                     Partition::new(p, partitions),
                 )
@@ -1190,10 +1168,8 @@ impl Node for QueueNode {
         let (from, payload) = msg.into_parts();
         match payload {
             Msg::Raft { msgs } => {
-                self.router.heard(&src, millis(ctx));
-                for (group, raft) in msgs {
-                    self.groups.step(&group, millis(ctx), &src, raft);
-                }
+                self.router.heard(&src, ctx.now_ms());
+                self.groups.step_all(ctx.now_ms(), &src, msgs);
                 self.arm_flush(out);
             }
             Msg::Heartbeat { leads } => self.on_heartbeat(ctx, &src, leads),
@@ -1251,7 +1227,7 @@ impl Node for QueueNode {
     fn on_timer(&mut self, ctx: &Context, timer: Timer, out: &mut Outbox<Self>) {
         match timer {
             Timer::Tick => {
-                self.groups.tick(millis(ctx));
+                self.groups.tick(ctx.now_ms());
                 self.expire_due(ctx, out);
                 self.unpark(ctx, out);
                 self.expire_relayed(ctx, out);
@@ -1273,18 +1249,20 @@ impl Node for QueueNode {
     fn on_reply(
         &mut self,
         ctx: &Context,
-        call: Call,
+        call: Relayed<Call>,
         reply: Result<RawMessage, RpcError>,
         out: &mut Outbox<Self>,
     ) {
+        let Some((call, reply)) = relay_or_decode(out, call, reply) else {
+            return;
+        };
         match call {
-            Call::Relay(to) => out.relay(&to, reply),
             Call::EnqueueLookup(id) => {
                 let Some(mut pending) = self.enqueues.remove(&id) else {
                     return;
                 };
-                match reply.map(|raw| raw.decode::<Msg>().map(|m| m.body.payload)) {
-                    Ok(Ok(Msg::LookupOk { found })) => {
+                match reply {
+                    Ok(Msg::LookupOk { found }) => {
                         pending.found.extend(found);
                         pending.waiting -= 1;
                         if pending.waiting == 0 {
@@ -1303,9 +1281,7 @@ impl Node for QueueNode {
             }
             Call::DepWatch { group, partition } => {
                 self.watching.remove(&(group, partition));
-                if let Ok(Ok(Msg::LookupOk { found })) =
-                    reply.map(|raw| raw.decode::<Msg>().map(|m| m.body.payload))
-                {
+                if let Ok(Msg::LookupOk { found }) = reply {
                     let done: Vec<TaskId> = found
                         .into_iter()
                         .filter(|(_, completed)| *completed)
@@ -1325,8 +1301,8 @@ impl Node for QueueNode {
                     return;
                 };
                 gather.waiting -= 1;
-                match reply.map(|raw| raw.decode::<Msg>().map(|m| m.body.payload)) {
-                    Ok(Ok(Msg::DlqOk { tasks })) => gather.tasks.extend(tasks),
+                match reply {
+                    Ok(Msg::DlqOk { tasks }) => gather.tasks.extend(tasks),
                     other => gather.failed = Some(failure(other)),
                 }
                 self.finish_dlq(id, out);
@@ -1336,10 +1312,9 @@ impl Node for QueueNode {
 }
 
 /// Why an internal request gave no usable answer.
-fn failure<E: std::fmt::Display>(reply: Result<Result<Msg, E>, RpcError>) -> String {
+fn failure(reply: Result<Msg, RpcError>) -> String {
     match reply {
-        Ok(Ok(msg)) => format!("unexpected reply {}", message_type(&msg)),
-        Ok(Err(e)) => format!("malformed reply: {e}"),
+        Ok(msg) => format!("unexpected reply {}", message_type(&msg)),
         Err(e) => e.to_string(),
     }
 }

@@ -4,41 +4,28 @@
 //! that reason.
 
 mod common;
+#[path = "../../matcher-node/tests/pynacl/mod.rs"]
+mod pynacl;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
-use std::process::Command;
 
-use common::{run, test_args, workdir, Run};
+use pynacl::python;
+
+use common::{python_node, run, test_args, workdir, write_executable, Run, ONE_NODE_RUN};
 use workloads::edn::Edn;
 use workloads::history::{History, OpType};
 
 const NODE: &str = include_str!("fixtures/secret_santa_node.py");
 
-/// The first Python that imports PyNaCl: `python3` on the PATH, or the Debian system
-/// Python that python3-nacl installs into.
-fn python() -> &'static str {
-    ["python3", "/usr/bin/python3"]
-        .into_iter()
-        .find(|python| {
-            Command::new(python)
-                .args(["-c", "import nacl.public"])
-                .output()
-                .is_ok_and(|o| o.status.success())
-        })
-        .expect("a python3 with PyNaCl (`make deps` installs python3-nacl)")
-}
-
-/// The node as an executable: a shell wrapper that runs the script with that Python.
+/// The node as an executable: a shell wrapper that runs the script with the Python that
+/// imports PyNaCl.
 fn node(test: &str) -> PathBuf {
     let dir = workdir(&format!("{test}-node"));
-    let script = dir.join("secret_santa_node.py");
-    std::fs::write(&script, NODE).unwrap();
+    let script = python_node(&dir, "secret_santa_node.py", NODE);
     let wrapper = dir.join("node.sh");
     let text = format!("#!/bin/sh\nexec {} {} \"$@\"\n", python(), script.display());
-    std::fs::write(&wrapper, text).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&wrapper, std::fs::Permissions::from_mode(0o755)).unwrap();
+    write_executable(&wrapper, &text);
     wrapper
 }
 
@@ -49,21 +36,8 @@ fn santa(test: &str, node_args: &[&str]) -> Run {
 fn santa_under(test: &str, nemesis: &[&str], node_args: &[&str]) -> Run {
     let bin = node(test);
     let mut rest = nemesis.to_vec();
-    rest.extend_from_slice(&[
-        "--node-count",
-        "1",
-        "--concurrency",
-        "4",
-        "--time-limit",
-        "4",
-        "--rate",
-        "100",
-        "--seed",
-        "7",
-        "--",
-        "--regions",
-        "3",
-    ]);
+    rest.extend_from_slice(&ONE_NODE_RUN);
+    rest.extend_from_slice(&["--seed", "7", "--", "--regions", "3"]);
     rest.extend_from_slice(node_args);
     run(test, &test_args("secret-santa", &bin, &rest))
 }

@@ -5,16 +5,17 @@
 mod common;
 
 use std::collections::{HashMap, HashSet};
-use std::process::Command;
 
-use common::{run, test_args, workdir};
+use common::{python_node, run, test_args, workdir, ONE_NODE_RUN};
 use workloads::edn::Edn;
 use workloads::history::{OpType, Process};
 
 /// queue-node's client protocol on one node: leases, attempts, dead letters, dependencies,
 /// priorities.
 const QUEUE: &str = r#"#!/usr/bin/env python3
-import json, sys, time
+import time
+
+from serve import serve
 
 RANK = {"express": 0, "standard": 1, "nice-child": 2}
 tasks, order = {}, []
@@ -100,12 +101,7 @@ def handle(b):
             for i in order if tasks[i]["status"] == "failed"]}
     return {"type": "error", "code": 10, "text": "unsupported"}
 
-for line in sys.stdin:
-    msg = json.loads(line)
-    body = msg["body"]
-    reply = handle(body)
-    reply["in_reply_to"] = body["msg_id"]
-    print(json.dumps({"src": msg["dest"], "dest": msg["src"], "body": reply}), flush=True)
+serve(handle)
 "#;
 
 fn int(v: &Edn, key: &str) -> i64 {
@@ -114,32 +110,12 @@ fn int(v: &Edn, key: &str) -> i64 {
 
 #[test]
 fn producers_consumers_local_abandons_and_a_drain_that_ends() {
-    assert!(
-        Command::new("python3").arg("--version").output().is_ok(),
-        "python3 is not installed (`make deps` installs it)"
-    );
     let dir = workdir("task-queue-node");
-    let script = dir.join("queue.py");
-    std::fs::write(&script, QUEUE).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = python_node(&dir, "queue.py", QUEUE);
     let started = std::time::Instant::now();
     let r = run(
         "task-queue",
-        &test_args(
-            "task-queue",
-            &script,
-            &[
-                "--node-count",
-                "1",
-                "--concurrency",
-                "4",
-                "--time-limit",
-                "4",
-                "--rate",
-                "100",
-            ],
-        ),
+        &test_args("task-queue", &script, &ONE_NODE_RUN),
     );
     r.expect(0);
     let took = started.elapsed().as_secs();
@@ -259,44 +235,38 @@ fn producers_consumers_local_abandons_and_a_drain_that_ends() {
 /// A queue that is never empty: every poll hands out a task never seen before (after
 /// 50 ms, to keep the history short).
 const BOTTOMLESS: &str = r#"#!/usr/bin/env python3
-import json, sys, time
+import time
+
+from serve import serve
 
 REPLIES = {"init": {"type": "init_ok"}, "start": {"type": "start_ok"},
            "ack": {"type": "ack_ok", "duplicate": False},
            "nack": {"type": "nack_ok", "dead_lettered": False},
            "dlq": {"type": "dlq_ok", "tasks": []}}
 n = 0
-for line in sys.stdin:
-    msg = json.loads(line)
-    body = msg["body"]
+
+def handle(body):
+    global n
     kind = body["type"]
     if kind == "enqueue":
-        reply = {"type": "enqueue_ok", "id": body["task"]["id"], "partition": 0, "duplicate": False}
-    elif kind == "poll":
+        return {"type": "enqueue_ok", "id": body["task"]["id"], "partition": 0, "duplicate": False}
+    if kind == "poll":
         time.sleep(0.05)
         n += 1
-        reply = {"type": "poll_ok", "tasks": [{"id": n, "kind": "painting", "priority": "standard",
-                 "attempt": 1, "max_attempts": 1, "payload": None, "partition": 0,
-                 "stolen": False, "lease_until": 0}]}
-    else:
-        reply = dict(REPLIES.get(kind, {"type": "error", "code": 20, "text": "unknown"}))
-    reply["in_reply_to"] = body["msg_id"]
-    print(json.dumps({"src": msg["dest"], "dest": msg["src"], "body": reply}), flush=True)
+        return {"type": "poll_ok", "tasks": [{"id": n, "kind": "painting", "priority": "standard",
+                "attempt": 1, "max_attempts": 1, "payload": None, "partition": 0,
+                "stolen": False, "lease_until": 0}]}
+    return dict(REPLIES.get(kind, {"type": "error", "code": 20, "text": "unknown"}))
+
+serve(handle)
 "#;
 
 /// The drain of a queue that never empties stops at the engine's limit: nothing is
 /// issued after it, and the run ends with a verdict.
 #[test]
 fn a_queue_that_never_empties_cannot_hold_the_run_past_the_final_limit() {
-    assert!(
-        Command::new("python3").arg("--version").output().is_ok(),
-        "python3 is not installed (`make deps` installs it)"
-    );
     let dir = workdir("task-queue-bottomless-node");
-    let script = dir.join("bottomless.py");
-    std::fs::write(&script, BOTTOMLESS).unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&script, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let script = python_node(&dir, "bottomless.py", BOTTOMLESS);
     let args = [
         "--node-count",
         "1",

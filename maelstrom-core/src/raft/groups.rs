@@ -244,6 +244,13 @@ impl<G: Ord + Copy + std::fmt::Debug, S: StateMachine, W> Groups<G, S, W> {
         }
     }
 
+    /// Steps each group named in a peer's `msgs` with its message.
+    pub fn step_all(&mut self, now_ms: u64, from: &str, msgs: Vec<(G, GroupMsg<S>)>) {
+        for (id, msg) in msgs {
+            self.step(&id, now_ms, from, msg);
+        }
+    }
+
     pub fn tick(&mut self, now_ms: u64) {
         for g in self.groups.values_mut() {
             g.raft.tick(now_ms);

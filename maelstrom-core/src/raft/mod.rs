@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 pub use groups::{Answer, GroupMsg, Groups, Logged, Outcome, Round, StateMachine};
 pub use log::{Entry, Index, Log, Term};
 pub use placement::replicas;
-pub use route::{Route, RouteConfig, Router, Target};
+pub use route::{relay_or_decode, Pass, Relayed, Route, RouteConfig, Router, Target};
 pub use sessions::{Origin, Sessions};
 pub use store::{RaftStore, StoreError};
 

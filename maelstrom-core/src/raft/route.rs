@@ -43,9 +43,9 @@
 //! // `groups` is the node's `Groups`; this node replicates neither group here.
 //! match router.route(&groups, now, G::Region(0), from, 0, Req::Register("ann".into())) {
 //!     Route::Here { .. } => { /* propose to the group */ }
-//!     Route::Pass { to, hops, from, req, .. } => {
-//!         // e.g. out.rpc(to, Msg::Fwd { hops, req }, TIMEOUT, Call::Relay(from))
-//!         assert_eq!((to.as_str(), hops), ("n1", 1));
+//!     Route::Pass(pass) => {
+//!         // e.g. pass.send(out, TIMEOUT, |hops, req| Msg::Fwd { hops, req })
+//!         assert_eq!((pass.to.as_str(), pass.hops), ("n1", 1));
 //!     }
 //!     Route::Parked => { /* taken up again by `router.unpark` on the next tick */ }
 //!     Route::Refuse { .. } => { /* answer `groups.refusal(…)` */ }
@@ -53,12 +53,42 @@
 //! ```
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::time::Duration;
 
 use serde_json::Value;
 
 use super::groups::{Groups, StateMachine};
 use super::Term;
-use crate::message::ReplyTo;
+use crate::message::{RawMessage, ReplyTo};
+use crate::node::{decode_reply, Node, Outbox, RpcError};
+
+/// The tag of a node's RPC ([`Node::Call`]): a request passed on ([`Route::Pass`]) for
+/// its requester, whose reply goes back to it as it came, or one of the node's own.
+#[derive(Debug, Clone)]
+pub enum Relayed<C> {
+    Relay(ReplyTo),
+    Own(C),
+}
+
+/// One of a node's own RPCs and its decoded reply.
+pub type OwnReply<C, M> = (C, Result<M, RpcError>);
+
+/// The outcome of an RPC this node made: a passed-on request's goes back to its
+/// requester as it came and `None` is left; one of the node's own comes back with its
+/// reply decoded ([`decode_reply`]).
+pub fn relay_or_decode<N: Node<Call = Relayed<C>>, C>(
+    out: &mut Outbox<N>,
+    call: Relayed<C>,
+    reply: Result<RawMessage, RpcError>,
+) -> Option<OwnReply<C, N::Msg>> {
+    match call {
+        Relayed::Relay(to) => {
+            out.relay(&to, reply);
+            None
+        }
+        Relayed::Own(call) => Some((call, decode_reply(reply))),
+    }
+}
 
 /// Timing and limits, in milliseconds of the node's monotonic clock.
 #[derive(Debug, Clone)]
@@ -118,19 +148,38 @@ pub enum Target {
     Nowhere,
 }
 
+/// A request to pass on to `to` (the group's leader when `leader`) as its `hops`-th hop.
+#[derive(Debug)]
+pub struct Pass<R> {
+    pub to: String,
+    pub leader: bool,
+    pub hops: u8,
+    pub from: ReplyTo,
+    pub req: R,
+}
+
+impl<R> Pass<R> {
+    /// Sends the request on in the node's forwarding message `wrap(hops, req)`, tagged so
+    /// that its reply goes back to the requester as it comes ([`relay_or_decode`]), or a
+    /// timeout error after `timeout` (indefinite: the request may still take effect).
+    pub fn send<N: Node<Call = Relayed<C>>, C>(
+        self,
+        out: &mut Outbox<N>,
+        timeout: Duration,
+        wrap: impl FnOnce(u8, R) -> N::Msg,
+    ) {
+        let fwd = wrap(self.hops, self.req);
+        out.rpc(self.to, fwd, timeout, Relayed::Relay(self.from));
+    }
+}
+
 /// What to do with a request ([`Router::route`]).
 #[derive(Debug)]
 pub enum Route<R> {
     /// This node leads the group: handle it here.
     Here { from: ReplyTo, req: R },
-    /// Pass it on to `to` (the group's leader when `leader`) as its `hops`-th hop.
-    Pass {
-        to: String,
-        leader: bool,
-        hops: u8,
-        from: ReplyTo,
-        req: R,
-    },
+    /// Pass it on.
+    Pass(Pass<R>),
     /// Held until the group has a leader: see [`Router::unpark`].
     Parked,
     /// Nowhere to go (the hop limit, or no leader and no parking): refuse it.
@@ -319,13 +368,13 @@ impl<G: Ord + Copy + std::fmt::Debug, R, H> Router<G, R, H> {
         if hops >= self.config.max_hops {
             return Route::Refuse { from, req };
         }
-        Route::Pass {
+        Route::Pass(Pass {
             to,
             leader,
             hops: hops + 1,
             from,
             req,
-        }
+        })
     }
 
     /// Gives back, in the order they came, the parked requests whose group has somewhere
@@ -480,9 +529,9 @@ mod tests {
         let mut r = router();
         let mine = Mine([(0, (false, Some("n1")))].into());
         match r.route(&mine, 0, 0, client(1), 1, "a") {
-            Route::Pass {
+            Route::Pass(Pass {
                 to, leader, hops, ..
-            } => assert_eq!((&*to, leader, hops), ("n1", true, 2)),
+            }) => assert_eq!((&*to, leader, hops), ("n1", true, 2)),
             other => panic!("{other:?}"),
         }
         let refused = r.route(&mine, 0, 0, client(2), 2, "b");

@@ -6,7 +6,7 @@
 
 use giftid::generator::{Flaw, Generator};
 use giftid::layout::GiftType;
-use giftid::node::{now, workshop_of, MARK_FILE};
+use giftid::node::{load_generator, now, persist_mark};
 use maelstrom_core::{Context, InitError, Node, Outbox, Storage};
 
 #[derive(Debug)]
@@ -16,19 +16,8 @@ pub struct Ids {
 
 impl Ids {
     pub fn load(ctx: &Context, storage: &dyn Storage) -> Result<Ids, InitError> {
-        let workshop = workshop_of(&ctx.node_id, &ctx.node_ids).map_err(InitError::new)?;
-        let mark = match storage.load(MARK_FILE) {
-            Ok(None) => None,
-            Ok(Some(bytes)) => Some(
-                std::str::from_utf8(&bytes)
-                    .ok()
-                    .and_then(|s| s.trim().parse::<u64>().ok())
-                    .ok_or_else(|| InitError::new(format!("{MARK_FILE} is corrupt")))?,
-            ),
-            Err(e) => return Err(InitError::new(format!("cannot read {MARK_FILE}: {e}"))),
-        };
         Ok(Ids {
-            generator: Generator::new(workshop, mark, now(ctx), Flaw::None),
+            generator: load_generator(ctx, storage, Flaw::None)?,
         })
     }
 
@@ -46,9 +35,7 @@ impl Ids {
             .generator
             .next_batch(now(ctx), count, GiftType::Toy)
             .map_err(|e| e.to_string())?;
-        if let Some(mark) = self.generator.take_mark() {
-            out.persist(MARK_FILE, mark.to_string().into_bytes());
-        }
+        persist_mark(&mut self.generator, out);
         Ok(ids)
     }
 }

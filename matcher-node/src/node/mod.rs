@@ -20,7 +20,9 @@ use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::OnceLock;
 use std::time::Duration;
 
-use maelstrom_core::raft::{replicas, Answer, Config, Groups, Origin, Outcome, Router};
+use maelstrom_core::raft::{
+    relay_or_decode, replicas, Answer, Config, Groups, Origin, Outcome, Relayed, Router,
+};
 use maelstrom_core::{
     Context, ErrorBody, ErrorCode, InitError, Message, Node, Outbox, RawMessage, ReplyTo, RpcError,
     Storage,
@@ -87,8 +89,6 @@ pub enum Waiter {
 /// What an outstanding request was for.
 #[derive(Debug, Clone)]
 pub enum Call {
-    /// A request passed on; the answer goes back to this requester.
-    Relay(ReplyTo),
     /// A region's part, for a coordinator job.
     Part { job: u64, region: u32 },
     /// A region's vote, for a coordinator job.
@@ -171,10 +171,6 @@ impl std::fmt::Debug for MatcherNode {
             .field("groups", &self.groups.ids().collect::<Vec<_>>())
             .finish_non_exhaustive()
     }
-}
-
-pub(crate) fn millis(ctx: &Context) -> u64 {
-    ctx.now.as_millis() as u64
 }
 
 /// The members of a group, in a fixed order every node computes alike.
@@ -349,10 +345,19 @@ impl MatcherNode {
     }
 }
 
+/// The message passing `req` for `group` on, passed on `hops` times so far.
+fn forward(group: Gid, hops: u8, req: Msg) -> Msg {
+    Msg::Fwd {
+        hops,
+        group,
+        req: Box::new(req),
+    }
+}
+
 impl Node for MatcherNode {
     type Msg = Msg;
     type Timer = Timer;
-    type Call = Call;
+    type Call = Relayed<Call>;
 
     fn init(
         ctx: &Context,
@@ -374,7 +379,7 @@ impl Node for MatcherNode {
                 }
                 Gid::Coordinator => Sm::Coord(CoordSm::default()),
             };
-            let seed = ctx.wall_ms() ^ ctx.now.as_nanos() as u64 ^ (i as u64) << 32;
+            let seed = ctx.seed(i as u64);
             groups
                 .add(
                     group,
@@ -383,7 +388,7 @@ impl Node for MatcherNode {
                     Config::default(),
                     storage,
                     &prefix(group),
-                    millis(ctx),
+                    ctx.now_ms(),
                     seed,
                     sm,
                 )
@@ -425,10 +430,8 @@ impl Node for MatcherNode {
         let (from, payload) = msg.into_parts();
         match payload {
             Msg::Raft { msgs } => {
-                self.router.heard(&src, millis(ctx));
-                for (group, raft) in msgs {
-                    self.groups.step(&group, millis(ctx), &src, raft);
-                }
+                self.router.heard(&src, ctx.now_ms());
+                self.groups.step_all(ctx.now_ms(), &src, msgs);
             }
             Msg::Heartbeat { leads } => self.on_heartbeat(ctx, &src, leads),
             Msg::Fwd {
@@ -451,7 +454,7 @@ impl Node for MatcherNode {
     fn on_timer(&mut self, ctx: &Context, timer: Timer, out: &mut Outbox<Self>) {
         match timer {
             Timer::Tick => {
-                self.groups.tick(millis(ctx));
+                self.groups.tick(ctx.now_ms());
                 self.unpark(ctx, out);
                 self.drive(ctx, out);
                 out.set_timer(TICK, Timer::Tick);
@@ -469,20 +472,12 @@ impl Node for MatcherNode {
     fn on_reply(
         &mut self,
         ctx: &Context,
-        call: Call,
+        call: Relayed<Call>,
         reply: Result<RawMessage, RpcError>,
         out: &mut Outbox<Self>,
     ) {
-        match call {
-            Call::Relay(to) => out.relay(&to, reply),
-            call => {
-                let decoded = reply.and_then(|raw| {
-                    raw.decode::<Msg>().map(|m| m.body.payload).map_err(|e| {
-                        RpcError::Remote(error(ErrorCode::Crash, format!("malformed reply: {e}")))
-                    })
-                });
-                self.on_answer(ctx, call, decoded, out);
-            }
+        if let Some((call, reply)) = relay_or_decode(out, call, reply) {
+            self.on_answer(ctx, call, reply, out);
         }
         self.drive(ctx, out);
     }

@@ -5,7 +5,7 @@
 
 use maelstrom_core::{Context, ErrorCode, Outbox, RpcError};
 
-use super::{error, millis, Call, CoordQuery, MatcherNode, Msg, Read, Wait, Waiter};
+use super::{error, Call, CoordQuery, MatcherNode, Msg, Read, Wait, Waiter};
 use crate::constraints::Participant;
 use crate::sm::{Cmd, CoordOut, Gid, Lookup, Out, RegionCmd, RegionOut};
 
@@ -299,7 +299,7 @@ impl MatcherNode {
 
     /// Regions this node leads ask the coordinator about slices prepared long ago.
     pub(super) fn resolve_stale(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
-        let now = millis(ctx);
+        let now = ctx.now_ms();
         let mut seen = Vec::new();
         for (&group, g) in self.groups.iter() {
             let (Gid::Region(region), Some(crate::sm::Sm::Region(sm))) = (group, Some(g.sm()))
@@ -338,10 +338,6 @@ impl MatcherNode {
         out: &mut Outbox<Self>,
     ) {
         match call {
-            Call::Relay(to) => match result {
-                Ok(msg) => out.reply(&to, msg),
-                Err(e) => out.relay(&to, Err(e)),
-            },
             Call::Late(to) => {
                 let reply = result.map_err(|e| match e {
                     RpcError::Remote(body) => body,

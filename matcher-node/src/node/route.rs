@@ -10,10 +10,10 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use maelstrom_core::raft::route::Unparked;
-use maelstrom_core::raft::{Outcome, Route, RouteConfig, Router, Target};
+use maelstrom_core::raft::{Outcome, Relayed, Route, RouteConfig, Router, Target};
 use maelstrom_core::{Context, ErrorCode, Outbox, ReplyTo};
 
-use super::{error, members, millis, Call, MatcherNode, Msg, Waiter};
+use super::{error, forward, members, Call, MatcherNode, Msg, Waiter};
 use crate::constraints::home_region;
 use crate::sm::{Gid, Out, RegionOut};
 
@@ -98,26 +98,15 @@ impl MatcherNode {
         req: Msg,
         out: &mut Outbox<Self>,
     ) {
-        let now = millis(ctx);
+        let now = ctx.now_ms();
         let call = match from {
             Waiter::Direct(from) => {
                 return match self.router.route(&self.groups, now, group, from, hops, req) {
                     Route::Here { from, req } => {
                         self.handle_here(ctx, Waiter::Direct(from), group, req, out)
                     }
-                    Route::Pass {
-                        to,
-                        hops,
-                        from,
-                        req,
-                        ..
-                    } => {
-                        let fwd = Msg::Fwd {
-                            hops,
-                            group,
-                            req: Box::new(req),
-                        };
-                        out.rpc(to, fwd, RELAY_TIMEOUT, Call::Relay(from));
+                    Route::Pass(pass) => {
+                        pass.send(out, RELAY_TIMEOUT, |hops, req| forward(group, hops, req))
                     }
                     Route::Parked => {}
                     Route::Refuse { from, req } => {
@@ -130,12 +119,7 @@ impl MatcherNode {
         match self.router.target(&self.groups, now, &group) {
             Target::Here => self.handle_here(ctx, Waiter::Local(call), group, req, out),
             Target::Leader(to) | Target::Node(to) => {
-                let fwd = Msg::Fwd {
-                    hops: 1,
-                    group,
-                    req: Box::new(req),
-                };
-                out.rpc(to, fwd, ASK_TIMEOUT, *call);
+                out.rpc(to, forward(group, 1, req), ASK_TIMEOUT, Relayed::Own(*call));
             }
             Target::Nowhere => {
                 let e = error(
@@ -187,7 +171,7 @@ impl MatcherNode {
     /// Takes up parked requests whose group found a leader; refuses those that waited
     /// too long.
     pub(super) fn unpark(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
-        for p in self.router.unpark(&self.groups, millis(ctx)) {
+        for p in self.router.unpark(&self.groups, ctx.now_ms()) {
             match p {
                 Unparked::Ready(p) => {
                     self.route(ctx, Waiter::Direct(p.from), p.hops, p.group, p.req, out)
@@ -211,7 +195,7 @@ impl MatcherNode {
     }
 
     pub(super) fn on_heartbeat(&mut self, ctx: &Context, src: &str, leads: Vec<(Gid, u64)>) {
-        let now = millis(ctx);
+        let now = ctx.now_ms();
         self.router.heard(src, now);
         for (group, term) in leads {
             self.router.hint(group, src, term, (), now);

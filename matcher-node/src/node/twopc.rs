@@ -17,7 +17,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use maelstrom_core::raft::Outcome;
 use maelstrom_core::{Context, ErrorBody, ErrorCode, Outbox, RpcError};
 
-use super::{error, millis, Call, CoordQuery, Flaw, MatcherNode, Msg, Reply, Wait, Waiter};
+use super::{error, Call, CoordQuery, Flaw, MatcherNode, Msg, Reply, Wait, Waiter};
 use crate::assign::assign;
 use crate::constraints::Participant;
 use crate::seal::{seal, Envelope};
@@ -336,7 +336,7 @@ impl MatcherNode {
         }
         job.why = why;
         job.phase = Phase::Retry {
-            at: millis(ctx) + RETRY_MS,
+            at: ctx.now_ms() + RETRY_MS,
         };
     }
 
@@ -644,7 +644,7 @@ impl MatcherNode {
                         if let Some(Phase::Retry { at }) =
                             self.driver.jobs.get_mut(&id).map(|j| &mut j.phase)
                         {
-                            *at = millis(ctx);
+                            *at = ctx.now_ms();
                         }
                     }
                     false => {
@@ -748,17 +748,17 @@ impl MatcherNode {
         commit: bool,
         out: &mut Outbox<Self>,
     ) {
+        if let Some(job) = self.driver.jobs.get_mut(&id) {
+            job.phase = Phase::Decide { txn, reply };
+        }
         if commit && self.flaw == Flaw::CommitBeforeLog {
             // Wrong on purpose: COMMIT goes out first, and the decision is logged only
             // once every region acknowledged it, in a batch at most once a second.
-            if let Some(job) = self.driver.jobs.get_mut(&id) {
-                job.phase = Phase::Decide { txn, reply };
-            }
-            let entry = (txn, BTreeSet::new(), millis(ctx));
+            let entry = (txn, BTreeSet::new(), ctx.now_ms());
             self.driver.deferred.insert(id, entry);
             return self.commit_unlogged(ctx, id, out);
         }
-        self.log_decision(ctx, id, txn, reply, commit, out);
+        self.log_decision(ctx, id, txn, commit, out);
     }
 
     /// Sends COMMIT of a job's unlogged decision to the regions that have not
@@ -790,12 +790,12 @@ impl MatcherNode {
         }
     }
 
+    /// Logs the decision of job `id`, in its decide phase.
     fn log_decision(
         &mut self,
         ctx: &Context,
         id: u64,
         txn: u64,
-        reply: Msg,
         commit: bool,
         out: &mut Outbox<Self>,
     ) {
@@ -806,9 +806,6 @@ impl MatcherNode {
             );
             return self.end_job(ctx, id, Err(e), out);
         };
-        if let Some(job) = self.driver.jobs.get_mut(&id) {
-            job.phase = Phase::Decide { txn, reply };
-        }
         let cmd = CoordCmd::Decide { txn, commit, event };
         self.propose_coord(ctx, cmd, Wait::Job(id), out);
     }
@@ -852,7 +849,7 @@ impl MatcherNode {
         if !self.groups.is_leader(&Gid::Coordinator) {
             return;
         }
-        let now = millis(ctx);
+        let now = ctx.now_ms();
         let deferred: Vec<(u64, u64, bool, bool)> = (self.driver.deferred.iter())
             .map(|(&id, (txn, acked, at))| {
                 let all = acked.len() == self.regions as usize;
@@ -867,9 +864,8 @@ impl MatcherNode {
                 continue;
             }
             self.driver.deferred.remove(&id);
-            if let Some(Phase::Decide { reply, .. }) = self.driver.jobs.get(&id).map(|j| &j.phase) {
-                let reply = reply.clone();
-                self.log_decision(ctx, id, txn, reply, true, out);
+            if let Some(Phase::Decide { .. }) = self.driver.jobs.get(&id).map(|j| &j.phase) {
+                self.log_decision(ctx, id, txn, true, out);
             }
         }
         for (txn, regions) in std::mem::take(&mut self.driver.acked) {

@@ -17,7 +17,7 @@ use std::sync::{Arc, Mutex};
 use maelstrom_core::node_dir::NODE_DIR_ENV;
 use serde::Deserialize;
 use serde_json::value::RawValue;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
+use tokio::io::{AsyncBufRead, AsyncBufReadExt, AsyncWriteExt, BufReader, BufWriter};
 use tokio::process::{ChildStderr, ChildStdin, ChildStdout, Command};
 use tokio::sync::mpsc;
 
@@ -292,6 +292,13 @@ async fn write_stdin(stdin: ChildStdin, mut rx: mpsc::UnboundedReceiver<Vec<u8>>
     }
 }
 
+/// Reads the next line of `r` into `buf`, its newline included; false at the end of the
+/// stream or on a read error.
+async fn next_line<R: AsyncBufRead + Unpin>(r: &mut R, buf: &mut Vec<u8>) -> bool {
+    buf.clear();
+    matches!(r.read_until(b'\n', buf).await, Ok(n) if n > 0)
+}
+
 /// Reads the node's stdout lines, parses their envelopes and hands them to the engine.
 async fn read_stdout(
     stdout: ChildStdout,
@@ -301,12 +308,7 @@ async fn read_stdout(
 ) {
     let mut r = BufReader::with_capacity(64 * 1024, stdout);
     let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match r.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
+    while next_line(&mut r, &mut buf).await {
         let text = String::from_utf8_lossy(&buf);
         let text = text.trim_end_matches(['\n', '\r']);
         if text.trim().is_empty() {
@@ -337,12 +339,7 @@ async fn copy_stderr(
     let mut log = std::io::BufWriter::new(log_file);
     let mut r = BufReader::new(stderr);
     let mut buf = Vec::new();
-    loop {
-        buf.clear();
-        match r.read_until(b'\n', &mut buf).await {
-            Ok(0) | Err(_) => break,
-            Ok(_) => {}
-        }
+    while next_line(&mut r, &mut buf).await {
         let _ = std::io::Write::write_all(&mut log, &buf);
         if r.buffer().is_empty() {
             let _ = std::io::Write::flush(&mut log);

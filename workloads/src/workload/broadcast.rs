@@ -5,9 +5,7 @@
 use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
-use super::{
-    body_type_first, Ask, ClientRules, Cluster, GenOp, Next, Phase, Request, RunFacts, Workload,
-};
+use super::{body_type_first, Ask, ClientRules, Cluster, GenOp, Next, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -61,10 +59,7 @@ impl Workload for Broadcast {
     }
 
     fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
-        match ask.phase {
-            Phase::Main => Next::Op(self.mix(rng)),
-            Phase::Final => ask.once(GenOp::final_read()),
-        }
+        ask.mix_then_final_read(|| self.mix(rng))
     }
 
     fn has_final_phase(&self) -> bool {

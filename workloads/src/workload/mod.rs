@@ -158,6 +158,15 @@ impl Ask {
             Next::Done
         }
     }
+
+    /// The generator of the workloads with one final read: an op of `mix` in the main
+    /// phase, then [`GenOp::final_read`] [`once`](Ask::once) per worker.
+    pub fn mix_then_final_read(&self, mix: impl FnOnce() -> GenOp) -> Next {
+        match self.phase {
+            Phase::Main => Next::Op(mix()),
+            Phase::Final => self.once(GenOp::final_read()),
+        }
+    }
 }
 
 /// A request to send to a node, and the reply schema to hold its answer to.
@@ -198,6 +207,14 @@ impl Default for ClientRules {
 }
 
 impl ClientRules {
+    /// Maelstrom's client without `with-errors`: errors and timeouts are `:info`.
+    pub fn without_errors() -> Self {
+        ClientRules {
+            with_errors: false,
+            ..ClientRules::default()
+        }
+    }
+
     /// How long a worker waits for a reply, given `--latency`.
     pub fn timeout_ms(&self, latency_ms: u64) -> u64 {
         (self.latency_factor * latency_ms).max(self.min_timeout_ms)
@@ -218,10 +235,7 @@ impl ClientRules {
 ///
 /// ```ignore
 /// fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
-///     match ask.phase {
-///         Phase::Main => Next::Op(GenOp::new("add", Edn::Int(rng.gen_range(0..5)))),
-///         Phase::Final => ask.once(GenOp::final_read()),
-///     }
+///     ask.mix_then_final_read(|| GenOp::new("add", Edn::Int(rng.gen_range(0..5))))
 /// }
 /// fn has_final_phase(&self) -> bool { true }
 /// ```

@@ -7,7 +7,7 @@ use rand::rngs::StdRng;
 use rand::Rng;
 use serde_json::{Map, Value};
 
-use super::{body, Ask, ClientRules, GenOp, Next, Phase, Request, RunFacts, Workload};
+use super::{body, Ask, ClientRules, GenOp, Next, Request, RunFacts, Workload};
 use crate::edn::Edn;
 use crate::history::History;
 use crate::schema::{FieldType, Schema};
@@ -87,17 +87,11 @@ impl Workload for PnCounter {
     }
 
     fn client(&self) -> ClientRules {
-        ClientRules {
-            with_errors: false,
-            ..ClientRules::default()
-        }
+        ClientRules::without_errors()
     }
 
     fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
-        match ask.phase {
-            Phase::Main => Next::Op(self.mix(rng)),
-            Phase::Final => ask.once(GenOp::final_read()),
-        }
+        ask.mix_then_final_read(|| self.mix(rng))
     }
 
     fn has_final_phase(&self) -> bool {

@@ -167,6 +167,41 @@ pub fn run(test: &str, args: &[&str]) -> Run {
     }
 }
 
+/// The run a one-process fixture node gets: one node, four workers, 4 s at 100 ops/s.
+pub const ONE_NODE_RUN: [&str; 8] = [
+    "--node-count",
+    "1",
+    "--concurrency",
+    "4",
+    "--time-limit",
+    "4",
+    "--rate",
+    "100",
+];
+
+/// Writes `text` to `path` as an executable file (a fixture node or its wrapper).
+pub fn write_executable(path: &Path, text: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+/// The loop the Python fixture nodes share (`from serve import serve`).
+const SERVE_PY: &str = include_str!("../fixtures/serve.py");
+
+/// Writes the Python fixture node `text` as the executable `dir/name`, with the loop it
+/// imports beside it.
+pub fn python_node(dir: &Path, name: &str, text: &str) -> PathBuf {
+    assert!(
+        Command::new("python3").arg("--version").output().is_ok(),
+        "python3 is not installed (`make deps` installs it)"
+    );
+    std::fs::write(dir.join("serve.py"), SERVE_PY).unwrap();
+    let script = dir.join(name);
+    write_executable(&script, text);
+    script
+}
+
 pub fn test_args<'a>(workload: &'a str, bin: &'a Path, rest: &[&'a str]) -> Vec<&'a str> {
     let mut v = vec!["test", "-w", workload, "--bin", bin.to_str().unwrap()];
     v.extend_from_slice(rest);
