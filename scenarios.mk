@@ -210,7 +210,7 @@ secret-santa-commit-before-log-kill:
 ## secret-santa-read-at-prepare under network partitions in Maelstrom's shapes; expected invalid.
 secret-santa-read-at-prepare-partition: TIME = 20
 secret-santa-read-at-prepare-partition:
-	$(MAELSTROM) test -w secret-santa --bin $(EXAMPLES)/../matcher-node --node-count 5 --concurrency 2n --rate 50 --nemesis partition --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG) -- --broken read-at-prepare; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
+	$(MAELSTROM) test -w secret-santa --bin $(EXAMPLES)/../matcher-node --node-count 5 --concurrency 2n --rate 100 --nemesis partition --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG) -- --broken read-at-prepare; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
 ## secret-santa-no-2pc under network partitions in Maelstrom's shapes; expected invalid.
 secret-santa-no-2pc-partition: TIME = 20
