@@ -204,7 +204,10 @@ impl MatcherNode {
         id
     }
 
-    /// Joins the job under way that will give the same answer, or queues a new one.
+    /// Joins a job that will give the same answer, or queues a new one. A job joins only
+    /// while it has yet to read the regions: one that read them before this request came
+    /// may refuse on registrations acknowledged since, which the request must see (a
+    /// commit would be safe, as the versions at PREPARE catch them; a refusal is not).
     fn enqueue(
         &mut self,
         ctx: &Context,
@@ -215,14 +218,15 @@ impl MatcherNode {
     ) {
         let lane = self.driver.lanes.entry(exchange.clone()).or_default();
         let same = lane.iter().copied().find(|id| {
-            self.driver
-                .jobs
-                .get(id)
-                .is_some_and(|job| match (&job.work, &work) {
+            self.driver.jobs.get(id).is_some_and(|job| {
+                let unread = matches!(job.phase, Phase::Queued | Phase::Retry { .. });
+                let same = match (&job.work, &work) {
                     (Work::Match { .. }, Work::Match { .. }) => true,
                     (Work::Splice(a), Work::Splice(b)) => a == b,
                     _ => false,
-                })
+                };
+                unread && same
+            })
         });
         if let Some(job) = same.and_then(|id| self.driver.jobs.get_mut(&id)) {
             job.waiters.push(to);

@@ -10,9 +10,16 @@
 //! [`CONCURRENT_MATCHES`] workers at once (always with the exchange's one `no_mutual`
 //! flag), then registers its late additions one at a time. Infeasible designs are matched
 //! only once every registration is acknowledged, so the checker knows their exact set;
-//! feasible ones sometimes match while their last registrations are still in flight.
-//! Reads of random participants at random nodes and audits run throughout. Failed or
-//! indeterminate registrations and matches are retried (the protocol makes them safe).
+//! feasible ones sometimes match while their last registrations are still in flight,
+//! and most have stragglers: unconstrained participants registered between the `match`es,
+//! in the very next slots (a match takes milliseconds), so that registrations race the
+//! coordinator's read of the regions. One that lands between that read and PREPARE moves
+//! its region's registrations (the vote says no, the transaction aborts and is driven
+//! again); one that lands later meets a prepared region (error 11, sent again) or a
+//! matched exchange (a late addition). Reads of random participants at random nodes and
+//! audits run throughout, and many reads go to exchanges with a match or a registration
+//! in flight, where prepared and undecided slices are. Failed or indeterminate
+//! registrations and matches are retried (the protocol makes them safe).
 //!
 //! The workload makes every participant's X25519 key pair and opens every sealed box as
 //! the reply comes in: the completion records what the box said and which other
@@ -50,7 +57,7 @@ use crate::schema::{FieldType, Schema};
 /// Exchanges in progress at once.
 pub const ACTIVE: usize = 4;
 /// Exchanges in a run, at most.
-pub const MAX_EXCHANGES: usize = 24;
+pub const MAX_EXCHANGES: usize = 40;
 /// Workers that send an exchange's `match` at the same time.
 pub const CONCURRENT_MATCHES: usize = 3;
 /// Attempts at one registration, or rounds of matches, before the workload gives up.
@@ -59,8 +66,13 @@ const TRIES: u32 = 4;
 const FINAL_TRIES: u32 = 4;
 /// Share of main-phase slots that read an assignment (when something can be read).
 const READ_SHARE: f64 = 0.3;
+/// Share of main-phase slots that read an exchange with a match or registration in flight
+/// (when there is one).
+const HOT_READ_SHARE: f64 = 0.4;
 /// Share of main-phase slots that ask an audit.
 const AUDIT_SHARE: f64 = 0.03;
+/// Share of feasible exchanges with stragglers.
+const STRAGGLER_SHARE: f64 = 0.8;
 /// Budget bands (cents): neighbours overlap, the first and the last do not.
 const BANDS: [(i64, i64); 3] = [(0, 2_000), (1_500, 5_000), (4_000, 10_000)];
 
@@ -132,12 +144,76 @@ struct Exchange {
     no_mutual: bool,
     people: Vec<Person>,
     late: Vec<Person>,
+    /// Registered between the `match`es, racing them.
+    stragglers: Vec<Person>,
     /// Match while the last this many registrations may still be in flight.
     eager: usize,
     stage: Stage,
     ever_matched: bool,
     /// A match was refused as infeasible (error 22).
     refused: bool,
+}
+
+impl Person {
+    fn todo(&self) -> bool {
+        matches!(self.reg, Reg::Todo { .. })
+    }
+
+    fn in_flight(&self) -> bool {
+        matches!(self.reg, Reg::InFlight { .. })
+    }
+
+    /// A registration was sent at least once.
+    fn sent(&self) -> bool {
+        !matches!(self.reg, Reg::Todo { tries: 0 })
+    }
+}
+
+impl Exchange {
+    /// Everyone the workload registers in this exchange.
+    fn everyone(&self) -> impl Iterator<Item = &Person> {
+        self.people.iter().chain(&self.late).chain(&self.stragglers)
+    }
+
+    fn everyone_mut(&mut self) -> impl Iterator<Item = &mut Person> {
+        let late = self.late.iter_mut().chain(self.stragglers.iter_mut());
+        self.people.iter_mut().chain(late)
+    }
+
+    /// A match or a registration in flight: prepared, undecided slices may be about.
+    fn hot(&self) -> bool {
+        matches!(self.stage, Stage::Matching { in_flight, .. } if in_flight > 0)
+            || self.everyone().any(Person::in_flight)
+    }
+
+    /// Once every registration is sent: whether matching may start (an infeasible design
+    /// that lost a registration ends instead).
+    fn registering(&mut self) -> bool {
+        let open = self.people.iter().filter(|p| p.in_flight()).count();
+        let gone = self.people.iter().any(|p| p.reg == Reg::Gone);
+        if self.design.infeasible() && gone {
+            self.stage = Stage::Done;
+            return false;
+        }
+        open <= self.eager
+    }
+
+    /// After the match: stragglers sent again, then late additions one at a time.
+    fn after_match(&mut self) -> Option<GenOp> {
+        if let Some(p) = self.stragglers.iter_mut().find(|p| p.todo()) {
+            return Some(register_op(&self.id, p, false));
+        }
+        if self.late.iter().any(Person::in_flight) {
+            return None;
+        }
+        match self.late.iter_mut().find(|p| p.todo()) {
+            Some(p) => Some(register_op(&self.id, p, true)),
+            None => {
+                self.stage = Stage::Done;
+                None
+            }
+        }
+    }
 }
 
 #[derive(Debug)]
@@ -223,8 +299,10 @@ impl SecretSanta {
                 reg: Reg::Todo { tries: 0 },
             }
         };
+        let stragglers = stragglers(rng, design, self.regions);
         let people: Vec<Person> = specs.into_iter().map(|s| person(s, rng)).collect();
         let late: Vec<Person> = late.into_iter().map(|s| person(s, rng)).collect();
+        let stragglers: Vec<Person> = stragglers.into_iter().map(|s| person(s, rng)).collect();
         let eager = if design.infeasible() || !rng.gen_bool(0.3) {
             0
         } else {
@@ -236,6 +314,7 @@ impl SecretSanta {
             no_mutual,
             people,
             late,
+            stragglers,
             eager,
             stage: Stage::Registering,
             ever_matched: false,
@@ -248,24 +327,10 @@ impl SecretSanta {
         let x = &mut self.exchanges[i];
         match x.stage {
             Stage::Registering => {
-                if let Some(p) = x
-                    .people
-                    .iter_mut()
-                    .find(|p| matches!(p.reg, Reg::Todo { .. }))
-                {
+                if let Some(p) = x.people.iter_mut().find(|p| p.todo()) {
                     return Some(register_op(&x.id, p, false));
                 }
-                let open = x
-                    .people
-                    .iter()
-                    .filter(|p| matches!(p.reg, Reg::InFlight { .. }))
-                    .count();
-                let gone = x.people.iter().any(|p| p.reg == Reg::Gone);
-                if x.design.infeasible() && gone {
-                    x.stage = Stage::Done;
-                    return None;
-                }
-                if open > x.eager {
+                if !x.registering() {
                     return None;
                 }
                 x.stage = Stage::Matching {
@@ -279,30 +344,24 @@ impl SecretSanta {
                 round,
                 in_flight,
                 sent,
-            } => (sent < CONCURRENT_MATCHES).then(|| {
-                x.stage = Stage::Matching {
-                    round,
-                    in_flight: in_flight + 1,
-                    sent: sent + 1,
-                };
-                match_op(&x.id, x.no_mutual)
-            }),
-            Stage::Matched => {
-                if x.late.iter().any(|p| matches!(p.reg, Reg::InFlight { .. })) {
-                    return None;
-                }
-                match x
-                    .late
-                    .iter_mut()
-                    .find(|p| matches!(p.reg, Reg::Todo { .. }))
-                {
-                    Some(p) => Some(register_op(&x.id, p, true)),
-                    None => {
-                        x.stage = Stage::Done;
-                        None
+            } => {
+                // Stragglers go between the matches (one after each), racing them.
+                let raced = x.stragglers.iter().filter(|p| p.sent()).count();
+                if raced < sent || sent >= CONCURRENT_MATCHES {
+                    if let Some(p) = x.stragglers.iter_mut().find(|p| p.todo()) {
+                        return Some(register_op(&x.id, p, false));
                     }
                 }
+                (sent < CONCURRENT_MATCHES).then(|| {
+                    x.stage = Stage::Matching {
+                        round,
+                        in_flight: in_flight + 1,
+                        sent: sent + 1,
+                    };
+                    match_op(&x.id, x.no_mutual)
+                })
             }
+            Stage::Matched => x.after_match(),
             Stage::Done => None,
         }
     }
@@ -318,14 +377,14 @@ impl SecretSanta {
         if audit {
             return Some(audit_op(&x.id));
         }
-        let sent: Vec<&Person> = x
-            .people
-            .iter()
-            .chain(&x.late)
-            .filter(|p| !matches!(p.reg, Reg::Todo { tries: 0 }))
-            .collect();
-        let p = sent.choose(rng)?;
-        Some(read_op(&x.id, &p.id))
+        read_someone(x, rng)
+    }
+
+    /// A read of a random participant of an exchange with a match or a registration in
+    /// flight.
+    fn observe_hot(&self, rng: &mut StdRng) -> Option<GenOp> {
+        let hot: Vec<&Exchange> = self.exchanges.iter().filter(|x| x.hot()).collect();
+        read_someone(hot.choose(rng)?, rng)
     }
 
     fn find_mut(&mut self, exchange: &str) -> Option<&mut Exchange> {
@@ -338,12 +397,7 @@ impl SecretSanta {
             return;
         };
         let Some(ex) = self.find_mut(&x) else { return };
-        let Some(person) = ex
-            .people
-            .iter_mut()
-            .chain(ex.late.iter_mut())
-            .find(|q| q.id == p)
-        else {
+        let Some(person) = ex.everyone_mut().find(|q| q.id == p) else {
             return;
         };
         let tries = match person.reg {
@@ -399,8 +453,22 @@ impl SecretSanta {
     /// The main phase: sometimes a read or an audit, else the next step of an exchange in
     /// progress, else a new exchange, else a read.
     fn next_main(&mut self, rng: &mut StdRng) -> Next {
+        // A match in flight takes milliseconds: its next match or straggler cannot wait.
+        for i in 0..self.exchanges.len() {
+            if matches!(self.exchanges[i].stage, Stage::Matching { in_flight, .. } if in_flight > 0)
+            {
+                if let Some(op) = self.step(i) {
+                    return Next::Op(op);
+                }
+            }
+        }
         if rng.gen_bool(AUDIT_SHARE) {
             if let Some(op) = self.observe(rng, true) {
+                return Next::Op(op);
+            }
+        }
+        if rng.gen_bool(HOT_READ_SHARE) {
+            if let Some(op) = self.observe_hot(rng) {
                 return Next::Op(op);
             }
         }
@@ -444,10 +512,8 @@ impl SecretSanta {
     fn final_work(&self) -> VecDeque<GenOp> {
         let mut q = VecDeque::new();
         for x in &self.exchanges {
-            for p in x.people.iter().chain(&x.late) {
-                if !matches!(p.reg, Reg::Todo { tries: 0 }) {
-                    q.push_back(final_op(read_op(&x.id, &p.id)));
-                }
+            for p in x.everyone().filter(|p| p.sent()) {
+                q.push_back(final_op(read_op(&x.id, &p.id)));
             }
         }
         for x in &self.exchanges {
@@ -503,6 +569,13 @@ fn envelope(v: &Value) -> Edn {
         ("epoch", f("epoch")),
         ("gift-id", f("gift_id")),
     ])
+}
+
+/// A read of a random participant whose registration was sent.
+fn read_someone(x: &Exchange, rng: &mut StdRng) -> Option<GenOp> {
+    let sent: Vec<&Person> = x.everyone().filter(|p| p.sent()).collect();
+    let p = sent.choose(rng)?;
+    Some(read_op(&x.id, &p.id))
 }
 
 fn final_op(mut op: GenOp) -> GenOp {
@@ -649,6 +722,23 @@ fn plan(rng: &mut StdRng, regions: i64) -> (Design, bool, Vec<Spec>, Vec<Spec>) 
         })
         .collect();
     (design, no_mutual, people, late)
+}
+
+/// Participants of a feasible exchange registered while its match is in flight: no
+/// exclusions and any budget, so that they can never make it infeasible, spread over the
+/// regions.
+fn stragglers(rng: &mut StdRng, design: Design, regions: i64) -> Vec<Spec> {
+    if design.infeasible() || !rng.gen_bool(STRAGGLER_SHARE) {
+        return Vec::new();
+    }
+    (0..rng.gen_range(1..=3))
+        .map(|i| Spec {
+            id: format!("s{i}"),
+            exclusions: Vec::new(),
+            budget: None,
+            region: Some(rng.gen_range(0..regions)),
+        })
+        .collect()
 }
 
 /// Families of one to three neighbours (at most a third of the exchange) exclude each

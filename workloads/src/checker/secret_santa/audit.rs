@@ -2,7 +2,9 @@
 //! (no committed epoch listed after a newer one, no transaction prepared after its
 //! outcome); each transaction has at most one outcome; committed epochs are contiguous
 //! from 1; and the audit agrees with what was read (an epoch read before the audit is
-//! committed in it; no read after it is older than its last committed epoch).
+//! committed in it, and the example says what the audit shows of it instead: a
+//! transaction of it aborted, one undecided, or none logged; no read after it is older
+//! than its last committed epoch).
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -135,9 +137,15 @@ fn judge_reads(
     let newest = committed.last().copied().unwrap_or(0);
     for (span, _, e) in acks.iter().filter(|(_, x, _)| *x == a.exchange) {
         if span.before(&a.span) && !committed.contains(e) {
+            let detail = Edn::map([
+                ("epoch", Edn::Int(*e)),
+                ("audit-shows", Edn::kw(fate(a, *e))),
+                ("newest-committed", Edn::Int(newest)),
+                ("read", span.example()),
+            ]);
             prop.flag(
                 "uncommitted-reads",
-                example("read-epoch-not-committed", a, Edn::Int(*e)),
+                example("read-epoch-not-committed", a, detail),
             );
         }
         if a.span.before(span) && *e < newest {
@@ -149,4 +157,19 @@ fn judge_reads(
             prop.flag("stale-after-audit", example("older-than-audit", a, detail));
         }
     }
+}
+
+/// What an audit shows of epoch `e`, which no transaction of it committed: a transaction of
+/// it aborted, one prepared and undecided, or nothing at all.
+fn fate(a: &Audit, e: i64) -> &'static str {
+    let events = a.events.iter().filter(|ev| ev.epoch.as_i64() == Some(e));
+    let mut fate = "never-logged";
+    for ev in events {
+        match ev.event.as_str() {
+            Some("aborted") => fate = "aborted",
+            Some("prepared") if fate == "never-logged" => fate = "undecided",
+            _ => {}
+        }
+    }
+    fate
 }

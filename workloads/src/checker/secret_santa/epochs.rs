@@ -74,21 +74,16 @@ fn is_member(sets: &Members, x: &str, e: i64, p: &str) -> bool {
     sets.get(&(x, e)).is_some_and(|m| m.contains(p))
 }
 
-/// Whether the gifts read of one epoch cover everyone in it: every receiver also gives.
-fn complete(v: &BTreeMap<&str, Gift>) -> bool {
-    let givers: BTreeSet<&str> = v.keys().copied().collect();
-    givers == v.values().map(|g| g.receiver).collect()
+/// Whether the gifts read of one epoch are all of it: everyone in it (`exactly`, when
+/// known) was read giving. Gifts whose receivers all give as well are not enough: an
+/// assignment may be several cycles, and a few whole ones look closed on their own.
+fn all_read(v: &BTreeMap<&str, Gift>, exactly: Option<&BTreeSet<&str>>) -> bool {
+    exactly.is_some_and(|m| v.keys().copied().eq(m.iter().copied()))
 }
 
-/// Everyone in epoch `e`, when the history says exactly: a `match_ok` of it lists them, its
-/// gifts were all read, or epoch `e - 1` is known and a late addition was acknowledged
-/// with `e`.
-fn exact_members<'a>(
-    model: &'a Model,
-    views: &Views<'a>,
-    x: &str,
-    e: i64,
-) -> Option<BTreeSet<&'a str>> {
+/// Everyone in epoch `e`, when the history says exactly: a `match_ok` of it lists them,
+/// or epoch `e - 1` is known and a late addition was acknowledged with `e`.
+fn exact_members<'a>(model: &'a Model, x: &str, e: i64) -> Option<BTreeSet<&'a str>> {
     let listed = model
         .matches
         .iter()
@@ -96,16 +91,13 @@ fn exact_members<'a>(
     if let Some(p) = listed.and_then(|m| m.participants.as_ref()) {
         return Some(p.iter().map(String::as_str).collect());
     }
-    if let Some(v) = views.get(&(x, e)).filter(|v| complete(v)) {
-        return Some(v.keys().copied().collect());
-    }
     let late = model
         .registrations
         .iter()
         .find(|r| r.span.ok() && r.exchange == x && r.epoch == Some(e));
     match late {
         Some(r) if e > 1 => {
-            let mut before = exact_members(model, views, x, e - 1)?;
+            let mut before = exact_members(model, x, e - 1)?;
             before.insert(r.participant.as_str());
             Some(before)
         }
@@ -416,14 +408,16 @@ pub fn durability(model: &Model) -> Property {
 }
 
 /// Checks that epoch `e + 1` is epoch `e` with one splice.
-/// `surely` are participants surely in epoch `e`, `exactly` all of them when known.
+/// `surely` are participants surely in epoch `e`; `exactly` all of them, and all of epoch
+/// `e + 1`, when known.
 fn splice_step(
     x: &str,
     e: i64,
     (before, after): (&BTreeMap<&str, Gift>, &BTreeMap<&str, Gift>),
-    (surely, exactly): (&BTreeSet<&str>, Option<&BTreeSet<&str>>),
+    (surely, exactly): (&BTreeSet<&str>, [Option<&BTreeSet<&str>>; 2]),
     prop: &mut Property,
 ) {
+    let [exactly, exactly_after] = exactly;
     let mut bad =
         |why: &str, g: &str, span: &Span| prop.flag("bad-splices", example(why, x, e + 1, g, span));
     let changed: Vec<(&str, &Gift, &Gift)> = after
@@ -462,8 +456,8 @@ fn splice_step(
             }
         }
     }
-    if complete(before)
-        && complete(after)
+    if all_read(before, exactly)
+        && all_read(after, exactly_after)
         && (changed.len() != 1 || after.len() != before.len() + 1)
     {
         if let Some((g, gift)) = after.iter().next() {
@@ -479,12 +473,13 @@ pub fn splices(model: &Model) -> Property {
     for ((x, e), before) in &v {
         if let Some(after) = v.get(&(*x, e + 1)) {
             let surely = members(model, &v, x, *e);
-            let exactly = exact_members(model, &v, x, *e);
+            let exactly = exact_members(model, x, *e);
+            let exactly_after = exact_members(model, x, e + 1);
             splice_step(
                 x,
                 *e,
                 (before, after),
-                (&surely, exactly.as_ref()),
+                (&surely, [exactly.as_ref(), exactly_after.as_ref()]),
                 &mut prop,
             );
         }

@@ -407,6 +407,53 @@ fn a_splice_changes_one_gift_into_two_and_nothing_else() {
 }
 
 #[test]
+fn whole_cycles_read_in_two_epochs_are_not_the_whole_epochs() {
+    // Epoch 1 is two cycles, p0 <-> p1 and p2 <-> p3; p4 is spliced into p2 -> p3. Only
+    // p0's cycle was read in epoch 1, and it plus the new cycle in epoch 2: each set of
+    // reads looks closed, but neither is all of its epoch.
+    let mut h = H::default();
+    for p in ["p0", "p1", "p2", "p3"] {
+        h.reg("a", p, 0);
+    }
+    h.matched("a", false, 1, &["p0", "p1", "p2", "p3"]);
+    h.read("a", "p0", "p1", 1, 11, false);
+    h.read("a", "p1", "p0", 1, 12, false);
+    h.reg("a", "p4", 2);
+    h.read("a", "p0", "p1", 2, 11, true);
+    h.read("a", "p1", "p0", 2, 12, true);
+    h.read("a", "p2", "p4", 2, 15, true);
+    h.read("a", "p4", "p3", 2, 16, true);
+    h.read("a", "p3", "p2", 2, 14, true);
+    h.assert_only(&[]);
+    // Everyone read in both epochs, and epoch 2 is no splice of epoch 1: p4 joined as a
+    // cycle of its own with p3 (only p2's and p3's gifts changed, into p4's old place).
+    let mut h = H::default();
+    for p in ["p0", "p1", "p2", "p3"] {
+        h.reg("a", p, 0);
+    }
+    h.matched("a", false, 1, &["p0", "p1", "p2", "p3"]);
+    for (g, r, id) in [
+        ("p0", "p1", 11),
+        ("p1", "p0", 12),
+        ("p2", "p3", 13),
+        ("p3", "p2", 14),
+    ] {
+        h.read("a", g, r, 1, id, false);
+    }
+    h.reg("a", "p4", 2);
+    for (g, r, id) in [
+        ("p0", "p1", 11),
+        ("p1", "p0", 12),
+        ("p2", "p4", 15),
+        ("p4", "p2", 16),
+        ("p3", "p3", 17),
+    ] {
+        h.read("a", g, r, 2, id, true);
+    }
+    assert!(h.problems().contains_key("splices/bad-splices"));
+}
+
+#[test]
 fn a_refused_exchange_the_oracle_can_match_is_an_error_where_the_set_is_certain() {
     let mut h = H::default();
     h.reg("a", "p0", 0);
@@ -559,6 +606,55 @@ fn an_epoch_read_before_an_audit_must_be_committed_in_it() {
     let mut h = correct();
     h.audit("a", &MATCH_EVENTS, true);
     assert!(h.problems().contains_key("audit/uncommitted-reads"));
+}
+
+/// Matched in epoch 1; a splice of p3 is prepared, but a region shows its slice at once:
+/// p0 reads epoch 2 before the splice is decided, and the registration fails. Then an
+/// audit with `events`.
+fn read_ahead(events: &[(i64, i64, &str, &str, i64)]) -> H {
+    let mut h = H::default();
+    for p in ["p0", "p1", "p2"] {
+        h.reg("a", p, 0);
+    }
+    h.matched("a", false, 1, &["p0", "p1", "p2"]);
+    let v = H::reg_value("a", "p3", &[], None);
+    h.invoke(0, "register", v.clone());
+    h.read("a", "p0", "p3", 2, 14, false);
+    let err = Edn::Vector(vec![Edn::kw("temporarily-unavailable"), s("aborted")]);
+    h.complete(0, OpType::Fail, "register", v, Some(err));
+    h.audit("a", events, true);
+    h
+}
+
+/// What the first `uncommitted-reads` example says the audit shows of the epoch read.
+fn uncommitted_fate(h: &H) -> Option<Edn> {
+    let result = super::check(&h.h);
+    let examples = result.get("audit")?.get("uncommitted-reads-examples")?;
+    let first = examples.elements()?.first()?.clone();
+    first.get("detail")?.get("audit-shows").cloned()
+}
+
+#[test]
+fn a_read_of_a_slice_whose_transaction_aborted_is_an_uncommitted_read() {
+    let aborted = [
+        MATCH_EVENTS[0],
+        MATCH_EVENTS[1],
+        (104, 103, "splice", "prepared", 2),
+        (105, 103, "splice", "aborted", 2),
+    ];
+    let h = read_ahead(&aborted);
+    h.assert_only(&["audit/uncommitted-reads"]);
+    assert_eq!(uncommitted_fate(&h), Some(Edn::kw("aborted")));
+    let undecided = read_ahead(&aborted[..3]);
+    undecided.assert_only(&["audit/uncommitted-reads"]);
+    assert_eq!(uncommitted_fate(&undecided), Some(Edn::kw("undecided")));
+    let never = read_ahead(&MATCH_EVENTS);
+    never.assert_only(&["audit/uncommitted-reads"]);
+    assert_eq!(uncommitted_fate(&never), Some(Edn::kw("never-logged")));
+    // Committed after all: the read was not ahead of anything the audit can show.
+    let mut committed = aborted;
+    committed[3].3 = "committed";
+    read_ahead(&committed).assert_only(&[]);
 }
 
 #[test]

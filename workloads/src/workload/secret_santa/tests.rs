@@ -82,14 +82,23 @@ fn infeasible_designs_are_infeasible_by_the_checkers_own_search() {
 
 /// Drives the generator with every request answered at once, as a correct matcher would
 /// (refusing exchanges the oracle cannot match); records what was asked.
-fn drive(steps: usize) -> (SecretSanta, Vec<GenOp>) {
+/// Drives the main phase, completing ops in batches; also answers how many reads went to
+/// an exchange with a match or a registration in flight.
+fn drive(steps: usize) -> (SecretSanta, Vec<GenOp>, usize) {
     let mut w = shaped(3, &[]);
     let mut rng = StdRng::seed_from_u64(9);
     let mut sent = Vec::new();
+    let mut hot_reads = 0;
     let mut pending: Vec<GenOp> = Vec::new();
     let mut epochs: BTreeMap<String, i64> = BTreeMap::new();
     for i in 0..steps {
         if let Next::Op(op) = w.next(ask(Phase::Main, i % 4), &mut rng) {
+            let x = s(&op.value, "exchange");
+            let racing =
+                |p: &GenOp| matches!(p.f, "match" | "register") && s(&p.value, "exchange") == x;
+            if op.f == "read" && pending.iter().any(racing) {
+                hot_reads += 1;
+            }
             sent.push(op.clone());
             pending.push(op);
         }
@@ -122,13 +131,14 @@ fn drive(steps: usize) -> (SecretSanta, Vec<GenOp>) {
             }
         }
     }
-    (w, sent)
+    (w, sent, hot_reads)
 }
 
 #[test]
 fn exchanges_register_then_match_concurrently_then_add_late_participants() {
-    let (w, sent) = drive(3_000);
+    let (w, sent, hot_reads) = drive(3_000);
     assert_eq!(w.exchanges.len(), MAX_EXCHANGES);
+    let mut stragglers = 0;
     let mut registered: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut flags: BTreeMap<String, BTreeSet<bool>> = BTreeMap::new();
     let mut matches: BTreeMap<String, usize> = BTreeMap::new();
@@ -138,7 +148,14 @@ fn exchanges_register_then_match_concurrently_then_add_late_participants() {
         match op.f {
             "register" => {
                 let late = op.value.get("late?") == Some(&Edn::Bool(true));
-                assert_eq!(late, matches.contains_key(&x), "late exactly after a match");
+                let who = s(&op.value, "participant");
+                if ex.stragglers.iter().any(|p| p.id == who) {
+                    // Sent right after the first match, while the others still go out.
+                    assert!(!late && matches.contains_key(&x), "at {i}: racing a match");
+                    stragglers += usize::from(matches[&x] < CONCURRENT_MATCHES);
+                } else {
+                    assert_eq!(late, matches.contains_key(&x), "late exactly after a match");
+                }
                 registered
                     .entry(x)
                     .or_default()
@@ -171,12 +188,17 @@ fn exchanges_register_then_match_concurrently_then_add_late_participants() {
         .any(|o| o.value.get("late?") == Some(&Edn::Bool(true))));
     let reads = sent.iter().filter(|o| o.f == "read").count();
     assert!(reads > sent.len() / 5, "{reads} reads of {}", sent.len());
+    assert!(stragglers > 0, "registrations race matches");
+    assert!(
+        hot_reads > reads / 20,
+        "{hot_reads} of {reads} reads race a change"
+    );
     assert!(sent.iter().any(|o| o.f == "audit"));
 }
 
 #[test]
 fn the_final_phase_reads_everyone_retries_unknowns_then_audits() {
-    let (mut w, _) = drive(400);
+    let (mut w, _, _) = drive(400);
     let mut rng = StdRng::seed_from_u64(2);
     let mut finals = Vec::new();
     let mut retried = false;
@@ -204,9 +226,7 @@ fn the_final_phase_reads_everyone_retries_unknowns_then_audits() {
         .exchanges
         .iter()
         .flat_map(|x| {
-            x.people
-                .iter()
-                .chain(&x.late)
+            x.everyone()
                 .filter(|p| !matches!(p.reg, Reg::Todo { tries: 0 }))
                 .map(|p| (x.id.clone(), p.id.clone()))
         })
@@ -219,7 +239,7 @@ fn the_final_phase_reads_everyone_retries_unknowns_then_audits() {
 
 #[test]
 fn requests_have_the_protocols_fields_and_boxes_are_opened_by_the_client() {
-    let (w, sent) = drive(200);
+    let (w, sent, _) = drive(200);
     let reg = sent.iter().find(|o| o.f == "register").unwrap();
     let body = w.request(reg).body;
     assert_eq!(body["type"], "register");
