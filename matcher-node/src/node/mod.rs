@@ -453,6 +453,7 @@ impl Node for MatcherNode {
             Timer::Tick => {
                 self.groups.tick(millis(ctx));
                 self.unpark(ctx, out);
+                self.restart_due(ctx, out);
                 self.drive(ctx, out);
                 out.set_timer(TICK, Timer::Tick);
             }
