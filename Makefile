@@ -99,8 +99,9 @@ bench-queue:
 bench-matcher:
 	$(CARGO) bench -p matcher-node --bench assign
 
-## Harness throughput: ops/s at --rate 10000, routed messages/s and peak memory for 25 nodes,
-## and Raft (the lin-kv example) through real processes on 3 and 5 nodes.
+## Harness throughput: ops/s at --rate 10000, routed messages/s and peak memory for 25 nodes;
+## and through real processes: Raft (the lin-kv example) and the task queue on 3 and 5 nodes,
+## and the Secret Santa matcher on 5 (commit latency per exchange, messages per committed match).
 bench-harness:
 	$(CARGO) build --release --workspace --bins --examples
 	$(EXAMPLES)/bench_harness 10

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use matcher::{assign, Budget, Participant};
 use rand::rngs::StdRng;
+use rand::seq::index::sample;
 use rand::seq::SliceRandom;
 use rand::{Rng, SeedableRng};
 
@@ -23,9 +24,11 @@ fn participants(n: usize, rng: &mut StdRng) -> Vec<Participant> {
             Participant {
                 id: format!("p{i}"),
                 public_key: [0; 32],
-                exclusions: (0..EXCLUSIONS)
-                    .map(|_| rng.gen_range(0..n))
+                // Exactly EXCLUSIONS distinct others.
+                exclusions: sample(rng, n, EXCLUSIONS + 1)
+                    .into_iter()
                     .filter(|&j| j != i)
+                    .take(EXCLUSIONS)
                     .map(|j| format!("p{j}"))
                     .collect(),
                 budget: Budget {
@@ -56,11 +59,15 @@ fn ms(d: Duration) -> String {
 
 fn main() {
     println!(
-        "assignment: {EXCLUSIONS} random exclusions each, {BANDS} overlapping budget bands; \
-         best of runs, one thread"
+        "Secret Santa assignment, one thread, best of runs: each participant excludes \
+         {EXCLUSIONS} others at random, {BANDS} overlapping budget bands"
     );
     println!(
-        "  {:>12} {:>12} {:>12} {:>12}   target",
+        "  shuffle: a plain rand shuffle of the same ids (the floor); assign: feasibility plus \
+         a random valid assignment; no_mutual: the same with no mutual pairs"
+    );
+    println!(
+        "  {:>12} {:>12} {:>12} {:>12}   target (assign)",
         "participants", "shuffle", "assign", "no_mutual"
     );
     let mut rng = StdRng::seed_from_u64(2026);

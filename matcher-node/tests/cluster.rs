@@ -3,11 +3,13 @@
 
 mod common;
 
+use std::cell::RefCell;
 use std::collections::{BTreeMap, BTreeSet};
+use std::rc::Rc;
 
 use common::*;
 use matcher::sm::Gid;
-use serde_json::json;
+use serde_json::{json, Value};
 
 #[test]
 fn register_match_read_audit_and_splice() {
@@ -237,4 +239,46 @@ fn audit_events_stay_in_order_across_a_failover_to_a_slower_clock() {
     ]
     .map(|(k, e)| (k.to_string(), e.to_string()));
     assert_eq!(listed, happened, "{audit}");
+}
+
+/// Without faults, each region hears a transaction's decision once: an acknowledgement
+/// waiting to be logged does not make the coordinator send the decision again.
+#[test]
+fn each_region_hears_a_decision_once_without_faults() {
+    let mut c = cluster(5);
+    let sent: Rc<RefCell<BTreeMap<(String, u64), usize>>> = Rc::default();
+    let seen = sent.clone();
+    c.set_wire_rule(move |raw| {
+        let body: Value = serde_json::from_str(raw.body_json()).unwrap_or(Value::Null);
+        let req = &body["req"];
+        if body["type"] == "fwd" && req["type"] == "decide" {
+            let key = (body["group"].to_string(), req["txn"].as_u64().unwrap_or(0));
+            *seen.borrow_mut().entry(key).or_default() += 1;
+        }
+        None
+    });
+    let mut people = People::new(9);
+    for (i, id) in ["d0", "d1", "d2", "d3", "d4", "d5"].iter().enumerate() {
+        let key = people.add(id);
+        call_retrying(
+            &mut c,
+            "c",
+            i % 5,
+            register("once", id, &key, i as u32 % 3),
+            10,
+        );
+    }
+    let m = call_retrying(
+        &mut c,
+        "c",
+        2,
+        json!({"type": "match", "exchange": "once"}),
+        10,
+    );
+    assert_eq!(m["type"], "match_ok", "{m}");
+    // Long enough for several heartbeats, resends and the acknowledgements' log entries.
+    c.run_for(std::time::Duration::from_secs(2));
+    let sent = sent.borrow();
+    assert!(!sent.is_empty(), "no decision crossed the network");
+    assert!(sent.values().all(|n| *n == 1), "decisions sent: {sent:?}");
 }

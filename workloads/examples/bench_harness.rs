@@ -2,7 +2,8 @@
 //! example nodes and prints throughput, routed messages per second, the harness's peak RSS
 //! and how long each run took past its time limit; Raft's commits per second and commit
 //! latency through real processes (maelstrom-core's `lin-kv` example); and the task
-//! queue's tasks per second and messages per task (queue-node).
+//! queue's tasks per second and messages per task (queue-node); and the Secret Santa
+//! matcher's commit latency and messages per committed match (matcher-node).
 //!
 //! `cargo build --release -p workloads --bins --examples && target/release/examples/bench_harness`
 //! (optional argument: seconds per run, default 10).
@@ -10,6 +11,11 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::Instant;
+
+use workloads::edn::Edn;
+
+/// Requests per second of the secret-santa run (the `secret-santa-*` scenarios use 50).
+const SECRET_SANTA_RATE: &str = "50";
 
 fn main() {
     let secs: u64 = std::env::args()
@@ -149,7 +155,114 @@ fn main() {
     } else {
         println!("task-queue: build queue-node for the task queue figures");
     }
+    secret_santa(&harness, &work, &examples, secs);
     let _ = std::fs::remove_dir_all(&work);
+}
+
+/// The matcher through real processes: matcher-node, built next to the harness, on 5
+/// nodes with no faults and no simulated latency. The run logs every message sent, so that
+/// the two-phase commit's own messages can be counted apart from the rest.
+fn secret_santa(harness: &Path, work: &Path, examples: &Path, secs: u64) {
+    let matcher = examples.parent().expect("profile dir").join("matcher-node");
+    if !matcher.is_file() {
+        println!("secret-santa: build matcher-node for the matcher figures");
+        return;
+    }
+    let secs_s = secs.to_string();
+    let r = run(
+        harness,
+        work,
+        &matcher,
+        &[
+            "-w",
+            "secret-santa",
+            "--node-count",
+            "5",
+            "--concurrency",
+            "2n",
+            "--rate",
+            SECRET_SANTA_RATE,
+            "--time-limit",
+            &secs_s,
+            "--log-net-send",
+        ],
+        secs,
+    );
+    let results = Edn::parse(&r.results).unwrap_or(Edn::Nil);
+    let stats = results.get("workload").and_then(|w| w.get("stats"));
+    let stat = |key: &str| number(stats.and_then(|s| s.get(key)));
+    let commit = stats.and_then(|s| s.get("commit-latency-ms"));
+    let quantile = |q: &str| number(commit.and_then(|c| c.get(q)));
+    let (matches, splices) = (stat("committed-matches"), stat("committed-splices"));
+    let servers = results.get("net").and_then(|n| n.get("servers"));
+    let messages = number(servers.and_then(|s| s.get("msg-count")));
+    let twopc = two_phase_messages(&r.log);
+    let per = |n: f64, d: f64| {
+        if d > 0.0 {
+            format!("{:.0}", n / d)
+        } else {
+            "?".into()
+        }
+    };
+    println!(
+        "secret-santa (matcher-node), 5 nodes, no faults, --rate {SECRET_SANTA_RATE}: \
+         {matches} matches and {splices} splices committed; commit latency (per exchange, first \
+         match invoked to first match_ok) p50 {:.1} ms, p99 {:.1} ms, max {:.1} ms over {} \
+         exchanges; {} node-to-node messages per committed match ({messages} in the run: Raft \
+         heartbeats and replication, node heartbeats, registrations, reads, audits and splices \
+         included), of which {} per committed transaction are two-phase commit messages \
+         (read_part, prepare, decide and their replies; Raft replication of the logged \
+         records not included); valid? {}",
+        quantile("p50"),
+        quantile("p99"),
+        quantile("max"),
+        quantile("count"),
+        per(messages, matches),
+        per(twopc as f64, matches + splices),
+        r.valid
+    );
+}
+
+/// Node-to-node messages of two-phase commit in a `--log-net-send` log: the coordinator's
+/// reads of the regions' parts, PREPARE and the decisions, passed on in `fwd` envelopes,
+/// and the regions' answers.
+fn two_phase_messages(log: &str) -> usize {
+    const TYPES: [&str; 6] = [
+        "read_part",
+        "part_ok",
+        "prepare",
+        "prepare_ok",
+        "decide",
+        "decide_ok",
+    ];
+    log.lines()
+        .filter_map(|line| {
+            line.split_once(":send {:src \"n")?
+                .1
+                .split_once(":body ")
+                .map(|(_, b)| b)
+        })
+        .filter_map(|body| {
+            let body = body.strip_suffix('}').unwrap_or(body);
+            serde_json::from_str::<serde_json::Value>(body).ok()
+        })
+        .filter(|body| {
+            let kind = match body["type"].as_str() {
+                Some("fwd") => body["req"]["type"].as_str(),
+                kind => kind,
+            };
+            kind.is_some_and(|k| TYPES.contains(&k))
+        })
+        .count()
+}
+
+/// An EDN number as f64 (0 when absent).
+fn number(v: Option<&Edn>) -> f64 {
+    match v {
+        Some(Edn::Int(n)) => *n as f64,
+        Some(Edn::Float(x)) => *x,
+        _ => 0.0,
+    }
 }
 
 /// Tasks completed (first `:ok` ack of each) before the main phase ended.
@@ -202,6 +315,8 @@ fn commit_figures(history: &Path) -> (usize, f64, f64) {
 
 struct Figures {
     results: String,
+    /// What the harness printed.
+    log: String,
     overrun: f64,
     rss_mib: String,
     routed_per_sec: f64,
@@ -264,5 +379,6 @@ fn run(harness: &Path, work: &Path, node: &PathBuf, args: &[&str], secs: u64) ->
             .trim_end_matches('}')
             .to_string(),
         results,
+        log,
     }
 }

@@ -456,6 +456,7 @@ impl Node for MatcherNode {
             Timer::Tick => {
                 self.groups.tick(ctx.now_ms());
                 self.unpark(ctx, out);
+                self.restart_due(ctx, out);
                 self.drive(ctx, out);
                 out.set_timer(TICK, Timer::Tick);
             }

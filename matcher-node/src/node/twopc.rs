@@ -32,6 +32,8 @@ pub const MAX_ATTEMPTS: u32 = 20;
 const RETRY_MS: u64 = 50;
 /// How long the `commit-before-log` flaw leaves a decision unlogged after COMMIT.
 const DEFERRED_LOG_MS: u64 = 1_000;
+/// How long an acknowledgement proposed to the log holds back resending its decision.
+const ACK_LOG_MS: u64 = 1_000;
 
 #[derive(Debug, Default)]
 pub struct Driver {
@@ -43,6 +45,9 @@ pub struct Driver {
     sending: BTreeSet<(u64, u32)>,
     /// Acknowledgements to log.
     acked: BTreeMap<u64, BTreeSet<u32>>,
+    /// Acknowledgements proposed to the log and not applied yet, with when: their
+    /// decisions are not resent meanwhile.
+    logging: BTreeMap<(u64, u32), u64>,
     /// Presumed aborts proposed.
     aborting: BTreeSet<u64>,
     /// Commits told to the regions and not yet logged (the `commit-before-log` flaw):
@@ -873,10 +878,13 @@ impl MatcherNode {
             }
         }
         for (txn, regions) in std::mem::take(&mut self.driver.acked) {
+            for &region in &regions {
+                self.driver.logging.insert((txn, region), now);
+            }
             let regions = regions.into_iter().collect();
             self.log_quietly(CoordCmd::Acked { txn, regions });
         }
-        let (sends, aborts) = self.undelivered();
+        let (sends, aborts) = self.undelivered(now);
         for (txn, region, req) in sends {
             self.driver.sending.insert((txn, region));
             let call = Call::Ack { txn, region };
@@ -890,6 +898,16 @@ impl MatcherNode {
             let commit = false;
             self.log_quietly(CoordCmd::Decide { txn, commit, event });
         }
+        self.restart_due(ctx, out);
+    }
+
+    /// Restarts the jobs whose pause is over; called at every tick, so that a pause lasts
+    /// what it says rather than until the next heartbeat.
+    pub(super) fn restart_due(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
+        if self.driver.jobs.is_empty() || !self.groups.is_leader(&Gid::Coordinator) {
+            return;
+        }
+        let now = millis(ctx);
         let due: Vec<u64> = self
             .driver
             .jobs
@@ -913,7 +931,7 @@ impl MatcherNode {
     /// Decisions regions have not acknowledged and are not being sent, as
     /// (txn, region, message); and the undecided transactions no job drives.
     #[allow(clippy::type_complexity)]
-    fn undelivered(&mut self) -> (Vec<(u64, u32, Msg)>, Vec<u64>) {
+    fn undelivered(&mut self, now: u64) -> (Vec<(u64, u32, Msg)>, Vec<u64>) {
         let driven: BTreeSet<u64> = self
             .driver
             .jobs
@@ -926,6 +944,9 @@ impl MatcherNode {
         };
         let driver = &mut self.driver;
         driver.aborting.retain(|t| sm.decision(*t) == Some(None));
+        driver.logging.retain(|(t, r), at| {
+            now < *at + ACK_LOG_MS && sm.txns.get(t).is_some_and(|x| !x.acked.contains(r))
+        });
         for txn in sm.open.iter().filter_map(|t| sm.txns.get(t)) {
             let Some(commit) = txn.decision else {
                 if !driven.contains(&txn.id) && !driver.aborting.contains(&txn.id) {
@@ -943,7 +964,10 @@ impl MatcherNode {
                 }
                 continue;
             }
-            for (&r, _) in todo.filter(|(r, _)| !driver.sending.contains(&(txn.id, **r))) {
+            let busy = |r: u32| {
+                driver.sending.contains(&(txn.id, r)) || driver.logging.contains_key(&(txn.id, r))
+            };
+            for (&r, _) in todo.filter(|(r, _)| !busy(**r)) {
                 let exchange = txn.exchange.clone();
                 let txn = txn.id;
                 sends.push((

@@ -679,7 +679,78 @@ fn the_report_counts_latencies_aborts_and_retries() {
     );
     assert_eq!(stats.get("aborts"), Some(&Edn::Int(1)));
     assert_eq!(
-        stats.get("match-latency-ms").and_then(|m| m.get("count")),
+        stats
+            .get("all-match-latency-ms")
+            .and_then(|m| m.get("count")),
+        Some(&Edn::Int(1))
+    );
+}
+
+#[test]
+fn commit_latency_runs_from_the_first_match_to_the_first_match_ok() {
+    let mut h = H::default();
+    for p in ["p0", "p1"] {
+        h.reg("a", p, 0);
+    }
+    let v = Edn::map([("exchange", s("a")), ("no-mutual", Edn::Bool(false))]);
+    let mut ok = v.clone();
+    ok.insert("epoch", Edn::Int(1));
+    ok.insert("participants", strs(&["p0", "p1"]));
+    // Two clients send the same match (invoked at 5 and 6 ms); the second is answered first
+    // (at 7 ms), the first at 10 ms; a later repeat is answered from the committed state.
+    h.invoke(1, "match", v.clone());
+    h.invoke(2, "match", v.clone());
+    h.complete(2, OpType::Ok, "match", ok.clone(), None);
+    h.audit("a", &MATCH_EVENTS, false);
+    h.complete(1, OpType::Ok, "match", ok.clone(), None);
+    h.matched("a", false, 1, &["p0", "p1"]);
+    // An exchange whose match was refused has no commit.
+    h.reg("b", "q0", 0);
+    h.refused("b", false);
+    let stats = super::check(&h.h).get("stats").cloned().unwrap();
+    let commit = stats.get("commit-latency-ms").unwrap();
+    assert_eq!(
+        commit.get("count"),
+        Some(&Edn::Int(1)),
+        "{}",
+        stats.to_pretty()
+    );
+    assert_eq!(commit.get("p50"), Some(&Edn::Float(2.0)));
+    assert_eq!(commit.get("max"), Some(&Edn::Float(2.0)));
+    let all = stats.get("all-match-latency-ms").unwrap();
+    assert_eq!(all.get("count"), Some(&Edn::Int(3)));
+    assert_eq!(all.get("max"), Some(&Edn::Float(5.0)));
+    assert_eq!(stats.get("committed-matches"), Some(&Edn::Int(1)));
+    assert_eq!(stats.get("committed-splices"), Some(&Edn::Int(0)));
+}
+
+#[test]
+fn committed_transactions_come_from_the_audits_or_else_from_match_ok() {
+    let mut h = correct();
+    // Exchange b was committed (its audit says so) though its match_ok was lost.
+    h.reg("b", "q0", 0);
+    h.reg("b", "q1", 0);
+    let v = Edn::map([("exchange", s("b")), ("no-mutual", Edn::Bool(false))]);
+    h.invoke(1, "match", v.clone());
+    h.complete(1, OpType::Info, "match", v, Some(Edn::kw("net-timeout")));
+    h.audit(
+        "b",
+        &[
+            (201, 200, "match", "prepared", 1),
+            (202, 200, "match", "committed", 1),
+        ],
+        true,
+    );
+    let stats = super::check(&h.h).get("stats").cloned().unwrap();
+    assert_eq!(
+        stats.get("committed-matches"),
+        Some(&Edn::Int(2)),
+        "{}",
+        stats.to_pretty()
+    );
+    assert_eq!(stats.get("committed-splices"), Some(&Edn::Int(1)));
+    assert_eq!(
+        stats.get("commit-latency-ms").and_then(|c| c.get("count")),
         Some(&Edn::Int(1))
     );
 }
