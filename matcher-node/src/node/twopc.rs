@@ -907,7 +907,7 @@ impl MatcherNode {
         if self.driver.jobs.is_empty() || !self.groups.is_leader(&Gid::Coordinator) {
             return;
         }
-        let now = millis(ctx);
+        let now = ctx.now_ms();
         let due: Vec<u64> = self
             .driver
             .jobs
