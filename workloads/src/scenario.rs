@@ -278,20 +278,6 @@ pub const SUITES: &[Suite] = &[
         options: "--node-count 5 --concurrency 2n --rate 50",
         faults: RAFT_GROUPS_SURVIVE,
     },
-];
-
-/// The nodes built on Raft groups stay valid under every fault; all at once, as for
-/// lin-kv, can stop a group's majority for long, so that run lasts 30 s.
-const RAFT_GROUPS_SURVIVE: &[Under] = &[
-    under("none", Valid),
-    under("partition", Valid),
-    under("kill", Valid),
-    under("pause", Valid),
-    under("lossy", Valid),
-    Under {
-        time: Some(30),
-        ..under("chaos", Valid)
-    },
     Suite {
         // Sends COMMIT before the decision is logged (it is logged a round later): a
         // coordinator leader killed in between leaves regions committed to a transaction
@@ -333,6 +319,20 @@ const RAFT_GROUPS_SURVIVE: &[Under] = &[
             time: Some(20),
             ..under("partition", Invalid)
         }],
+    },
+];
+
+/// The nodes built on Raft groups stay valid under every fault; all at once, as for
+/// lin-kv, can stop a group's majority for long, so that run lasts 30 s.
+const RAFT_GROUPS_SURVIVE: &[Under] = &[
+    under("none", Valid),
+    under("partition", Valid),
+    under("kill", Valid),
+    under("pause", Valid),
+    under("lossy", Valid),
+    Under {
+        time: Some(30),
+        ..under("chaos", Valid)
     },
 ];
 
