@@ -57,6 +57,16 @@ fn commit_latencies(model: &Model) -> Vec<f64> {
         .collect()
 }
 
+/// The exchanges some `match` of which came back ok.
+fn matched_exchanges(model: &Model) -> BTreeSet<&str> {
+    model
+        .matches
+        .iter()
+        .filter(|m| m.span.ok())
+        .map(|m| m.exchange.as_str())
+        .collect()
+}
+
 /// Committed transactions of each kind, `match` and `splice`: the distinct transactions
 /// any audit of the exchange lists as committed; an exchange whose `match_ok` came back
 /// but that no audit showed counts one committed match.
@@ -76,12 +86,7 @@ fn committed(model: &Model) -> (usize, usize) {
     let of_kind = |set: &BTreeSet<(String, String)>, kind: &str| {
         set.iter().filter(|(k, _)| k == kind).count()
     };
-    let matched: BTreeSet<&str> = model
-        .matches
-        .iter()
-        .filter(|m| m.span.ok())
-        .map(|m| m.exchange.as_str())
-        .collect();
+    let matched = matched_exchanges(model);
     let empty = BTreeSet::new();
     let exchanges: BTreeSet<&str> = matched
         .iter()
@@ -148,12 +153,7 @@ pub fn stats(model: &Model, history: &History) -> Edn {
         .iter()
         .filter(|r| r.span.ok() && r.epoch.unwrap_or(0) >= 1)
         .map(|r| &r.span);
-    let matched: BTreeSet<&str> = model
-        .matches
-        .iter()
-        .filter(|m| m.span.ok())
-        .map(|m| m.exchange.as_str())
-        .collect();
+    let matched = matched_exchanges(model);
     let seconds = history.ops.last().map_or(0.0, |op| op.time_ns as f64 / 1e9);
     let rate = if seconds > 0.0 {
         (matched.len() as f64 / seconds * 100.0).round() / 100.0
