@@ -220,7 +220,16 @@ impl Generator {
         let Ok(parts) = layout::decode(id as i64) else {
             return;
         };
-        if parts.timestamp >= self.last {
+        // Move on only if our next ID would not sort above `id`: most often `id` is this
+        // generator's own latest, and the rest of its millisecond stays usable.
+        let next_is_above = self.next_seq < SEQUENCES
+            && layout::encode(
+                self.last,
+                self.workshop,
+                self.next_seq as u16,
+                GiftType::Toy,
+            ) > id;
+        if parts.timestamp > self.last || (parts.timestamp == self.last && !next_is_above) {
             self.last = parts.timestamp;
             self.next_seq = SEQUENCES;
         }
@@ -437,5 +446,12 @@ mod tests {
         // A floor below what was issued changes nothing.
         ours.issue_after(at(T0 + 5, 6), before);
         assert!(ours.next(at(T0 + 5, 6), GiftType::Toy).unwrap() > last);
+        // Its own latest ID as the floor keeps the rest of its millisecond usable.
+        let mut own = fresh();
+        let a = own.next(at(T0, 0), GiftType::Toy).unwrap();
+        own.issue_after(at(T0, 0), a);
+        let b = own.next(at(T0, 0), GiftType::Toy).unwrap();
+        let (pa, pb) = (decode(a as i64).unwrap(), decode(b as i64).unwrap());
+        assert_eq!((pb.timestamp, pb.sequence), (pa.timestamp, 1));
     }
 }
