@@ -852,8 +852,8 @@ impl MatcherNode {
     }
 
     /// On the coordinator's leader: logs acknowledgements, resends decisions to regions
-    /// that have not acknowledged them, aborts transactions nobody drives (presumed
-    /// abort), and restarts jobs whose pause is over.
+    /// that have not acknowledged them and aborts transactions nobody drives (presumed
+    /// abort). Jobs whose pause is over restart at the tick (`restart_due`).
     pub(super) fn deliver_decisions(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
         if !self.groups.is_leader(&Gid::Coordinator) {
             return;
@@ -898,7 +898,6 @@ impl MatcherNode {
             let commit = false;
             self.log_quietly(CoordCmd::Decide { txn, commit, event });
         }
-        self.restart_due(ctx, out);
     }
 
     /// Restarts the jobs whose pause is over; called at every tick, so that a pause lasts
