@@ -373,6 +373,18 @@ impl<N: Node> Outbox<N> {
         self.rpc_payload(dest.into(), Payload::Msg(msg), timeout, call)
     }
 
+    /// Sends a request whose body is any JSON object with a `type` (a request of another
+    /// service's protocol); its outcome comes back to [`Node::on_reply`] with `call`.
+    pub fn rpc_value(
+        &mut self,
+        dest: impl Into<String>,
+        body: serde_json::Value,
+        timeout: Duration,
+        call: N::Call,
+    ) -> u64 {
+        self.rpc_payload(dest.into(), Payload::Value(body), timeout, call)
+    }
+
     pub(crate) fn rpc_payload(
         &mut self,
         dest: String,
