@@ -320,22 +320,29 @@ fn commits_go_on_from_the_pool_through_a_giftid_partition_and_wait_when_it_is_go
         );
     }
 
-    // A new leader starts with an empty pool: its transactions wait for the service.
+    // A new leader starts with an empty pool: its transactions wait for the service,
+    // and the very request that waited commits once it is back.
     c.crash(coord);
     register_all(&mut c, &mut people, "wait", 3);
+    let new = leader(&c, Gid::Coordinator).expect("a new coordinator");
+    assert_eq!(c.node(new).unwrap().pooled_ids(), 0, "the pool is volatile");
     let body = json!({"type": "match", "exchange": "wait"});
-    let waiting = call_for(&mut c, "w", MATCHER[(coord - 5) % 5], body.clone(), 5_000);
-    assert_ne!(
-        waiting.as_ref().map(|r| r["type"].clone()),
-        Some(json!("match_ok")),
-        "{waiting:?}"
-    );
-    assert!(
-        coordinator(&c).is_some_and(|sm| sm.exchanges.get("wait").map_or(true, |e| e.epoch == 0))
-    );
+    let asked = c.request("w", new, body);
+    c.run_for(Duration::from_millis(2_500));
+    let answered = |c: &mut Sim| {
+        let mut inbox = c.take_inbox().into_iter();
+        inbox.find(|(to, b)| to == "w" && b["in_reply_to"] == json!(asked))
+    };
+    assert_eq!(answered(&mut c), None, "no answer while no ID can be had");
+    let epoch = coordinator(&c).and_then(|sm| sm.exchanges.get("wait").map(|e| e.epoch));
+    assert_eq!(epoch.unwrap_or(0), 0);
     c.heal();
+    c.run_for(Duration::from_millis(2_000));
+    let reply = answered(&mut c)
+        .expect("an answer once the giftid nodes are back")
+        .1;
+    assert_eq!(reply["type"], "match_ok", "{reply}");
     c.restart(coord);
-    match_ok(&mut c, body);
     let issued = wire.issued();
     let late: Vec<String> = (0..3).map(|i| format!("wait-{i}")).collect();
     for (gift_id, _) in gifts(&mut c, &people, "wait", &late).into_values() {
