@@ -38,8 +38,16 @@ const MARK_AGAIN_MS: u64 = 1_000;
 #[derive(Debug, Clone)]
 pub enum ServiceCall {
     Ids,
-    Task { seq: u64, item: usize, stage: usize },
-    Status { read: u64, stage: usize },
+    Task {
+        seq: u64,
+        item: usize,
+        stage: usize,
+        cancel: bool,
+    },
+    Status {
+        read: u64,
+        stage: usize,
+    },
 }
 
 #[derive(Debug, Default)]
@@ -85,6 +93,19 @@ fn request(work: &Work, item: usize, stage: usize) -> Request<'_> {
         None => Request::Cancel {
             id: task_id(work.cancel[item - work.gifts.len()], stage),
         },
+    }
+}
+
+/// Whether a queue error answers a request for good, so that trying again is pointless:
+/// a task that exists with other content or a request the queue finds malformed (both
+/// bugs); for a cancel, also a queue that cannot cancel or does not know the task.
+/// Anything else (no leader, a timeout, an unknown dependency that a lagging lookup may
+/// not see yet) is tried again.
+fn refused_for_good(code: ErrorCode, cancel: bool) -> bool {
+    match code {
+        ErrorCode::PreconditionFailed | ErrorCode::MalformedRequest => true,
+        ErrorCode::NotSupported | ErrorCode::KeyDoesNotExist => cancel,
+        _ => false,
     }
 }
 
@@ -159,6 +180,7 @@ impl MatcherNode {
                     seq,
                     item: i,
                     stage: item.done,
+                    cancel: i >= work.gifts.len(),
                 };
                 sends.push((call, request(work, i, item.done).body()));
             }
@@ -201,9 +223,12 @@ impl MatcherNode {
                 };
                 self.ids.filled(ids);
             }
-            ServiceCall::Task { seq, item, stage } => {
-                self.task_answered(ctx, (seq, item, stage), reply)
-            }
+            ServiceCall::Task {
+                seq,
+                item,
+                stage,
+                cancel,
+            } => self.task_answered(ctx, (seq, item, stage, cancel), reply),
             ServiceCall::Status { read, stage } => self.status_answered(read, stage, reply, out),
         }
         self.services(ctx, out);
@@ -212,7 +237,7 @@ impl MatcherNode {
     fn task_answered(
         &mut self,
         ctx: &Context,
-        (seq, item, stage): (u64, usize, usize),
+        (seq, item, stage, cancel): (u64, usize, usize, bool),
         reply: Result<Reply, RpcError>,
     ) {
         let Some(x) = self.tasks.items.get_mut(&(seq, item)) else {
@@ -225,12 +250,8 @@ impl MatcherNode {
         let what = format!("task stage {stage} of item {item} of queue work {seq}");
         match reply {
             Ok(Reply::EnqueueOk {} | Reply::CancelOk {}) => x.done += 1,
-            Err(RpcError::Remote(e))
-                if e.code.is_definite() && e.code != ErrorCode::TemporarilyUnavailable =>
-            {
-                // The queue refused for good: a conflicting task (a bug) or, for a
-                // cancel, a queue that cannot cancel or does not know the task.
-                eprintln!("the queue refused {what}: {e}");
+            Err(RpcError::Remote(e)) if refused_for_good(e.code, cancel) => {
+                eprintln!("the queue refused {what} for good: {e}");
                 x.done += 1;
             }
             other => {
@@ -351,5 +372,25 @@ impl MatcherNode {
             })
             .map_err(|e| error(ErrorCode::Crash, e.to_string()));
         self.respond(out, to, reply);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_answers_that_cannot_change_end_a_queue_request() {
+        use ErrorCode::*;
+        for code in [PreconditionFailed, MalformedRequest] {
+            assert!(refused_for_good(code, false) && refused_for_good(code, true));
+        }
+        for code in [NotSupported, KeyDoesNotExist] {
+            assert!(!refused_for_good(code, false), "an enqueue is tried again");
+            assert!(refused_for_good(code, true), "a cancel is answered");
+        }
+        for code in [TemporarilyUnavailable, Timeout, Crash] {
+            assert!(!refused_for_good(code, false) && !refused_for_good(code, true));
+        }
     }
 }
