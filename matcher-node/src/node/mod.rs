@@ -2,7 +2,9 @@
 //! replicates (regions placed by region number like the queue's partitions, and the
 //! coordinator over the first min(5, N) nodes), routing every request to its group's
 //! leader, the region side of two-phase commit ([`regions`]) and, on the coordinator's
-//! leader, the transaction driver ([`twopc`]).
+//! leader, the transaction driver ([`twopc`]); in a cluster of services, also the gift ID
+//! pool filled from the giftid service ([`ids`]), and the committed gifts' production
+//! tasks on the queue service and `gift_status` (`tasks`).
 //!
 //! Every transaction involves every region, not only those of the participants it
 //! changes: the epoch is inside each sealed box, so a splice (epoch e+1) reseals the

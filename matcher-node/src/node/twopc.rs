@@ -8,6 +8,10 @@
 //! acknowledges ([`MatcherNode::deliver_decisions`]); a transaction the log holds with no
 //! decision and no job driving it (a predecessor's) is aborted: presumed abort.
 //!
+//! With the giftid service, a job whose transaction's IDs are not all in the pool waits
+//! for them before planning (no attempt spent), and a decision whose event ID is missing
+//! is logged at the next tick that has one.
+//!
 //! One job at a time changes an exchange; a `match` that finds one under way waits for
 //! its outcome. A vote lost to a registration that landed between the read and the
 //! PREPARE aborts the transaction and the job tries again, [`MAX_ATTEMPTS`] times.
