@@ -293,6 +293,15 @@ fn a_splice_enqueues_the_new_gifts_and_cancels_the_replaced_one() {
         cancelled,
         "the replaced gift's four tasks, nothing else"
     );
+    for id in &cancelled {
+        let s = status(&mut c, id);
+        assert_eq!(s["status"], "cancelled", "{id}: {s}");
+    }
+    assert_eq!(
+        people.stage(&mut c, "x", giver).stage,
+        "assembly",
+        "the giver's gift is now the spliced one, not the cancelled one"
+    );
 }
 
 #[test]
