@@ -239,8 +239,17 @@ fn analyze_dir(
         .ok()
         .and_then(|t| serde_json::from_str::<RunInfo>(&t).ok())
         .map(|info| RunFacts {
+            services: if info.services.is_empty() {
+                vec![(workload::ONE_SERVICE.to_string(), info.nodes.clone())]
+            } else {
+                info.services
+                    .into_iter()
+                    .map(|s| (s.name, s.nodes))
+                    .collect()
+            },
             nodes: info.nodes,
             workers: info.workers,
+            worker_nodes: info.worker_nodes,
             ..RunFacts::default()
         })
         .unwrap_or_default();

@@ -11,7 +11,7 @@ use crate::console::Console;
 use crate::edn::Edn;
 use crate::facts::RunFacts;
 use crate::report;
-use crate::store::{RunInfo, Store, Validity};
+use crate::store::{RunInfo, ServiceInfo, Store, Validity};
 
 /// A node's clock offsets over time, by node name.
 type ClockSeries = Vec<(String, Vec<(u64, f64)>)>;
@@ -104,6 +104,26 @@ fn run_info(run: &Run, workers: usize) -> RunInfo {
         command: run.args.replay_command(run.seed),
         valid: Validity::Unknown,
         expect: run.args.expect,
+        services: if run.several {
+            run.launches.iter().map(service_info).collect()
+        } else {
+            Vec::new()
+        },
+        worker_nodes: if run.several {
+            run.worker_nodes.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// A service as run.json records it.
+fn service_info(launch: &super::cluster::Launch) -> ServiceInfo {
+    ServiceInfo {
+        name: launch.name.clone(),
+        bin: launch.bin.display().to_string(),
+        args: launch.args.clone(),
+        nodes: launch.nodes.clone(),
     }
 }
 
@@ -118,6 +138,8 @@ fn facts(run: &Run, engine: &Engine, wall_at_start: SystemTime, clocks: &ClockSe
     RunFacts {
         nodes: run.names.clone(),
         workers: engine.cluster_workers(),
+        worker_nodes: run.worker_nodes.clone(),
+        services: super::cluster::services(&run.launches),
         wall_origin_ms,
         clock_offsets: clocks.iter().map(|(_, s)| s.clone()).collect(),
     }
