@@ -7,6 +7,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::runner::{Engine, RunError};
 use super::Run;
 use crate::analysis::{self, EXIT_UNKNOWN};
+use crate::checker::net::ServiceTraffic;
 use crate::console::Console;
 use crate::edn::Edn;
 use crate::facts::RunFacts;
@@ -67,11 +68,16 @@ pub(super) fn finish_run(
                 harness,
             };
             let facts = facts(run, engine, wall_at_start, &clock_series);
+            let traffic = run.several.then(|| ServiceTraffic {
+                nodes: &facts.nodes,
+                services: &facts.services,
+                traffic: engine.net().traffic(),
+            });
             let results = analysis::results(
                 engine.workload(),
                 &engine.history,
                 &facts,
-                engine.net().counters(),
+                (engine.net().counters(), traffic),
                 run.args.availability,
                 sections,
             );
