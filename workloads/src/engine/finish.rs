@@ -43,12 +43,18 @@ pub(super) fn finish_run(
         .as_ref()
         .map(|c| c.series(&run.names, origin))
         .unwrap_or_default();
+    let services = if run.several {
+        super::cluster::services(&run.launches)
+    } else {
+        Vec::new()
+    };
     let plotted = report::write_all(
         &run.store.dir,
         &engine.history,
         &engine.journal,
         origin,
         &clock_series,
+        &services,
     )
     .map(|_| ())
     .map_err(|e| format!("cannot draw the plots: {e}"));
