@@ -323,6 +323,7 @@ async fn run_in_store(
         topology: args.topology,
         workers: settings.concurrency,
         node_args: args.args.clone(),
+        services: vec![("node".to_string(), run.names.clone())],
     };
     let mut engine = Engine::new(
         console.clone(),

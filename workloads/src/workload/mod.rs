@@ -110,6 +110,9 @@ pub struct Cluster {
     pub workers: usize,
     /// The node binary's own arguments (after `--`), for workloads that follow them.
     pub node_args: Vec<String>,
+    /// The cluster's services in order: (name, node ids). A one-binary run has one
+    /// service, `"node"`, of every node.
+    pub services: Vec<(String, Vec<String>)>,
 }
 
 /// What a worker does next, as the workload decides it ([`Workload::next`]).
@@ -292,6 +295,12 @@ pub trait Workload: Send {
 
     /// The workload checker's result map (`:workload` in results.edn).
     fn check(&self, history: &History, facts: &RunFacts) -> Edn;
+
+    /// The service whose nodes worker `worker` talks to, spread over them; `None` keeps
+    /// worker `w` on node `w % nodes` of all nodes.
+    fn service_of(&self, _worker: usize) -> Option<&str> {
+        None
+    }
 }
 
 /// The workload named `name`, or a message listing the supported ones.

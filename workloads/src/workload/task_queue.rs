@@ -701,6 +701,7 @@ mod tests {
             topology: Topology::Grid,
             workers,
             node_args: Vec::new(),
+            services: Vec::new(),
         });
         w
     }

@@ -15,6 +15,7 @@ fn shaped(nodes: usize, node_args: &[&str]) -> SecretSanta {
         topology: Topology::Grid,
         workers: 4,
         node_args: node_args.iter().map(|s| s.to_string()).collect(),
+        services: Vec::new(),
     });
     w
 }
