@@ -141,10 +141,51 @@ fn tags(facts: &Facts, prop: &mut Property) {
     }
 }
 
-/// Tasks of gifts no read shows committed. A gift that a splice replaced before any read
-/// of its epoch is never read: one such gift per (exchange, epoch) is allowed when a later
-/// epoch of the exchange is acknowledged and no replaced gift of that epoch is known;
-/// every other unknown gift (an aborted transaction's, say) is a violation.
+/// How many participants epoch `e` of exchange `x` has, when the history says exactly: a
+/// `match_ok` of it lists them, or it is a splice of a known epoch (one more).
+fn members(facts: &Facts, x: &str, e: i64) -> Option<usize> {
+    let listed = facts
+        .model
+        .matches
+        .iter()
+        .filter(|m| m.span.ok() && m.exchange == x && m.epoch == Some(e))
+        .find_map(|m| m.participants.as_ref());
+    if let Some(p) = listed {
+        return Some(p.len());
+    }
+    let splice = e >= 2 && facts.splices.contains(&(x.to_string(), e));
+    splice
+        .then(|| members(facts, x, e - 1).map(|n| n + 1))
+        .flatten()
+}
+
+/// How many gifts of epoch `e` of `x` no read shows: its givers not read in it (their
+/// gifts may have been replaced before any read). Zero when the epoch was never
+/// acknowledged (nothing of it is committed as far as the history shows), unbounded when
+/// its members are unknown.
+fn unread(facts: &Facts, x: &str, e: i64) -> usize {
+    let acked = facts
+        .model
+        .acks()
+        .iter()
+        .any(|(_, ax, ae)| *ax == x && *ae >= e);
+    if e < 1 || !acked {
+        return 0;
+    }
+    let Some(members) = members(facts, x, e) else {
+        return usize::MAX;
+    };
+    let read = facts
+        .epochs
+        .get(&(x.to_string(), e))
+        .map_or(0, BTreeMap::len);
+    members.saturating_sub(read)
+}
+
+/// Tasks of gifts no read shows committed. A gift of a committed epoch that no read shows
+/// (replaced by a splice before any read of its epoch, or its giver never read) is
+/// allowed, up to that epoch's givers not read in it; every other unknown gift (an aborted
+/// transaction's, say) is a violation.
 fn uncommitted(facts: &Facts, prop: &mut Property) {
     let mut unknown: BTreeMap<Option<(String, i64)>, BTreeSet<i64>> = BTreeMap::new();
     let mut first_id: BTreeMap<i64, &str> = BTreeMap::new();
@@ -162,21 +203,17 @@ fn uncommitted(facts: &Facts, prop: &mut Property) {
         unknown.entry(place).or_default().insert(g);
         first_id.entry(g).or_insert(id);
     }
-    let acks = facts.model.acks();
     for (place, gifts) in &unknown {
-        let excused = place.as_ref().is_some_and(|(x, e)| {
-            let later = acks.iter().any(|(_, ax, ae)| ax == x && ae > e);
-            let replaced_known = facts
-                .epochs
-                .get(&(x.clone(), *e))
-                .is_some_and(|v| v.values().any(|g| facts.replaced.contains(g)));
-            *e >= 1 && later && !replaced_known && gifts.len() == 1
-        });
-        if excused {
+        let allowed = place.as_ref().map_or(0, |(x, e)| unread(facts, x, *e));
+        if gifts.len() <= allowed {
             continue;
         }
         for g in gifts {
-            let detail = Edn::map([("gift-id", Edn::Int(*g))]);
+            let detail = Edn::map([
+                ("gift-id", Edn::Int(*g)),
+                ("unknown-gifts-of-epoch", Edn::from(gifts.len())),
+                ("unread-givers", Edn::from(allowed)),
+            ]);
             let id = first_id.get(g).copied().unwrap_or("");
             prop.flag(
                 "uncommitted-gift-tasks",
