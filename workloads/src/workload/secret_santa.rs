@@ -37,6 +37,11 @@
 //!
 //! Final phase: every participant of every exchange is read (retried after errors that
 //! leave it unknown), then every exchange's audit.
+//!
+//! The santa workload's clients are this workload with its additions
+//! (`SecretSanta::for_santa`): `:nice-child` registrations, `match` deadlines,
+//! `:gift-status` reads (main and final phase), and reads of every participant after each
+//! commit.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;

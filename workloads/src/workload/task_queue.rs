@@ -33,6 +33,10 @@
 //! they know of can still come, or for [`QUIET_CAP_MS`] in any case. Then worker 0 asks
 //! for the dead letters and the status of each task enqueued (`:ok` or `:info`) and never
 //! seen acknowledged, up to [`MAX_STATUS`] of them.
+//!
+//! The santa workload reuses the consumers (`TaskQueue::consumers_only`): tasks enqueued
+//! by the matcher, string ids, deliveries recorded with `:kind` and `:payload`, and a drain
+//! that waits for a given set of tasks (`Awaited`) rather than for its own enqueues.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 

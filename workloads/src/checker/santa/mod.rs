@@ -4,13 +4,13 @@
 //! would have enqueued it: the previous stage its dependency), and judges, each only
 //! where the history proves a violation:
 //!
-//! - [`end_to_end`]: every gift of every committed epoch (the gifts the reads show, as the
+//! - `end_to_end`: every gift of every committed epoch (the gifts the reads show, as the
 //!   secret-santa checker derives them) has its four tasks, all completed, no stage before
 //!   the one it depends on, each delivered with its gift's ID, stage, exchange and epoch and
 //!   the contract's priority; no task exists for a gift never committed; a gift a splice
 //!   replaced has its tasks cancelled unless started before the splice was acknowledged;
 //!   `gift_status` answers agree with the reads and never claim a stage no ack explains;
-//! - [`ids`]: every gift ID anywhere (assignments, gift statuses, task ids and payloads,
+//! - `ids`: every gift ID anywhere (assignments, gift statuses, task ids and payloads,
 //!   audit events and transactions) is a valid 64-bit gift ID, and no ID names two things;
 //!
 //! and reports the time from `match_ok` to the exchange's last gift packaged, tasks per
