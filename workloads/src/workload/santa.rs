@@ -18,9 +18,10 @@
 //! and `:payload`.
 //!
 //! Final phase: clients read every participant's assignment and gift status; elves drain
-//! until every task of every gift the clients have read is acknowledged (gifts a splice
-//! replaced excepted), or the task-queue drain's quiet bound; then the elves ask the
-//! status of each replaced gift's tasks and of each expected task.
+//! until every task of every gift the clients have read in its exchange's newest epoch is
+//! acknowledged, or the task-queue drain's quiet bound; then the elves ask the status of
+//! the tasks of each gift a splice replaced (or whose fate the reads do not tell), then of
+//! each expected task.
 
 use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
@@ -31,7 +32,7 @@ use serde_json::{Map, Value};
 use super::secret_santa::SecretSanta;
 use super::task_queue::{status_op, TaskQueue};
 use super::{Ask, ClientRules, Cluster, GenOp, Next, Phase, Request, RunFacts, Workload};
-use crate::checker::santa::{production, task_id, STAGES};
+use crate::checker::santa::{production, task_id, Production, STAGES};
 use crate::edn::Edn;
 use crate::history::{History, Op, OpType};
 
@@ -51,8 +52,10 @@ pub struct Santa {
     /// Per worker: an elf (else a client).
     elf: Vec<bool>,
     gifts: Gifts,
-    /// Epochs acknowledged by a late registration: splices.
-    splices: BTreeSet<(String, i64)>,
+    /// The newest committed epoch acknowledged, per exchange.
+    newest: BTreeMap<String, i64>,
+    /// Epochs committed by a `match` (the others are splices).
+    matched: BTreeSet<(String, i64)>,
     /// Client operations of the final phase in flight.
     client_final_in_flight: usize,
     /// The expected tasks were handed to the elves' drain.
@@ -79,7 +82,8 @@ impl Santa {
             elves: TaskQueue::consumers_only(&[]),
             elf: Vec::new(),
             gifts: Gifts::new(),
-            splices: BTreeSet::new(),
+            newest: BTreeMap::new(),
+            matched: BTreeSet::new(),
             client_final_in_flight: 0,
             expectation_set: false,
             statuses: None,
@@ -92,10 +96,12 @@ impl Santa {
 
     /// The gifts every committed epoch read so far has: those to produce and those a
     /// splice replaced.
-    fn plan(&self) -> (BTreeSet<i64>, BTreeSet<i64>) {
-        production(&self.gifts, |x, e| {
-            self.splices.contains(&(x.to_string(), e))
-        })
+    fn plan(&self) -> Production {
+        production(
+            &self.gifts,
+            |x| self.newest.get(x).copied().unwrap_or(0),
+            |x, e| self.matched.contains(&(x.to_string(), e)),
+        )
     }
 
     /// Once the clients' final reads are all answered, the elves wait for exactly the
@@ -105,8 +111,9 @@ impl Santa {
         if self.expectation_set || !reads_done || self.client_final_in_flight > 0 {
             return;
         }
-        let (expected, _) = self.plan();
-        let ids: HashSet<String> = expected
+        let ids: HashSet<String> = self
+            .plan()
+            .expected
             .iter()
             .flat_map(|g| STAGES.iter().map(move |s| task_id(*g, s)))
             .collect();
@@ -117,9 +124,10 @@ impl Santa {
     /// The statuses asked at the end: every task of a replaced gift, then of each gift to
     /// produce.
     fn status_work(&self) -> VecDeque<GenOp> {
-        let (expected, replaced) = self.plan();
+        let plan = self.plan();
         let mut q = VecDeque::new();
-        for g in replaced.iter().chain(&expected) {
+        let first = plan.replaced.iter().chain(&plan.unsure);
+        for g in first.chain(&plan.expected) {
             for s in STAGES {
                 let mut op = status_op(Edn::Str(task_id(*g, s)));
                 op.final_read = true;
@@ -151,7 +159,7 @@ impl Santa {
     }
 
     /// What a client's completion says about the gifts: an opened assignment of a
-    /// committed epoch, or a late registration's epoch (a splice).
+    /// committed epoch, a committed epoch acknowledged, and whether a match made it.
     fn learn(&mut self, op: &GenOp, done: &Op) {
         if done.op_type != OpType::Ok {
             return;
@@ -161,6 +169,10 @@ impl Santa {
         let (Some(x), Some(e)) = (text("exchange"), v.get("epoch").and_then(Edn::as_i64)) else {
             return;
         };
+        if e >= 1 {
+            let n = self.newest.entry(x.clone()).or_default();
+            *n = (*n).max(e);
+        }
         match op.f {
             "read" => {
                 let (Some(p), Some(g)) = (text("participant"), v.get("gift-id")) else {
@@ -170,10 +182,8 @@ impl Santa {
                     self.gifts.entry((x, e)).or_default().insert(p, g);
                 }
             }
-            // Epoch 1 is the match; a registration acknowledged with a later one (a late
-            // addition, or a straggler that landed after the match) is a splice.
-            "register" if e >= 2 => {
-                self.splices.insert((x, e));
+            "match" => {
+                self.matched.insert((x, e));
             }
             _ => {}
         }

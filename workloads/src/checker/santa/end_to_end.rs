@@ -309,6 +309,7 @@ pub fn check(facts: &Facts) -> Property {
     prop.note("gifts", Edn::from(facts.gifts.len()));
     prop.note("gifts-to-produce", Edn::from(facts.expected.len()));
     prop.note("gifts-replaced", Edn::from(facts.replaced.len()));
+    prop.note("gifts-unsure", Edn::from(facts.unsure.len()));
     prop
 }
 

@@ -128,6 +128,8 @@ pub struct Facts {
     /// Gifts to produce, and gifts a splice replaced.
     pub expected: BTreeSet<i64>,
     pub replaced: BTreeSet<i64>,
+    /// Gifts whose fate the reads do not tell (not judged).
+    pub unsure: BTreeSet<i64>,
 }
 
 fn text(v: &Edn, key: &str) -> Option<String> {
@@ -300,11 +302,30 @@ impl Facts {
                 gift.spliced_in = spliced_in;
             }
         }
-        let splices = &self.splices;
-        let (expected, replaced) =
-            production(&self.epochs, |x, e| splices.contains(&(x.to_string(), e)));
-        self.expected = expected;
-        self.replaced = replaced;
+        let mut newest: BTreeMap<&str, i64> = BTreeMap::new();
+        for (_, x, e) in self.model.acks() {
+            let n = newest.entry(x).or_default();
+            *n = (*n).max(e);
+        }
+        for (x, e) in self.splices.iter() {
+            let n = newest.entry(x.as_str()).or_default();
+            *n = (*n).max(*e);
+        }
+        let matches: BTreeSet<(&str, i64)> = self
+            .model
+            .matches
+            .iter()
+            .filter(|m| m.span.ok())
+            .filter_map(|m| Some((m.exchange.as_str(), m.epoch?)))
+            .collect();
+        let plan = production(
+            &self.epochs,
+            |x| newest.get(x).copied().unwrap_or(0),
+            |x, e| matches.contains(&(x, e)),
+        );
+        self.expected = plan.expected;
+        self.replaced = plan.replaced;
+        self.unsure = plan.unsure;
     }
 
     /// The position at which the splice that replaced gift `g` was surely acknowledged:

@@ -52,30 +52,55 @@ pub fn parse_task_id(id: &str) -> Option<(i64, usize)> {
     Some((gift.parse().ok()?, stage))
 }
 
-/// Of the gifts of every committed epoch read ((exchange, epoch) → giver → gift ID): the
-/// gifts to produce, and those a splice replaced (a giver's gift in the epoch before a
-/// splice, changed in the splice).
+/// Gifts read ((exchange, epoch) → giver → gift ID), each with what must become of it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Production {
+    /// Still a gift in the newest epoch of its exchange: its tasks must all complete.
+    pub expected: BTreeSet<i64>,
+    /// Its giver's gift changed in a later epoch, with no match in between: a splice
+    /// replaced it.
+    pub replaced: BTreeSet<i64>,
+    /// Its giver was not read after it, though newer epochs exist: its fate is unknown.
+    pub unsure: BTreeSet<i64>,
+}
+
+/// What becomes of every gift read: judged at the last epoch its giver was read with it
+/// against the giver's next gift read, `newest` the exchange's newest committed epoch
+/// known and `is_match` whether an epoch is a new match (which replaces no gift) rather
+/// than a splice.
 pub fn production(
     epochs: &BTreeMap<(String, i64), BTreeMap<String, i64>>,
-    is_splice: impl Fn(&str, i64) -> bool,
-) -> (BTreeSet<i64>, BTreeSet<i64>) {
-    let mut replaced = BTreeSet::new();
+    newest: impl Fn(&str) -> i64,
+    is_match: impl Fn(&str, i64) -> bool,
+) -> Production {
+    let mut p = Production::default();
     for ((x, e), givers) in epochs {
-        let Some(after) = epochs.get(&(x.clone(), e + 1)) else {
-            continue;
-        };
-        if !is_splice(x, e + 1) {
-            continue;
-        }
+        let later = epochs.range((x.clone(), e + 1)..=(x.clone(), i64::MAX));
         for (giver, g) in givers {
-            if after.get(giver).is_some_and(|h| h != g) {
-                replaced.insert(*g);
+            let next = later
+                .clone()
+                .find_map(|((_, e2), v)| Some((*e2, *v.get(giver)?)));
+            match next {
+                Some((_, h)) if h == *g => {}
+                Some((e2, _)) if ((e + 1)..=e2).any(|k| is_match(x, k)) => {
+                    p.expected.insert(*g);
+                }
+                Some(_) => {
+                    p.replaced.insert(*g);
+                }
+                None if *e >= newest(x) => {
+                    p.expected.insert(*g);
+                }
+                None => {
+                    p.unsure.insert(*g);
+                }
             }
         }
     }
-    let all = epochs.values().flat_map(|g| g.values().copied());
-    let expected = all.filter(|g| !replaced.contains(g)).collect();
-    (expected, replaced)
+    p.expected.retain(|g| !p.replaced.contains(g));
+    p.unsure
+        .retain(|g| !p.replaced.contains(g) && !p.expected.contains(g));
+    p
 }
 
 /// When the request that committed gift `g`'s epoch was invoked (the match or the late

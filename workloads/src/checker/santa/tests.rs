@@ -269,6 +269,12 @@ fn history(flaw: Flaw) -> History {
     h.produce(g[4], "standard", 2, flaw, false);
     h.produce(g[5], "standard", 2, flaw, false);
     h.audit(&ids, flaw == Flaw::DuplicateId);
+    finish(&mut h, g, flaw);
+    h.h
+}
+
+/// The gift status of c's gift and the statuses of the replaced gift's tasks.
+fn finish(h: &mut H, g: [i64; 6], flaw: Flaw) {
     let status = Edn::map([("exchange", s("x0")), ("participant", s("c"))]);
     let sealed = Edn::map([("gift-id", Edn::Int(g[3])), ("stage", s("packaged"))]);
     let extra = [
@@ -284,7 +290,6 @@ fn history(flaw: Flaw) -> History {
         };
         h.status(&task_id(g[1], k), Some(replaced_status));
     }
-    h.h
 }
 
 /// The count of `kind` under `property` of the result.
@@ -363,4 +368,32 @@ fn a_gift_replaced_before_any_read_is_no_uncommitted_gift() {
         r.to_compact()
     );
     assert_eq!(count(&r, "end-to-end", "uncommitted-gift-tasks"), 0);
+}
+
+#[test]
+fn production_follows_each_givers_gift_to_its_last_epoch() {
+    use super::production;
+    use std::collections::BTreeMap;
+    let epoch = |x: &str, e: i64, gifts: &[(&str, i64)]| {
+        let givers = gifts.iter().map(|(p, g)| (p.to_string(), *g)).collect();
+        ((x.to_string(), e), givers)
+    };
+    let epochs = BTreeMap::from([
+        // x0: a's gift 1 replaced by a splice in epoch 2; b's gift 2 kept; c unread later.
+        epoch("x0", 1, &[("a", 1), ("b", 2), ("c", 3)]),
+        epoch("x0", 2, &[("a", 4), ("b", 2), ("d", 5)]),
+        // x1: epoch 2 is a new match: gift 6 is still produced.
+        epoch("x1", 1, &[("a", 6)]),
+        epoch("x1", 2, &[("a", 7)]),
+    ]);
+    let newest = |x: &str| if x == "x0" { 3 } else { 2 };
+    let p = production(&epochs, newest, |x, e| x == "x1" || e == 1);
+    let set = |v: &[i64]| v.iter().copied().collect::<std::collections::BTreeSet<_>>();
+    assert_eq!(p.replaced, set(&[1]));
+    assert_eq!(p.expected, set(&[6, 7]));
+    // Epoch 3 of x0 is acknowledged but never read: its gifts' fate is unknown.
+    assert_eq!(p.unsure, set(&[2, 3, 4, 5]));
+    let p = production(&epochs, |_| 2, |x, e| x == "x1" || e == 1);
+    assert_eq!(p.expected, set(&[2, 4, 5, 6, 7]));
+    assert_eq!(p.unsure, set(&[3]));
 }
