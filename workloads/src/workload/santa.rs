@@ -58,6 +58,8 @@ pub struct Santa {
     matched: BTreeSet<(String, i64)>,
     /// Client operations of the final phase in flight.
     client_final_in_flight: usize,
+    /// Tasks whose ack was answered `:ok`.
+    acked: HashSet<String>,
     /// The expected tasks were handed to the elves' drain.
     expectation_set: bool,
     /// Status requests of the end, shared by the elves once drained.
@@ -85,6 +87,7 @@ impl Santa {
             newest: BTreeMap::new(),
             matched: BTreeSet::new(),
             client_final_in_flight: 0,
+            acked: HashSet::new(),
             expectation_set: false,
             statuses: None,
         }
@@ -105,7 +108,7 @@ impl Santa {
     }
 
     /// Once the clients' final reads are all answered, the elves wait for exactly the
-    /// tasks of the gifts read.
+    /// tasks of the gifts read that are not acknowledged yet.
     fn settle_expectation(&mut self) {
         let reads_done = self.clients.final_work_left() == Some(false);
         if self.expectation_set || !reads_done || self.client_final_in_flight > 0 {
@@ -116,6 +119,7 @@ impl Santa {
             .expected
             .iter()
             .flat_map(|g| STAGES.iter().map(move |s| task_id(*g, s)))
+            .filter(|id| !self.acked.contains(id))
             .collect();
         self.elves.await_tasks(ids);
         self.expectation_set = true;
@@ -255,6 +259,10 @@ impl Workload for Santa {
             self.learn(op, done);
             self.clients.completed(worker, op, done);
         } else {
+            let id = op.value.get("id").and_then(Edn::as_str);
+            if let (Some(id), "ack", OpType::Ok) = (id, op.f, done.op_type) {
+                self.acked.insert(id.to_string());
+            }
             self.elves.completed(worker, op, done);
         }
     }
