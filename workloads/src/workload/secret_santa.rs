@@ -551,9 +551,6 @@ impl SecretSanta {
     /// The main phase: sometimes a read or an audit, else the next step of an exchange in
     /// progress, else a new exchange, else a read.
     fn next_main(&mut self, rng: &mut StdRng) -> Next {
-        if let Some(op) = self.santa.as_mut().and_then(|s| s.follow_ups.pop_front()) {
-            return Next::Op(op);
-        }
         // A match in flight takes milliseconds: its next match or straggler cannot wait.
         for i in 0..self.exchanges.len() {
             if matches!(self.exchanges[i].stage, Stage::Matching { in_flight, .. } if in_flight > 0)
@@ -562,6 +559,10 @@ impl SecretSanta {
                     return Next::Op(op);
                 }
             }
+        }
+        // Santa: the reads after a commit, before the next change.
+        if let Some(op) = self.santa.as_mut().and_then(|s| s.follow_ups.pop_front()) {
+            return Next::Op(op);
         }
         if rng.gen_bool(AUDIT_SHARE) {
             if let Some(op) = self.observe(rng, true) {
