@@ -311,17 +311,22 @@ impl Facts {
             let n = newest.entry(x.as_str()).or_default();
             *n = (*n).max(*e);
         }
-        let matches: BTreeSet<(&str, i64)> = self
-            .model
-            .matches
-            .iter()
-            .filter(|m| m.span.ok())
-            .filter_map(|m| Some((m.exchange.as_str(), m.epoch?)))
-            .collect();
+        // Epoch 1 is always a match; a later one only when the audit says so (a match of
+        // a matched exchange answers its current epoch, whatever made it).
+        let mut matches: BTreeSet<(&str, i64)> = BTreeSet::new();
+        for a in self.model.audits.iter().filter(|a| a.span.ok()) {
+            for ev in &a.events {
+                let committed_match =
+                    ev.kind.as_str() == Some("match") && ev.event.as_str() == Some("committed");
+                if let (true, Some(e)) = (committed_match, ev.epoch.as_i64()) {
+                    matches.insert((a.exchange.as_str(), e));
+                }
+            }
+        }
         let plan = production(
             &self.epochs,
             |x| newest.get(x).copied().unwrap_or(0),
-            |x, e| matches.contains(&(x, e)),
+            |x, e| e == 1 || matches.contains(&(x, e)),
         );
         self.expected = plan.expected;
         self.replaced = plan.replaced;

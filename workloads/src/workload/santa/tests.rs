@@ -1,4 +1,4 @@
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
@@ -281,7 +281,6 @@ fn the_drain_ends_when_every_expected_task_is_acked_then_statuses_follow() {
         x(2, &[("a", g3), ("b", g2), ("d", g4)]),
     ]);
     w.newest = BTreeMap::from([("x0".to_string(), 2)]);
-    w.matched = BTreeSet::from([("x0".to_string(), 1)]);
     let mut queue: Vec<String> = [g2, g3, g4]
         .iter()
         .flat_map(|g| STAGES.iter().map(move |k| task_id(*g, k)))
