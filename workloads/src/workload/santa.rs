@@ -23,7 +23,7 @@
 //! the tasks of each gift a splice replaced (or whose fate the reads do not tell), then of
 //! each expected task.
 
-use std::collections::{BTreeMap, HashSet, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, HashSet, VecDeque};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
@@ -123,20 +123,32 @@ impl Santa {
         self.expectation_set = true;
     }
 
-    /// The statuses asked at the end: every task of a replaced gift, then of each gift to
-    /// produce.
+    /// The statuses asked at the end: every task of a replaced gift (or one of unknown
+    /// fate), then every task of each gift to produce, those not seen acknowledged first
+    /// (the engine's limit may cut the list short).
     fn status_work(&self) -> VecDeque<GenOp> {
         let plan = self.plan();
-        let mut q = VecDeque::new();
-        let first = plan.replaced.iter().chain(&plan.unsure);
-        for g in first.chain(&plan.expected) {
-            for s in STAGES {
-                let mut op = status_op(Edn::Str(task_id(*g, s)));
+        let ids = |gifts: &BTreeSet<i64>| -> Vec<String> {
+            gifts
+                .iter()
+                .flat_map(|g| STAGES.iter().map(move |s| task_id(*g, s)))
+                .collect()
+        };
+        let mut first = ids(&plan.replaced);
+        first.extend(ids(&plan.unsure));
+        let (acked, open): (Vec<String>, Vec<String>) = ids(&plan.expected)
+            .into_iter()
+            .partition(|id| self.acked.contains(id));
+        first.extend(open);
+        first.extend(acked);
+        first
+            .into_iter()
+            .map(|id| {
+                let mut op = status_op(Edn::Str(id));
                 op.final_read = true;
-                q.push_back(op);
-            }
-        }
-        q
+                op
+            })
+            .collect()
     }
 
     fn next_elf_final(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
