@@ -31,14 +31,15 @@ const SHOWN: usize = 10;
 
 /// An ID's fields.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Parts {
-    unix_ms: i64,
-    workshop: i64,
-    sequence: i64,
-    coal: bool,
+pub(crate) struct Parts {
+    pub unix_ms: i64,
+    pub workshop: i64,
+    pub sequence: i64,
+    pub coal: bool,
 }
 
-fn decode(id: i64) -> Option<Parts> {
+/// The fields of a gift ID; `None` for a negative one.
+pub(crate) fn decode(id: i64) -> Option<Parts> {
     (id >= 0).then(|| Parts {
         unix_ms: EPOCH_UNIX_MS + (id >> TIMESTAMP_SHIFT),
         workshop: (id >> WORKSHOP_SHIFT) & 1023,

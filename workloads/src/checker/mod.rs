@@ -12,6 +12,7 @@ pub mod exceptions;
 pub mod gift_ids;
 pub mod linearizable;
 pub mod net;
+pub mod santa;
 pub mod secret_santa;
 pub mod set_full;
 pub mod simulated_register;

@@ -24,6 +24,7 @@ pub mod g_set;
 pub mod gift_ids;
 pub mod lin_kv;
 pub mod pn_counter;
+pub mod santa;
 pub mod secret_santa;
 pub mod task_queue;
 pub mod unique_ids;
@@ -40,7 +41,7 @@ use crate::topology::Topology;
 pub use crate::facts::RunFacts;
 
 /// Names accepted by `-w`, in the order the help and errors list them.
-pub const SUPPORTED: [&str; 10] = [
+pub const SUPPORTED: [&str; 11] = [
     "echo",
     "unique-ids",
     "broadcast",
@@ -51,6 +52,7 @@ pub const SUPPORTED: [&str; 10] = [
     "gift-ids",
     "task-queue",
     "secret-santa",
+    "santa",
 ];
 
 /// Workloads Maelstrom has that this harness does not run yet.
@@ -145,7 +147,7 @@ pub fn worker_nodes(workload: &dyn Workload, cluster: &Cluster) -> Result<Vec<us
         let Some(s) = found.filter(|&s| !cluster.services[s].1.is_empty()) else {
             let known: Vec<&str> = cluster.services.iter().map(|(n, _)| n.as_str()).collect();
             return Err(format!(
-                "workload {} sends worker {w} to service {name:?}, which this run does not                  have (services: {}); name it with --service {name}=BIN:COUNT",
+                "workload {} sends worker {w} to service {name:?}, which this run does not have (services: {}); name it with --service {name}=BIN:COUNT",
                 workload.name(),
                 known.join(", ")
             ));
@@ -362,6 +364,7 @@ pub fn by_name(name: &str) -> Result<Box<dyn Workload>, String> {
         "lin-kv" => Box::new(lin_kv::LinKv::new()),
         "task-queue" => Box::new(task_queue::TaskQueue::new()),
         "secret-santa" => Box::new(secret_santa::SecretSanta::new()),
+        "santa" => Box::new(santa::Santa::new()),
         other => {
             let why = if NOT_YET.contains(&other) {
                 format!("Maelstrom's workload {other:?} is not supported by this harness yet")

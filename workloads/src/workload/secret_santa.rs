@@ -37,6 +37,11 @@
 //!
 //! Final phase: every participant of every exchange is read (retried after errors that
 //! leave it unknown), then every exchange's audit.
+//!
+//! The santa workload's clients are this workload with its additions
+//! (`SecretSanta::for_santa`): `:nice-child` registrations, `match` deadlines,
+//! `:gift-status` reads (main and final phase), and reads of every participant after each
+//! commit.
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Mutex;
@@ -71,6 +76,10 @@ const READ_SHARE: f64 = 0.3;
 const HOT_READ_SHARE: f64 = 0.4;
 /// Share of main-phase slots that ask an audit.
 const AUDIT_SHARE: f64 = 0.03;
+/// Santa: share of participants registered as nice children.
+const NICE_SHARE: f64 = 0.2;
+/// Santa: share of reads that ask for the gift's status instead.
+const STATUS_SHARE: f64 = 0.5;
 /// Share of feasible exchanges with stragglers.
 const STRAGGLER_SHARE: f64 = 0.8;
 /// Budget bands (cents): neighbours overlap, the first and the last do not.
@@ -108,6 +117,8 @@ pub struct Person {
     pub budget: Option<(i64, i64)>,
     pub region: Option<i64>,
     pub public_key: String,
+    /// Registered with `nice_child: true` (santa only).
+    pub nice_child: bool,
     reg: Reg,
 }
 
@@ -152,6 +163,8 @@ struct Exchange {
     ever_matched: bool,
     /// A match was refused as infeasible (error 22).
     refused: bool,
+    /// The match's `deadline`, this far after the wall clock when it is sent (santa only).
+    deadline_ahead_ms: Option<u64>,
 }
 
 impl Person {
@@ -229,10 +242,25 @@ pub struct SecretSanta {
     keys: HashMap<(String, String), [u8; 32]>,
     /// Final reads and audits still to send; tries per final read.
     final_queue: Option<VecDeque<GenOp>>,
-    final_tries: HashMap<(String, String), u32>,
+    final_tries: HashMap<(&'static str, String, String), u32>,
     /// (exchange, participant, epoch) whose box was already tried with every other key:
     /// once per epoch is enough to catch a box sealed to the wrong key, at n openings each.
     tried_others: Mutex<HashSet<(String, String, i64)>>,
+    /// The santa workload's additions, when this is its client side.
+    santa: Option<Production>,
+}
+
+/// What the santa workload adds to the clients: `nice_child` registrations, `match`
+/// deadlines, `gift_status` reads, and reads of every participant after each commit (so
+/// that every committed epoch's gifts are known, the ones a splice replaces included).
+#[derive(Debug)]
+struct Production {
+    gift_status: Schema,
+    /// Unix ms at history time zero, and the latest history time asked at.
+    wall_origin_ms: u64,
+    now_ms: u64,
+    /// Reads to send before anything else.
+    follow_ups: VecDeque<GenOp>,
 }
 
 impl Default for SecretSanta {
@@ -278,6 +306,53 @@ impl SecretSanta {
             final_queue: None,
             final_tries: HashMap::new(),
             tried_others: Mutex::new(HashSet::new()),
+            santa: None,
+        }
+    }
+
+    /// The client side of the santa workload; deadlines are set from `wall_origin_ms`,
+    /// the wall clock (unix ms) at history time zero.
+    pub(crate) fn for_santa(wall_origin_ms: u64) -> Self {
+        let mut w = SecretSanta::new();
+        w.santa = Some(Production {
+            gift_status: Schema::reply(
+                "gift_status_ok",
+                &[
+                    ("epoch", FieldType::Int),
+                    ("gift_id", FieldType::Int),
+                    ("sealed", FieldType::Str),
+                ],
+            ),
+            wall_origin_ms,
+            now_ms: 0,
+            follow_ups: VecDeque::new(),
+        });
+        w
+    }
+
+    /// The wall clock now (unix ms), for deadlines.
+    fn wall_ms(&self) -> u64 {
+        self.santa
+            .as_ref()
+            .map_or(0, |s| s.wall_origin_ms + s.now_ms)
+    }
+
+    /// Santa: reads of everyone registered in `exchange`, sent next, after a commit.
+    fn follow(&mut self, exchange: &str) {
+        let Some(x) = self.exchanges.iter().find(|x| x.id == exchange) else {
+            return;
+        };
+        let reads: Vec<GenOp> = x
+            .everyone()
+            .filter(|p| p.sent())
+            .map(|p| read_op(&x.id, &p.id))
+            .collect();
+        if let Some(s) = self.santa.as_mut() {
+            for r in reads {
+                if !s.follow_ups.contains(&r) {
+                    s.follow_ups.push_back(r);
+                }
+            }
         }
     }
 
@@ -285,6 +360,8 @@ impl SecretSanta {
     fn open_exchange(&mut self, rng: &mut StdRng) {
         let id = format!("x{}", self.exchanges.len());
         let (design, no_mutual, specs, late) = plan(rng, self.regions);
+        let santa = self.santa.is_some();
+        let deadline_ahead_ms = santa.then(|| deadline_ahead(rng)).flatten();
         let mut person = |spec: Spec, rng: &mut StdRng| {
             let secret = SecretKey::generate(rng);
             let public_key = STANDARD.encode(secret.public_key().as_bytes());
@@ -296,6 +373,7 @@ impl SecretSanta {
                 budget: spec.budget,
                 region: spec.region,
                 public_key,
+                nice_child: santa && rng.gen_bool(NICE_SHARE),
                 reg: Reg::Todo { tries: 0 },
             }
         };
@@ -319,11 +397,13 @@ impl SecretSanta {
             stage: Stage::Registering,
             ever_matched: false,
             refused: false,
+            deadline_ahead_ms,
         });
     }
 
     /// The next step of exchange `i`, if it has one now.
     fn step(&mut self, i: usize) -> Option<GenOp> {
+        let wall = self.wall_ms() as i64;
         let x = &mut self.exchanges[i];
         match x.stage {
             Stage::Registering => {
@@ -358,7 +438,8 @@ impl SecretSanta {
                         in_flight: in_flight + 1,
                         sent: sent + 1,
                     };
-                    match_op(&x.id, x.no_mutual)
+                    let deadline = x.deadline_ahead_ms.map(|ahead| (wall + ahead as i64, wall));
+                    match_op(&x.id, x.no_mutual, deadline)
                 })
             }
             Stage::Matched => x.after_match(),
@@ -377,7 +458,11 @@ impl SecretSanta {
         if audit {
             return Some(audit_op(&x.id));
         }
-        read_someone(x, rng)
+        let read = read_someone(x, rng)?;
+        Some(match self.santa.is_some() && rng.gen_bool(STATUS_SHARE) {
+            true => gift_status_op(&x.id, text(&read.value, "participant")?.as_str()),
+            false => read,
+        })
     }
 
     /// A read of a random participant of an exchange with a match or a registration in
@@ -404,6 +489,16 @@ impl SecretSanta {
             Reg::InFlight { tries } => tries + 1,
             _ => return,
         };
+        let committed = done.value.get("epoch").and_then(Edn::as_i64) >= Some(1);
+        if done.op_type == OpType::Ok && committed {
+            self.follow(&x);
+        }
+        let Some(person) = self
+            .find_mut(&x)
+            .and_then(|ex| ex.everyone_mut().find(|q| q.id == p))
+        else {
+            return;
+        };
         person.reg = match done.op_type {
             OpType::Ok => Reg::Ok,
             // A definite refusal other than "unavailable" will not change on a retry.
@@ -419,6 +514,9 @@ impl SecretSanta {
         let Some(x) = text(&op.value, "exchange") else {
             return;
         };
+        if done.op_type == OpType::Ok {
+            self.follow(&x);
+        }
         let Some(ex) = self.find_mut(&x) else { return };
         ex.ever_matched |= done.op_type == OpType::Ok;
         ex.refused |= done.op_type == OpType::Fail && error_is(done, "precondition-failed");
@@ -462,6 +560,10 @@ impl SecretSanta {
                 }
             }
         }
+        // Santa: the reads after a commit, before the next change.
+        if let Some(op) = self.santa.as_mut().and_then(|s| s.follow_ups.pop_front()) {
+            return Next::Op(op);
+        }
         if rng.gen_bool(AUDIT_SHARE) {
             if let Some(op) = self.observe(rng, true) {
                 return Next::Op(op);
@@ -497,6 +599,11 @@ impl SecretSanta {
         }
     }
 
+    /// Whether the final phase began and still has reads to send.
+    pub(crate) fn final_work_left(&self) -> Option<bool> {
+        self.final_queue.as_ref().map(|q| !q.is_empty())
+    }
+
     /// The final phase: the queue of [`SecretSanta::final_work`], shared by every worker.
     fn next_final(&mut self) -> Next {
         if self.final_queue.is_none() {
@@ -514,6 +621,9 @@ impl SecretSanta {
         for x in &self.exchanges {
             for p in x.everyone().filter(|p| p.sent()) {
                 q.push_back(final_op(read_op(&x.id, &p.id)));
+                if self.santa.is_some() {
+                    q.push_back(final_op(gift_status_op(&x.id, &p.id)));
+                }
             }
         }
         for x in &self.exchanges {
@@ -545,17 +655,36 @@ impl SecretSanta {
             .map(|((_, p), _)| Edn::Str(p.clone()))
             .collect();
         others.sort_by_key(Edn::to_compact);
-        let own = match self.keys.get(&(exchange.to_string(), reader.to_string())) {
-            None => Edn::Str("no key for this participant".into()),
-            Some(k) => match opened(k) {
-                None => Edn::Str("does not open with the giver's key".into()),
-                Some(plain) => match serde_json::from_slice::<Value>(&plain) {
-                    Ok(v) if v.is_object() => envelope(&v),
-                    _ => Edn::Str("plaintext is not a JSON object".into()),
-                },
-            },
+        let own = match self.unseal(exchange, reader, &bytes) {
+            Ok(v) => envelope(&v),
+            Err(why) => Edn::Str(why.into()),
         };
         (own, others)
+    }
+
+    /// The JSON object a sealed box holds, opened with the reader's key.
+    fn unseal(&self, exchange: &str, reader: &str, bytes: &[u8]) -> Result<Value, &'static str> {
+        let key = self
+            .keys
+            .get(&(exchange.to_string(), reader.to_string()))
+            .ok_or("no key for this participant")?;
+        let plain = SecretKey::from_bytes(*key)
+            .unseal(bytes)
+            .map_err(|_| "does not open with the giver's key")?;
+        match serde_json::from_slice::<Value>(&plain) {
+            Ok(v) if v.is_object() => Ok(v),
+            _ => Err("plaintext is not a JSON object"),
+        }
+    }
+
+    /// Santa: a `gift_status` box's `{gift_id, stage}` as EDN, or why it cannot be read.
+    fn open_status(&self, exchange: &str, reader: &str, sealed: &str) -> Result<Edn, &'static str> {
+        let bytes = STANDARD
+            .decode(sealed)
+            .map_err(|_| "sealed is not standard padded base64")?;
+        let v = self.unseal(exchange, reader, &bytes)?;
+        let f = |k: &str| v.get(k).map_or(Edn::Nil, |x| Edn::from_json(x, false));
+        Ok(Edn::map([("gift-id", f("gift_id")), ("stage", f("stage"))]))
     }
 }
 
@@ -616,18 +745,42 @@ fn register_op(exchange: &str, p: &mut Person, late: bool) -> GenOp {
     if let Some(r) = p.region {
         v.insert("region", Edn::Int(r));
     }
+    if p.nice_child {
+        v.insert("nice-child", Edn::Bool(true));
+    }
     v.insert("late?", Edn::Bool(late));
     GenOp::new("register", v)
 }
 
-fn match_op(exchange: &str, no_mutual: bool) -> GenOp {
-    GenOp::new(
-        "match",
-        Edn::map([
-            ("exchange", Edn::Str(exchange.into())),
-            ("no-mutual", Edn::Bool(no_mutual)),
-        ]),
-    )
+/// A `match`; `deadline` is (the deadline, the wall clock when it was made), unix ms.
+fn match_op(exchange: &str, no_mutual: bool, deadline: Option<(i64, i64)>) -> GenOp {
+    let mut v = Edn::map([
+        ("exchange", Edn::Str(exchange.into())),
+        ("no-mutual", Edn::Bool(no_mutual)),
+    ]);
+    if let Some((deadline, made)) = deadline {
+        v.insert("deadline", Edn::Int(deadline));
+        v.insert("deadline-made", Edn::Int(made));
+    }
+    GenOp::new("match", v)
+}
+
+/// Santa: how far ahead of the wall clock an exchange's deadline lies, if it has one:
+/// never between 12 and 48 hours, so that whether it is within 24 hours of the commit is
+/// beyond doubt.
+fn deadline_ahead(rng: &mut StdRng) -> Option<u64> {
+    const HOUR_MS: u64 = 3_600_000;
+    match rng.gen_range(0..10) {
+        0..=3 => None,
+        4..=6 => Some(rng.gen_range(HOUR_MS..=12 * HOUR_MS)),
+        _ => Some(rng.gen_range(48 * HOUR_MS..=7 * 24 * HOUR_MS)),
+    }
+}
+
+fn gift_status_op(exchange: &str, participant: &str) -> GenOp {
+    let mut op = read_op(exchange, participant);
+    op.f = "gift-status";
+    op
 }
 
 fn read_op(exchange: &str, participant: &str) -> GenOp {
@@ -774,7 +927,7 @@ impl Workload for SecretSanta {
         ClientRules {
             // Reads and audits change nothing; registrations and matches may have taken
             // effect when their answer is lost, and the checker must know it.
-            idempotent: &["read", "audit"],
+            idempotent: &["read", "audit", "gift-status"],
             reusable: true,
             latency_factor: 20,
             min_timeout_ms: 2_000,
@@ -787,6 +940,9 @@ impl Workload for SecretSanta {
     }
 
     fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
+        if let Some(s) = self.santa.as_mut() {
+            s.now_ms = ask.now_ms;
+        }
         match ask.phase {
             Phase::Main => self.next_main(rng),
             Phase::Final => self.next_final(),
@@ -801,7 +957,7 @@ impl Workload for SecretSanta {
         match op.f {
             "register" => self.registered(op, done),
             "match" => self.matched(op, done),
-            "read" if op.final_read && done.op_type != OpType::Ok => {
+            "read" | "gift-status" if op.final_read && done.op_type != OpType::Ok => {
                 // Retry a final read unless the answer was definite ("not matched").
                 if error_is(done, "key-does-not-exist") {
                     return;
@@ -811,7 +967,7 @@ impl Workload for SecretSanta {
                 else {
                     return;
                 };
-                let tries = self.final_tries.entry((x, p)).or_insert(1);
+                let tries = self.final_tries.entry((op.f, x, p)).or_insert(1);
                 if *tries < FINAL_TRIES {
                     *tries += 1;
                     if let Some(q) = self.final_queue.as_mut() {
@@ -839,13 +995,26 @@ impl Workload for SecretSanta {
                         fields.push((key, v(key)));
                     }
                 }
+                if op.value.get("nice-child").is_some() {
+                    fields.push(("nice_child", v("nice-child")));
+                }
                 ("register", fields, &self.register)
             }
-            "match" => (
-                "match",
-                vec![exchange, ("no_mutual", v("no-mutual"))],
-                &self.match_,
-            ),
+            "match" => {
+                let mut fields = vec![exchange, ("no_mutual", v("no-mutual"))];
+                if op.value.get("deadline").is_some() {
+                    fields.push(("deadline", v("deadline")));
+                }
+                ("match", fields, &self.match_)
+            }
+            "gift-status" => match &self.santa {
+                Some(s) => (
+                    "gift_status",
+                    vec![exchange, ("participant", v("participant"))],
+                    &s.gift_status,
+                ),
+                None => ("gift_status", Vec::new(), &self.unsupported),
+            },
             "read" => (
                 "get_assignment",
                 vec![exchange, ("participant", v("participant"))],
@@ -882,6 +1051,17 @@ impl Workload for SecretSanta {
                     plain => v.insert("box", plain),
                 }
                 v.insert("opens-with", Edn::Vector(others));
+            }
+            "gift-status" => {
+                v.insert("epoch", field("epoch"));
+                v.insert("gift-id", field("gift_id"));
+                let x = text(&op.value, "exchange").unwrap_or_default();
+                let p = text(&op.value, "participant").unwrap_or_default();
+                let sealed = reply.get("sealed").and_then(Value::as_str).unwrap_or("");
+                match self.open_status(&x, &p, sealed) {
+                    Ok(status) => v.insert("status", status),
+                    Err(why) => v.insert("box-error", Edn::Str(why.into())),
+                }
             }
             "audit" => {
                 let events = reply.get("events").and_then(Value::as_array);

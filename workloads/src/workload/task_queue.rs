@@ -33,8 +33,12 @@
 //! they know of can still come, or for [`QUIET_CAP_MS`] in any case. Then worker 0 asks
 //! for the dead letters and the status of each task enqueued (`:ok` or `:info`) and never
 //! seen acknowledged, up to [`MAX_STATUS`] of them.
+//!
+//! The santa workload reuses the consumers (`TaskQueue::consumers_only`): tasks enqueued
+//! by the matcher, string ids, deliveries recorded with `:kind` and `:payload`, and a drain
+//! that waits for a given set of tasks (`Awaited`) rather than for its own enqueues.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::{HashMap, HashSet, VecDeque};
 
 use giftid::layout::{self, GiftType};
 use rand::rngs::StdRng;
@@ -42,6 +46,7 @@ use rand::Rng;
 use serde_json::{json, Map, Value};
 
 use super::{body, Ask, ClientRules, Cluster, GenOp, Next, Phase, Request, RunFacts, Workload};
+use crate::checker::santa::STAGES as KINDS;
 use crate::edn::Edn;
 use crate::history::{History, Op, OpType};
 use crate::schema::{FieldType, Schema};
@@ -75,8 +80,6 @@ const FIRST_TIMESTAMP: u64 = 30_844_800_000;
 /// The worker that audits at the end.
 const AUDITOR: usize = 0;
 
-const KINDS: [&str; 4] = ["assembly", "painting", "quality-check", "packaging"];
-
 /// What the workload knows of one task it enqueued.
 #[derive(Debug, Clone)]
 struct Task {
@@ -100,9 +103,10 @@ enum Acked {
 }
 
 /// A task a consumer was handed and has not let go of.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct Held {
-    id: i64,
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) struct Held {
+    /// An integer or a string, as the queue handed it out.
+    id: Edn,
     attempt: i64,
     started: bool,
 }
@@ -121,8 +125,24 @@ struct Consumer {
 
 #[derive(Debug, Clone)]
 enum Role {
-    Producer { workshop: u16, sequence: u64 },
+    Producer {
+        workshop: u16,
+        sequence: u64,
+    },
     Consumer(Consumer),
+    /// A worker of another service (the santa workload's clients).
+    Elsewhere,
+}
+
+/// Which tasks the drain waits for, besides the quiet rule.
+#[derive(Debug, Clone)]
+pub(crate) enum Awaited {
+    /// The tasks this workload's producers enqueued.
+    Own,
+    /// Tasks enqueued elsewhere, not yet known: something may still come.
+    Unknown,
+    /// These tasks (by id), until each is acknowledged.
+    These(HashSet<String>),
 }
 
 #[derive(Debug, Clone)]
@@ -153,26 +173,31 @@ pub struct TaskQueue {
     /// When the final phase began.
     final_from: Option<u64>,
     audit: Audit,
+    awaited: Awaited,
+    /// Deliveries are recorded with their kind and payload.
+    rich: bool,
 }
 
 /// A consumer's poll completed: it holds what it was handed (returned as (id, attempt),
 /// for the tasks' attempt counts), notes an empty queue, and pauses when it holds nothing.
-fn polled(c: &mut Consumer, done: &Op, now: u64) -> Vec<(i64, i64)> {
+fn polled(c: &mut Consumer, done: &Op, now: u64) -> Vec<(Edn, i64)> {
     let deliveries = match done.op_type {
         OpType::Ok => done.value.elements().unwrap_or_default(),
         _ => &[],
     };
     let mut handed = Vec::new();
     for d in deliveries {
-        let id = d.get("id").and_then(Edn::as_i64);
+        let id = d
+            .get("id")
+            .filter(|i| matches!(i, Edn::Int(_) | Edn::Str(_)));
         let attempt = d.get("attempt").and_then(Edn::as_i64);
         if let (Some(id), Some(attempt)) = (id, attempt) {
             c.held.push_back(Held {
-                id,
+                id: id.clone(),
                 attempt,
                 started: false,
             });
-            handed.push((id, attempt));
+            handed.push((id.clone(), attempt));
         }
     }
     if done.op_type == OpType::Ok && deliveries.is_empty() {
@@ -223,6 +248,8 @@ impl TaskQueue {
             generated: 0,
             final_from: None,
             audit: Audit::Waiting,
+            awaited: Awaited::Own,
+            rich: false,
         };
         w.shape(1, 1);
         w
@@ -251,8 +278,47 @@ impl TaskQueue {
             .collect();
     }
 
-    fn task_mut(&mut self, id: i64) -> Option<&mut Task> {
-        self.by_id.get(&id).map(|&i| &mut self.tasks[i])
+    fn task_mut(&mut self, id: &Edn) -> Option<&mut Task> {
+        let i = *self.by_id.get(&id.as_i64()?)?;
+        self.tasks.get_mut(i)
+    }
+
+    /// A queue workload whose tasks are enqueued elsewhere, with string ids: `elves[w]`
+    /// says whether worker `w` consumes (else it works for another service). Deliveries
+    /// are recorded with their kind and payload.
+    pub(crate) fn consumers_only(elves: &[bool]) -> Self {
+        let mut w = TaskQueue::new();
+        let strs = || FieldType::ListOf(Box::new(FieldType::Str));
+        w.status = Schema::reply(
+            "status_ok",
+            &[
+                ("id", FieldType::Str),
+                ("status", FieldType::Str),
+                ("attempts", FieldType::Int),
+                ("max_attempts", FieldType::Int),
+                ("blocked_by", strs()),
+            ],
+        );
+        w.roles = elves
+            .iter()
+            .map(|e| match e {
+                true => Role::Consumer(Consumer::default()),
+                false => Role::Elsewhere,
+            })
+            .collect();
+        w.awaited = Awaited::Unknown;
+        w.rich = true;
+        w
+    }
+
+    /// The drain waits for these tasks (by id) until each is acknowledged.
+    pub(crate) fn await_tasks(&mut self, ids: HashSet<String>) {
+        self.awaited = Awaited::These(ids);
+    }
+
+    /// Whether worker `worker` consumes and has finished its drain.
+    pub(crate) fn drained(&self, worker: usize) -> bool {
+        matches!(self.roles.get(worker), Some(Role::Consumer(c)) if c.drained)
     }
 
     fn consumer_mut(&mut self, worker: usize) -> Option<&mut Consumer> {
@@ -315,6 +381,11 @@ impl TaskQueue {
     /// never (maybe) acknowledged, not at its last attempt, and every dependency (maybe)
     /// acknowledged. Dependencies come first, so one pending dependency already answers.
     fn could_still_come(&self) -> bool {
+        match &self.awaited {
+            Awaited::Own => {}
+            Awaited::Unknown => return true,
+            Awaited::These(ids) => return !ids.is_empty(),
+        }
         let acked = |id: &i64| {
             self.by_id
                 .get(id)
@@ -335,7 +406,7 @@ impl TaskQueue {
             Audit::Waiting => {
                 let drained = self.roles.iter().all(|r| match r {
                     Role::Consumer(c) => c.drained,
-                    Role::Producer { .. } => true,
+                    Role::Producer { .. } | Role::Elsewhere => true,
                 });
                 if !drained && since_start < AUDIT_DEADLINE_MS {
                     return Next::Wait(AUDIT_PAUSE_MS);
@@ -354,7 +425,7 @@ impl TaskQueue {
             Audit::Statuses { ids, next } => match ids.get(*next) {
                 Some(&id) => {
                     *next += 1;
-                    Next::Op(GenOp::new("status", Edn::map([("id", Edn::Int(id))])))
+                    Next::Op(status_op(Edn::Int(id)))
                 }
                 None => Next::Done,
             },
@@ -377,7 +448,8 @@ impl TaskQueue {
         if let Some(h) = c.held.front() {
             return Next::Op(GenOp::new("ack", held_value(h)));
         }
-        let drained = quiet_enough(c, &|| self.could_still_come());
+        let all_done = matches!(&self.awaited, Awaited::These(ids) if ids.is_empty());
+        let drained = all_done || quiet_enough(c, &|| self.could_still_come());
         let poll_after = c.poll_after;
         let c = self.consumer_mut(ask.worker).expect("a consumer");
         if drained {
@@ -393,9 +465,9 @@ impl TaskQueue {
     /// What a consumer learns from one of its operations completing.
     fn consumer_completed(&mut self, worker: usize, op: &GenOp, done: &Op) {
         let now = done.time_ns / 1_000_000;
-        let id = op.value.get("id").and_then(Edn::as_i64);
+        let id = op.value.get("id").cloned();
         let attempt = op.value.get("attempt").and_then(Edn::as_i64);
-        let held = (id, attempt);
+        let held = (id.clone(), attempt);
         let mut exhausted = Vec::new();
         let mut acked = None;
         let Some(c) = self.consumer_mut(worker) else {
@@ -405,7 +477,7 @@ impl TaskQueue {
             if let Some(i) = c
                 .held
                 .iter()
-                .position(|h| (Some(h.id), Some(h.attempt)) == held)
+                .position(|h| (Some(&h.id), Some(h.attempt)) == (held.0.as_ref(), held.1))
             {
                 c.held.remove(i);
             }
@@ -416,7 +488,7 @@ impl TaskQueue {
                 if let Some(h) = c
                     .held
                     .iter_mut()
-                    .find(|h| (Some(h.id), Some(h.attempt)) == held)
+                    .find(|h| (Some(&h.id), Some(h.attempt)) == (held.0.as_ref(), held.1))
                 {
                     h.started = true;
                 }
@@ -433,7 +505,7 @@ impl TaskQueue {
                 drop_held(c);
                 let dead = done.op_type == OpType::Ok
                     && done.value.get("dead-lettered") == Some(&Edn::Bool(true));
-                if let (true, Some(id)) = (dead, id) {
+                if let (true, Some(id)) = (dead, id.clone()) {
                     exhausted.push((id, i64::MAX));
                 }
             }
@@ -441,12 +513,19 @@ impl TaskQueue {
             _ => {}
         }
         for (id, attempt) in exhausted {
-            if let Some(t) = self.task_mut(id) {
+            if let Some(t) = self.task_mut(&id) {
                 t.exhausted |= attempt >= t.max_attempts;
             }
         }
+        if let (Some(Acked::Yes), Some(Awaited::These(ids)), Some(key)) = (
+            acked,
+            Some(&mut self.awaited),
+            id.as_ref().and_then(Edn::as_str),
+        ) {
+            ids.remove(key);
+        }
         if let (Some(how), Some(id)) = (acked, id) {
-            if let Some(t) = self.task_mut(id) {
+            if let Some(t) = self.task_mut(&id) {
                 if t.acked != Acked::Yes {
                     t.acked = how;
                 }
@@ -462,11 +541,16 @@ impl Default for TaskQueue {
 }
 
 fn held_value(h: &Held) -> Edn {
-    Edn::map([("id", Edn::Int(h.id)), ("attempt", Edn::Int(h.attempt))])
+    Edn::map([("id", h.id.clone()), ("attempt", Edn::Int(h.attempt))])
 }
 
 fn poll_op(max: i64) -> GenOp {
     GenOp::new("poll", Edn::map([("max", Edn::Int(max))]))
+}
+
+/// The status of task `id` (an integer or a string).
+pub(crate) fn status_op(id: Edn) -> GenOp {
+    GenOp::new("status", Edn::map([("id", id)]))
 }
 
 /// A JSON field of a reply object as EDN; strings become keywords when `keyword`.
@@ -513,9 +597,9 @@ impl TaskQueue {
     /// A producer enqueues; a consumer polls, or acks, nacks, starts or drops what it holds.
     fn next_main(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
         let held = match self.roles.get(ask.worker) {
-            None => return Next::Done,
+            None | Some(Role::Elsewhere) => return Next::Done,
             Some(Role::Producer { .. }) => return self.enqueue_op(ask.worker, rng),
-            Some(Role::Consumer(c)) => c.held.front().copied(),
+            Some(Role::Consumer(c)) => c.held.front().cloned(),
         };
         let Some(h) = held else {
             return Next::Op(poll_op(rng.gen_range(1..=MAX_POLL)));
@@ -536,7 +620,7 @@ impl TaskQueue {
     fn next_final(&mut self, ask: Ask) -> Next {
         self.final_from.get_or_insert(ask.now_ms);
         match self.roles.get_mut(ask.worker) {
-            None => Next::Done,
+            None | Some(Role::Elsewhere) => Next::Done,
             Some(Role::Producer { .. }) if ask.worker == AUDITOR => self.audit_next(ask.now_ms),
             Some(Role::Producer { .. }) => Next::Done,
             Some(Role::Consumer(c)) => {
@@ -590,7 +674,7 @@ impl Workload for TaskQueue {
             let Some(id) = op.value.get("id").and_then(Edn::as_i64) else {
                 return;
             };
-            if let Some(t) = self.task_mut(id) {
+            if let Some(t) = self.task_mut(&Edn::Int(id)) {
                 t.enqueued = done.op_type;
             }
             if done.op_type == OpType::Ok {
@@ -649,17 +733,25 @@ impl Workload for TaskQueue {
 
     fn ok_value(&self, op: &GenOp, reply: &Map<String, Value>) -> Edn {
         match op.f {
-            "poll" => objects(
-                reply,
-                "tasks",
-                &[
+            "poll" => {
+                let plain: &[(&str, &str, bool)] = &[
                     ("id", "id", false),
                     ("attempt", "attempt", false),
                     ("priority", "priority", true),
                     ("partition", "partition", false),
                     ("stolen", "stolen", false),
-                ],
-            ),
+                ];
+                let rich: &[(&str, &str, bool)] = &[
+                    ("id", "id", false),
+                    ("attempt", "attempt", false),
+                    ("priority", "priority", true),
+                    ("kind", "kind", true),
+                    ("payload", "payload", false),
+                    ("partition", "partition", false),
+                    ("stolen", "stolen", false),
+                ];
+                objects(reply, "tasks", if self.rich { rich } else { plain })
+            }
             "ack" => with(&op.value, "duplicate", reply, "duplicate"),
             "nack" => with(&op.value, "dead-lettered", reply, "dead_lettered"),
             "status" => Edn::map([
@@ -895,7 +987,7 @@ mod tests {
         let ack = GenOp::new(
             "ack",
             held_value(&Held {
-                id: 7,
+                id: Edn::Int(7),
                 attempt: 2,
                 started: false,
             }),
@@ -986,7 +1078,7 @@ mod tests {
                 assert_eq!(
                     op.value,
                     held_value(&Held {
-                        id,
+                        id: Edn::Int(id),
                         attempt,
                         started: false
                     })
@@ -1034,7 +1126,7 @@ mod tests {
             let op = GenOp::new(
                 f,
                 held_value(&Held {
-                    id: 5,
+                    id: Edn::Int(5),
                     attempt: 1,
                     started: false,
                 }),
@@ -1237,7 +1329,7 @@ mod tests {
         let abandon = GenOp::new(
             "abandon",
             held_value(&Held {
-                id: ids[0],
+                id: Edn::Int(ids[0]),
                 attempt: max,
                 started: false,
             }),
@@ -1252,7 +1344,7 @@ mod tests {
             let ack = GenOp::new(
                 "ack",
                 held_value(&Held {
-                    id: *id,
+                    id: Edn::Int(*id),
                     attempt: 1,
                     started: false,
                 }),

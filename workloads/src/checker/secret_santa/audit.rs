@@ -1,4 +1,5 @@
-//! The audit log: event ids are valid, unique gift IDs, ascending as listed, oldest first
+//! The audit log: event ids are valid, unique gift IDs, ascending as listed (per workshop
+//! when IDs come from several generators, [`IdOrder`]), oldest first
 //! (no committed epoch listed after a newer one, no transaction prepared after its
 //! outcome); each transaction has at most one outcome; committed epochs are contiguous
 //! from 1; and the audit agrees with what was read (an epoch read before the audit is
@@ -9,7 +10,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use super::model::{Audit, Model, Span};
-use super::Property;
+use super::{IdOrder, Property};
+use crate::checker::gift_ids::decode;
 use crate::edn::Edn;
 
 fn example(problem: &str, a: &Audit, detail: Edn) -> Edn {
@@ -25,9 +27,17 @@ fn gift_id(e: &Edn) -> Option<i64> {
     e.as_i64().filter(|i| *i > 0)
 }
 
+/// The ordering key of an event id: all one sequence, or one per workshop.
+fn sequence_of(id: i64, order: IdOrder) -> i64 {
+    match order {
+        IdOrder::Global => 0,
+        IdOrder::PerWorkshop => decode(id).map_or(-1, |p| p.workshop),
+    }
+}
+
 /// One audit on its own: ids, order, kinds, outcomes, epochs. Answers its committed epochs.
-fn one(a: &Audit, prop: &mut Property) -> BTreeSet<i64> {
-    let mut last: Option<i64> = None;
+fn one(a: &Audit, order: IdOrder, prop: &mut Property) -> BTreeSet<i64> {
+    let mut lasts: BTreeMap<i64, i64> = BTreeMap::new();
     let mut outcomes: BTreeMap<String, &str> = BTreeMap::new();
     let mut committed = BTreeSet::new();
     for ev in &a.events {
@@ -35,10 +45,11 @@ fn one(a: &Audit, prop: &mut Property) -> BTreeSet<i64> {
             prop.flag("bad-ids", example("not-a-gift-id", a, ev.id.clone()));
             continue;
         };
-        if last.is_some_and(|l| l >= id) {
+        let last = lasts.entry(sequence_of(id, order)).or_insert(0);
+        if *last >= id {
             prop.flag("unordered", example("not-ascending", a, ev.id.clone()));
         }
-        last = Some(id);
+        *last = id;
         let kind_ok = matches!(ev.kind.as_str(), Some("match" | "splice"));
         let event = ev.event.as_str().unwrap_or("");
         let epoch = ev.epoch.as_i64().filter(|e| *e >= 1);
@@ -82,7 +93,7 @@ fn one(a: &Audit, prop: &mut Property) -> BTreeSet<i64> {
     committed
 }
 
-pub fn check(model: &Model) -> Property {
+pub fn check(model: &Model, order: IdOrder) -> Property {
     let mut prop = Property::new(
         "audit",
         &[
@@ -100,7 +111,7 @@ pub fn check(model: &Model) -> Property {
     let acks = model.acks();
     let mut aborts: BTreeMap<&str, BTreeSet<String>> = BTreeMap::new();
     for a in model.audits.iter().filter(|a| a.span.ok()) {
-        let committed = one(a, &mut prop);
+        let committed = one(a, order, &mut prop);
         for ev in &a.events {
             if ev.event.as_str() == Some("aborted") {
                 aborts

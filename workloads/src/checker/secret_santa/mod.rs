@@ -45,7 +45,7 @@ pub struct Property {
 }
 
 impl Property {
-    fn new(name: &'static str, kinds: &[&'static str]) -> Self {
+    pub(crate) fn new(name: &'static str, kinds: &[&'static str]) -> Self {
         Property {
             name,
             kinds: kinds.iter().map(|k| (*k, 0, Vec::new())).collect(),
@@ -54,7 +54,7 @@ impl Property {
     }
 
     /// Records one problem of `kind` (declared in [`Property::new`]).
-    fn flag(&mut self, kind: &'static str, example: Edn) {
+    pub(crate) fn flag(&mut self, kind: &'static str, example: Edn) {
         let entry = self.kinds.iter_mut().find(|(k, _, _)| *k == kind);
         let Some((_, count, examples)) = entry else {
             debug_assert!(false, "undeclared kind {kind}");
@@ -66,7 +66,7 @@ impl Property {
         }
     }
 
-    fn note(&mut self, key: &'static str, value: Edn) {
+    pub(crate) fn note(&mut self, key: &'static str, value: Edn) {
         self.notes.push((key, value));
     }
 
@@ -81,7 +81,7 @@ impl Property {
         self.kinds.iter().all(|(_, c, _)| *c == 0)
     }
 
-    fn to_edn(&self) -> Edn {
+    pub(crate) fn to_edn(&self) -> Edn {
         let mut entries = vec![("valid?".to_string(), Edn::Bool(self.valid()))];
         for (key, value) in &self.notes {
             entries.push((key.to_string(), value.clone()));
@@ -98,8 +98,23 @@ impl Property {
     }
 }
 
+/// How the audit's event ids must be ordered.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IdOrder {
+    /// Ascending as listed: one generator (the matcher's own).
+    Global,
+    /// Ascending per workshop: IDs from several generators (the giftid service), each
+    /// time-ordered, interleaved.
+    PerWorkshop,
+}
+
 /// Every property's verdict, for tests that look at one.
 pub fn judge(model: &Model) -> Vec<Property> {
+    judge_with(model, IdOrder::Global)
+}
+
+/// [`judge`] with the audit's ids ordered as `order` says.
+pub fn judge_with(model: &Model, order: IdOrder) -> Vec<Property> {
     vec![
         epochs::atomicity(model),
         epochs::validity(model),
@@ -108,14 +123,19 @@ pub fn judge(model: &Model) -> Vec<Property> {
         epochs::splices(model),
         oracle::feasibility(model),
         secrecy::check(model),
-        audit::check(model),
+        audit::check(model, order),
     ]
 }
 
 /// The checker's result map (`:workload` in results.edn).
 pub fn check(history: &History) -> Edn {
+    check_with(history, IdOrder::Global)
+}
+
+/// [`check`] with the audit's ids ordered as `order` says.
+pub fn check_with(history: &History, order: IdOrder) -> Edn {
     let model = Model::of(history);
-    let properties = judge(&model);
+    let properties = judge_with(&model, order);
     let valid = properties.iter().all(Property::valid);
     let mut entries = vec![
         ("valid?".to_string(), Edn::Bool(valid)),

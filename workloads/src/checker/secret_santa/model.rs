@@ -53,6 +53,8 @@ pub struct Registration {
     pub exclusions: Vec<String>,
     pub budget: Option<(i64, i64)>,
     pub epoch: Option<i64>,
+    /// Registered with `nice_child: true`.
+    pub nice_child: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -61,6 +63,8 @@ pub struct Match {
     pub exchange: String,
     pub no_mutual: bool,
     pub epoch: Option<i64>,
+    /// The `deadline` sent (unix ms) and the wall clock (unix ms) when it was made.
+    pub deadline: Option<(i64, i64)>,
     pub participants: Option<Vec<String>>,
 }
 
@@ -233,6 +237,7 @@ impl Model {
                     exclusions: strings(v.get("exclusions")),
                     budget,
                     epoch,
+                    nice_child: v.get("nice-child") == Some(&Edn::Bool(true)),
                 });
             }
             "match" => self.matches.push(Match {
@@ -240,6 +245,10 @@ impl Model {
                 exchange,
                 no_mutual: v.get("no-mutual") == Some(&Edn::Bool(true)),
                 epoch,
+                deadline: v
+                    .get("deadline")
+                    .and_then(Edn::as_i64)
+                    .zip(v.get("deadline-made").and_then(Edn::as_i64)),
                 participants: v.get("participants").map(|p| strings(Some(p))),
             }),
             "read" => {
