@@ -7,7 +7,10 @@ mod santa_common;
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::Duration;
 
+use matcher::seal::keypair;
 use matcher::sm::Gid;
+use rand::rngs::StdRng;
+use rand::SeedableRng;
 use santa_common::*;
 use serde_json::{json, Value};
 
@@ -242,6 +245,17 @@ fn a_splice_enqueues_the_new_gifts_and_cancels_the_replaced_one() {
     assert!(drain(&mut c, 30));
     let before = gifts(&mut c, &people, "x", &ids);
     people.register(&mut c, "x", "late", 1, false);
+    // The splice is answered once the replaced gift's tasks are cancelled.
+    let mut cancelled_at_answer = Vec::new();
+    for (gift_id, _) in before.values() {
+        let ids = tasks_of(*gift_id);
+        if ids
+            .iter()
+            .all(|id| status(&mut c, id)["status"] == "cancelled")
+        {
+            cancelled_at_answer.push(*gift_id);
+        }
+    }
     assert!(drain(&mut c, 30));
     let mut all = ids.clone();
     all.push("late".into());
@@ -293,6 +307,7 @@ fn a_splice_enqueues_the_new_gifts_and_cancels_the_replaced_one() {
         cancelled,
         "the replaced gift's four tasks, nothing else"
     );
+    assert_eq!(cancelled_at_answer, vec![replaced]);
     for id in &cancelled {
         let s = status(&mut c, id);
         assert_eq!(s["status"], "cancelled", "{id}: {s}");
@@ -301,6 +316,40 @@ fn a_splice_enqueues_the_new_gifts_and_cancels_the_replaced_one() {
         people.stage(&mut c, "x", giver).stage,
         "assembly",
         "the giver's gift is now the spliced one, not the cancelled one"
+    );
+}
+
+#[test]
+fn a_splice_is_answered_only_once_the_gift_it_replaced_is_cancelled() {
+    let (mut c, _wire) = santa();
+    let mut people = People::new(6);
+    let ids = register_all(&mut c, &mut people, "y", 4);
+    match_ok(&mut c, json!({"type": "match", "exchange": "y"}));
+    assert!(drain(&mut c, 30));
+    let before = gifts(&mut c, &people, "y", &ids);
+    for q in QUEUE {
+        c.isolate(q);
+    }
+    let (_, public) = keypair(&mut StdRng::seed_from_u64(66));
+    let body = json!({"type": "register", "exchange": "y", "participant": "late",
+        "public_key": public, "region": 1});
+    let coord = leader(&c, Gid::Coordinator).expect("a coordinator");
+    let reply = call_for(&mut c, "late", coord, body.clone(), 3_000);
+    let answer = reply.as_ref().map(|r| r["type"].clone());
+    assert!(
+        answer.is_none() || answer == Some(json!("error")),
+        "no register_ok while the queue cannot cancel: {reply:?}"
+    );
+    c.heal();
+    let reply = ask(&mut c, "late", &MATCHER, body, 10);
+    assert_eq!(reply["type"], "register_ok", "{reply}");
+    let cancelled: Vec<u64> = (before.values().map(|(g, _)| *g))
+        .filter(|g| (tasks_of(*g).iter()).all(|id| status(&mut c, id)["status"] == "cancelled"))
+        .collect();
+    assert_eq!(
+        cancelled.len(),
+        1,
+        "the replaced gift, cancelled at the answer"
     );
 }
 

@@ -165,6 +165,16 @@ impl MatcherNode {
         match (wait, outcome) {
             (Wait::Register(to, exchange, p), Out::Region(r)) => {
                 let reply = match r {
+                    // A repeat after the match: the coordinator answers it once the
+                    // exchange's queue work so far is done (see `answer_after_work`),
+                    // as it answered the first.
+                    RegionOut::Registered { epoch } if epoch > 0 && !self.queue.is_empty() => {
+                        let req = Msg::Splice {
+                            exchange,
+                            participant: p,
+                        };
+                        return self.ask(ctx, Gid::Coordinator, req, Call::Late(to), out);
+                    }
                     RegionOut::Registered { epoch } => Ok(Msg::RegisterOk { epoch }),
                     RegionOut::Conflict(why) => Err(error(ErrorCode::PreconditionFailed, why)),
                     RegionOut::Locked => Err(error(

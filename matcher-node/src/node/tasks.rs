@@ -59,6 +59,19 @@ pub struct TaskDriver {
     next_node: usize,
     reads: BTreeMap<u64, StatusRead>,
     next_read: u64,
+    /// Answers to late additions waiting for their exchange's queue work.
+    held: Vec<Held>,
+}
+
+/// A late addition's `register_ok`, held until the queue work its exchange had when it
+/// committed is done.
+#[derive(Debug)]
+struct Held {
+    exchange: String,
+    /// Orders below this one count.
+    upto: u64,
+    to: Vec<Waiter>,
+    reply: super::Reply,
 }
 
 #[derive(Debug, Default)]
@@ -122,11 +135,65 @@ impl MatcherNode {
             out.rpc_value(node, body, SERVICE_TIMEOUT, call);
         }
         self.pump_tasks(ctx, out);
+        self.release_held(out);
+    }
+
+    /// Answers a late addition once the queue work of its exchange committed so far is
+    /// done, cancels included: when the client hears of the splice, the gift it replaced
+    /// has no unstarted task left to build. A `register` repeated after the match comes
+    /// here too (`regions`), so its answer promises as much as the first. Other answers,
+    /// and every answer of a matcher with no queue service, go at once.
+    pub(super) fn answer_after_work(
+        &mut self,
+        exchange: &str,
+        to: Vec<Waiter>,
+        reply: super::Reply,
+        out: &mut Outbox<Self>,
+    ) {
+        let pending = match self.groups.get(&Gid::Coordinator).map(|g| g.sm()) {
+            Some(Sm::Coord(sm)) if sm.work.values().any(|w| w.exchange == exchange) => {
+                Some(sm.next_work)
+            }
+            _ => None,
+        };
+        match pending {
+            Some(upto) if matches!(reply, Ok(Msg::RegisterOk { .. })) => {
+                let exchange = exchange.to_string();
+                self.tasks.held.push(Held {
+                    exchange,
+                    upto,
+                    to,
+                    reply,
+                })
+            }
+            _ => to
+                .iter()
+                .for_each(|to| self.respond(out, to, reply.clone())),
+        }
+    }
+
+    /// Sends the held answers whose queue work is done.
+    fn release_held(&mut self, out: &mut Outbox<Self>) {
+        let Some(Sm::Coord(sm)) = self.groups.get(&Gid::Coordinator).map(|g| g.sm()) else {
+            return;
+        };
+        let waits = |h: &Held| (sm.work.range(..h.upto)).any(|(_, w)| w.exchange == h.exchange);
+        let (waiting, ready): (Vec<Held>, Vec<Held>) = std::mem::take(&mut self.tasks.held)
+            .into_iter()
+            .partition(waits);
+        self.tasks.held = waiting;
+        for h in ready {
+            h.to.iter()
+                .for_each(|to| self.respond(out, to, h.reply.clone()));
+        }
     }
 
     /// This node no longer leads the coordinator: its pool and queue progress go.
     pub(super) fn services_stepped_down(&mut self) {
         self.ids.clear();
+        // Their clients time out: the splice is committed, but its queue work is now
+        // the next leader's to finish.
+        self.tasks.held.clear();
         if !self.tasks.items.is_empty() || !self.tasks.marking.is_empty() {
             self.tasks.items.clear();
             self.tasks.marking.clear();

@@ -199,7 +199,8 @@ impl MatcherNode {
                 let ex = sm.exchanges.get(&exchange);
                 match ex.and_then(|ex| ex.participants.get(&late.id).map(|p| (ex.epoch, p))) {
                     Some((epoch, p)) if *p == *late => {
-                        self.respond(out, &to, Ok(Msg::RegisterOk { epoch }))
+                        let reply = Ok(Msg::RegisterOk { epoch });
+                        self.answer_after_work(&exchange, vec![to], reply, out)
                     }
                     Some(_) => {
                         let why = format!("{} is already matched with other fields", late.id);
@@ -880,9 +881,7 @@ impl MatcherNode {
         let Some(job) = self.driver.jobs.remove(&id) else {
             return;
         };
-        for to in &job.waiters {
-            self.respond(out, to, reply.clone());
-        }
+        self.answer_after_work(&job.exchange, job.waiters.clone(), reply, out);
         let Some(lane) = self.driver.lanes.get_mut(&job.exchange) else {
             return;
         };
