@@ -30,7 +30,7 @@ use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
 use super::secret_santa::SecretSanta;
-use super::task_queue::{status_op, TaskQueue};
+use super::task_queue::{status_op, TaskQueue, AUDIT_DEADLINE_MS};
 use super::{Ask, ClientRules, Cluster, GenOp, Next, Phase, Request, RunFacts, Workload};
 use crate::checker::santa::{production, task_id, Production, STAGES};
 use crate::edn::Edn;
@@ -60,6 +60,8 @@ pub struct Santa {
     acked: HashSet<String>,
     /// The expected tasks were handed to the elves' drain.
     expectation_set: bool,
+    /// When an elf first asked in the final phase.
+    final_from: Option<u64>,
     /// Status requests of the end, shared by the elves once drained.
     statuses: Option<VecDeque<GenOp>>,
 }
@@ -86,6 +88,7 @@ impl Santa {
             client_final_in_flight: 0,
             acked: HashSet::new(),
             expectation_set: false,
+            final_from: None,
             statuses: None,
         }
     }
@@ -105,11 +108,14 @@ impl Santa {
         )
     }
 
-    /// Once the clients' final reads are all answered, the elves wait for exactly the
-    /// tasks of the gifts read that are not acknowledged yet.
-    fn settle_expectation(&mut self) {
-        let reads_done = self.clients.final_work_left() == Some(false);
-        if self.expectation_set || !reads_done || self.client_final_in_flight > 0 {
+    /// Once the clients' final reads are all answered (or the final phase has gone on for
+    /// as long as the task-queue audit waits), the elves wait for exactly the tasks of the
+    /// gifts read that are not acknowledged yet.
+    fn settle_expectation(&mut self, now_ms: u64) {
+        let since = now_ms.saturating_sub(*self.final_from.get_or_insert(now_ms));
+        let reads_done =
+            self.clients.final_work_left() == Some(false) && self.client_final_in_flight == 0;
+        if self.expectation_set || !(reads_done || since >= AUDIT_DEADLINE_MS) {
             return;
         }
         let ids: HashSet<String> = self
@@ -152,7 +158,7 @@ impl Santa {
     }
 
     fn next_elf_final(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
-        self.settle_expectation();
+        self.settle_expectation(ask.now_ms);
         if !self.elves.drained(ask.worker) {
             let next = self.elves.next(ask, rng);
             if next != Next::Done {
