@@ -32,7 +32,7 @@ use serde_json::{Map, Value};
 use super::secret_santa::SecretSanta;
 use super::task_queue::{status_op, TaskQueue, AUDIT_DEADLINE_MS};
 use super::{Ask, ClientRules, Cluster, GenOp, Next, Phase, Request, RunFacts, Workload};
-use crate::checker::santa::{production, task_id, Production, STAGES};
+use crate::checker::santa::{is_elf, production, task_id, Production, STAGES};
 use crate::edn::Edn;
 use crate::history::{History, Op, OpType};
 
@@ -70,11 +70,6 @@ impl Default for Santa {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Whether worker `w` of `workers` is an elf.
-pub fn is_elf(w: usize, workers: usize) -> bool {
-    workers >= 2 && (w % 3 == 2 || (workers == 2 && w == 1))
 }
 
 impl Santa {

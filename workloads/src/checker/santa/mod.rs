@@ -14,8 +14,9 @@
 //!   audit events and transactions) is a valid 64-bit gift ID, and no ID names two things;
 //!
 //! and reports the time from `match_ok` to the exchange's last gift packaged, tasks per
-//! gift and the gifts' counts. Messages per gift and per-service load need the run's
-//! network figures, which the report holds, not the history.
+//! gift, the gifts' counts and the client operations each service took (`:load`).
+//! Messages per gift and per service need the run's network figures, which the report
+//! holds, not the history.
 
 mod end_to_end;
 mod facts;
@@ -30,7 +31,7 @@ use crate::checker::secret_santa::{self, IdOrder};
 use crate::checker::task_queue::{self, Declared};
 use crate::edn::Edn;
 use crate::facts::RunFacts;
-use crate::history::History;
+use crate::history::{History, Outcome, Process};
 
 pub use facts::Facts;
 
@@ -39,6 +40,33 @@ pub const STAGES: [&str; 4] = ["assembly", "painting", "quality-check", "packagi
 
 /// The retry budget the matcher gives every task.
 pub const MAX_ATTEMPTS: i64 = 1_000;
+
+/// Whether worker `w` of `workers` is an elf (on the queue service) rather than a client
+/// (on the matcher): every third worker, with two workers the second; one worker is a
+/// client.
+pub fn is_elf(w: usize, workers: usize) -> bool {
+    workers >= 2 && (w % 3 == 2 || (workers == 2 && w == 1))
+}
+
+/// Client operations by the service they went to: invoked, and answered `:ok`. Known only
+/// when the run's worker count is.
+fn load(history: &History, run: &RunFacts) -> Edn {
+    if run.workers == 0 {
+        return Edn::Nil;
+    }
+    let mut counts = [(0usize, 0usize); 2];
+    for call in history.calls() {
+        let Process::Worker(p) = call.invoke.process else {
+            continue;
+        };
+        let c = &mut counts[usize::from(is_elf(p as usize % run.workers, run.workers))];
+        c.0 += 1;
+        c.1 += usize::from(call.outcome() == Outcome::Ok);
+    }
+    let entry =
+        |(ops, ok): (usize, usize)| Edn::map([("ops", Edn::from(ops)), ("ok", Edn::from(ok))]);
+    Edn::map([("matcher", entry(counts[0])), ("queue", entry(counts[1]))])
+}
 
 /// A task's id: `"<gift id>-<stage>"`.
 pub fn task_id(gift: i64, stage: &str) -> String {
@@ -170,5 +198,6 @@ pub fn check(history: &History, run: &RunFacts) -> Edn {
         ("secret-santa", santa),
         ("task-queue", queue),
         ("stats", end_to_end::stats(&facts)),
+        ("load", load(history, run)),
     ])
 }

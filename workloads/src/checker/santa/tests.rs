@@ -397,3 +397,31 @@ fn production_follows_each_givers_gift_to_its_last_epoch() {
     assert_eq!(p.expected, set(&[2, 4, 5, 6, 7]));
     assert_eq!(p.unsure, set(&[3]));
 }
+
+#[test]
+fn load_counts_each_services_client_operations() {
+    let run = RunFacts {
+        workers: 3,
+        ..RunFacts::default()
+    };
+    let r = check(&history(Flaw::None), &run);
+    let load = r.get("load").unwrap();
+    // Process 2 (worker 2) is the elf; 0 and 1 are clients.
+    let elf_ops = history(Flaw::None)
+        .calls()
+        .iter()
+        .filter(|c| c.invoke.process == Process::Worker(ELF))
+        .count() as i64;
+    let queue = load.get("queue").unwrap();
+    assert_eq!(queue.get("ops").and_then(Edn::as_i64), Some(elf_ops));
+    assert!(
+        load.get("matcher")
+            .and_then(|m| m.get("ok"))
+            .and_then(Edn::as_i64)
+            > Some(0)
+    );
+    assert_eq!(
+        check(&history(Flaw::None), &RunFacts::default()).get("load"),
+        Some(&Edn::Nil)
+    );
+}
