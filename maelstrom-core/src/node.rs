@@ -6,6 +6,7 @@
 //! clock, touches stdin or spawns a task, so a unit test or a simulator can drive it
 //! directly and replay it exactly.
 
+use std::collections::BTreeMap;
 use std::fmt::Debug;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -22,6 +23,10 @@ pub struct Context {
     pub node_id: String,
     /// Every node of the cluster, this one included, in Maelstrom's order.
     pub node_ids: Vec<String>,
+    /// Every service of a cluster of several binaries, by name, with its nodes in order
+    /// (`init`'s optional `services` field); empty when `init` has none, as in a
+    /// one-binary cluster.
+    pub services: BTreeMap<String, Vec<String>>,
     /// Monotonic time since the runtime started; timers and RPC timeouts use this.
     pub now: Duration,
     /// The wall clock as the node's host reports it (it may jump).
@@ -33,6 +38,7 @@ impl Context {
         Context {
             node_id: node_id.into(),
             node_ids,
+            services: BTreeMap::new(),
             now: Duration::ZERO,
             wall: UNIX_EPOCH,
         }
@@ -44,6 +50,11 @@ impl Context {
             .iter()
             .map(String::as_str)
             .filter(move |id| *id != self.node_id)
+    }
+
+    /// The nodes of service `name` (none when `init` named no such service).
+    pub fn service(&self, name: &str) -> &[String] {
+        self.services.get(name).map_or(&[], Vec::as_slice)
     }
 
     /// Milliseconds since the Unix epoch on the wall clock; 0 if the clock is before it.
@@ -360,6 +371,18 @@ impl<N: Node> Outbox<N> {
         call: N::Call,
     ) -> u64 {
         self.rpc_payload(dest.into(), Payload::Msg(msg), timeout, call)
+    }
+
+    /// Sends a request whose body is any JSON object with a `type` (a request of another
+    /// service's protocol); its outcome comes back to [`Node::on_reply`] with `call`.
+    pub fn rpc_value(
+        &mut self,
+        dest: impl Into<String>,
+        body: serde_json::Value,
+        timeout: Duration,
+        call: N::Call,
+    ) -> u64 {
+        self.rpc_payload(dest.into(), Payload::Value(body), timeout, call)
     }
 
     pub(crate) fn rpc_payload(

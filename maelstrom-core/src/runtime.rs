@@ -17,7 +17,7 @@
 //! ping-pong errors; bad input is logged and skipped, never fatal.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
 use std::panic::{self, AssertUnwindSafe};
 use std::time::{Duration, SystemTime};
 
@@ -73,6 +73,9 @@ struct Pending<C> {
 struct InitBody {
     node_id: String,
     node_ids: Vec<String>,
+    /// Absent in a one-binary cluster; `null` counts as absent.
+    #[serde(default)]
+    services: Option<BTreeMap<String, Vec<String>>>,
 }
 
 /// A node plus the bookkeeping that makes it a Maelstrom node.
@@ -210,6 +213,7 @@ impl<N: Node> Runtime<N> {
         }
         self.ctx.node_id = init.node_id;
         self.ctx.node_ids = init.node_ids;
+        self.ctx.services = init.services.unwrap_or_default();
         let ctx = &self.ctx;
         let storage = &*self.storage;
         let outbox = &mut self.outbox;

@@ -4,12 +4,17 @@
 //! and restarts. Tests and benchmarks use it to drive real nodes deterministically and far
 //! faster than processes allow.
 //!
+//! A cluster may hold several binaries ([`Cluster::with_services`]): each node gets the
+//! `init` a harness gives a cluster of services (`node_ids` of its own service, and
+//! `services` naming every service's nodes).
+//!
 //! Time moves only when [`Cluster::run_for`] or [`Cluster::run_until`] move it: to the next
 //! message delivery or node deadline, never in real time.
 
+use std::any::Any;
 use std::cell::RefCell;
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, HashSet};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, HashSet};
 use std::io;
 use std::rc::Rc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -36,6 +41,60 @@ impl Storage for SharedStorage {
 
     fn append(&mut self, name: &str, bytes: &[u8]) -> io::Result<()> {
         self.0.borrow_mut().append(name, bytes)
+    }
+}
+
+/// A node's runtime whatever its node type, so that one cluster can hold several.
+trait Hosted {
+    fn handle_line(&mut self, line: &str, now: Now, out: &mut Output);
+    fn fire_due(&mut self, now: Now, out: &mut Output);
+    fn next_deadline(&self) -> Option<Duration>;
+    fn as_any(&self) -> &dyn Any;
+}
+
+impl<N: Node + 'static> Hosted for Runtime<N> {
+    fn handle_line(&mut self, line: &str, now: Now, out: &mut Output) {
+        Runtime::handle_line(self, line, now, out)
+    }
+
+    fn fire_due(&mut self, now: Now, out: &mut Output) {
+        Runtime::fire_due(self, now, out)
+    }
+
+    fn next_deadline(&self) -> Option<Duration> {
+        Runtime::next_deadline(self)
+    }
+
+    fn as_any(&self) -> &dyn Any {
+        self
+    }
+}
+
+fn boot<N: Node + 'static>(disk: SharedStorage) -> Box<dyn Hosted> {
+    Box::new(Runtime::<N>::new(Box::new(disk)))
+}
+
+/// One service of a cluster of several binaries: its name, how many nodes, and their
+/// node type.
+pub struct Service {
+    name: String,
+    count: usize,
+    boot: fn(SharedStorage) -> Box<dyn Hosted>,
+}
+
+impl Service {
+    pub fn of<N: Node + 'static>(name: &str, count: usize) -> Self {
+        Service {
+            name: name.to_string(),
+            count,
+            boot: boot::<N>,
+        }
+    }
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Service({}: {})", self.name, self.count)
     }
 }
 
@@ -67,7 +126,12 @@ pub type WireRule = Box<dyn FnMut(&RawMessage) -> Option<Vec<Duration>>>;
 
 pub struct Cluster<N: Node> {
     names: Vec<String>,
-    nodes: Vec<Option<Runtime<N>>>,
+    nodes: Vec<Option<Box<dyn Hosted>>>,
+    /// Each node's type, and the `node_ids` of its `init`.
+    boots: Vec<fn(SharedStorage) -> Box<dyn Hosted>>,
+    node_ids: Vec<Vec<String>>,
+    /// `init`'s `services`, when the cluster holds several binaries.
+    services: Option<BTreeMap<String, Vec<String>>>,
     disks: Vec<SharedStorage>,
     now: Duration,
     wall_origin: SystemTime,
@@ -86,9 +150,10 @@ pub struct Cluster<N: Node> {
     pub logs: Vec<String>,
     pub keep_logs: bool,
     rule: Option<WireRule>,
+    _node: std::marker::PhantomData<N>,
 }
 
-impl<N: Node> std::fmt::Debug for Cluster<N> {
+impl<N: Node + 'static> std::fmt::Debug for Cluster<N> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Cluster")
             .field("nodes", &self.names)
@@ -98,14 +163,49 @@ impl<N: Node> std::fmt::Debug for Cluster<N> {
     }
 }
 
-impl<N: Node> Cluster<N> {
+impl<N: Node + 'static> Cluster<N> {
     /// Nodes `n0..n{count}`, initialised, with `latency` on every link.
     pub fn new(count: usize, latency: Duration) -> Self {
         let names: Vec<String> = (0..count).map(|i| format!("n{i}")).collect();
+        let boots = vec![boot::<N> as fn(SharedStorage) -> Box<dyn Hosted>; count];
+        Self::build(names.clone(), boots, vec![names; count], None, latency)
+    }
+
+    /// A cluster of several binaries: node ids run `n0, n1, ...` across the services in
+    /// the order given; each node's `init` has its own service's nodes as `node_ids`
+    /// and every service's in `services`. [`Cluster::node`] sees the nodes of type `N`,
+    /// [`Cluster::node_as`] those of any type.
+    pub fn with_services(services: Vec<Service>, latency: Duration) -> Self {
+        let (mut names, mut boots, mut node_ids) = (Vec::new(), Vec::new(), Vec::new());
+        let mut map = BTreeMap::new();
+        for service in services {
+            let first = names.len();
+            let ids: Vec<String> = (first..first + service.count)
+                .map(|i| format!("n{i}"))
+                .collect();
+            names.extend(ids.iter().cloned());
+            boots.extend(std::iter::repeat(service.boot).take(service.count));
+            node_ids.extend(std::iter::repeat(ids.clone()).take(service.count));
+            map.insert(service.name, ids);
+        }
+        Self::build(names, boots, node_ids, Some(map), latency)
+    }
+
+    fn build(
+        names: Vec<String>,
+        boots: Vec<fn(SharedStorage) -> Box<dyn Hosted>>,
+        node_ids: Vec<Vec<String>>,
+        services: Option<BTreeMap<String, Vec<String>>>,
+        latency: Duration,
+    ) -> Self {
+        let count = names.len();
         let mut cluster = Cluster {
             nodes: (0..count).map(|_| None).collect(),
             disks: (0..count).map(|_| SharedStorage::default()).collect(),
             names,
+            boots,
+            node_ids,
+            services,
             now: Duration::ZERO,
             wall_origin: UNIX_EPOCH + Duration::from_secs(1_800_000_000),
             skew_ms: vec![0; count],
@@ -119,6 +219,7 @@ impl<N: Node> Cluster<N> {
             logs: Vec::new(),
             keep_logs: false,
             rule: None,
+            _node: std::marker::PhantomData,
         };
         for i in 0..count {
             cluster.start(i);
@@ -134,9 +235,18 @@ impl<N: Node> Cluster<N> {
         self.now
     }
 
-    /// The node, if it is up and initialised.
+    /// The node, if it is up, initialised and of type `N`.
     pub fn node(&self, i: usize) -> Option<&N> {
-        self.nodes[i].as_ref().and_then(Runtime::node)
+        self.node_as::<N>(i)
+    }
+
+    /// Node `i` as a node of type `M`, if it is up, initialised and of that type.
+    pub fn node_as<M: Node + 'static>(&self, i: usize) -> Option<&M> {
+        let runtime = self.nodes[i]
+            .as_ref()?
+            .as_any()
+            .downcast_ref::<Runtime<M>>()?;
+        runtime.node()
     }
 
     /// Sets node `i`'s wall clock `ms` ahead of the others (behind when negative); its
@@ -160,11 +270,14 @@ impl<N: Node> Cluster<N> {
 
     /// Boots node `i` from its disk and sends it `init`.
     fn start(&mut self, i: usize) {
-        let mut runtime = Runtime::new(Box::new(self.disks[i].clone()));
-        let init = json!({
-            "src": "c-init", "dest": self.names[i],
-            "body": {"type": "init", "msg_id": 1, "node_id": self.names[i], "node_ids": self.names},
+        let mut runtime = (self.boots[i])(self.disks[i].clone());
+        let mut body = json!({
+            "type": "init", "msg_id": 1, "node_id": self.names[i], "node_ids": self.node_ids[i],
         });
+        if let Some(services) = &self.services {
+            body["services"] = json!(services);
+        }
+        let init = json!({"src": "c-init", "dest": self.names[i], "body": body});
         let mut out = Output::default();
         runtime.handle_line(&init.to_string(), self.clock(i), &mut out);
         self.nodes[i] = Some(runtime);
@@ -298,7 +411,7 @@ impl<N: Node> Cluster<N> {
                 .nodes
                 .iter()
                 .flatten()
-                .filter_map(Runtime::next_deadline)
+                .filter_map(|runtime| runtime.next_deadline())
                 .min();
             let next = match (next_msg, next_timer) {
                 (Some(a), Some(b)) => a.min(b),
@@ -348,7 +461,7 @@ impl<N: Node> Cluster<N> {
             let clock = self.clock(i);
             let due = self.nodes[i]
                 .as_ref()
-                .and_then(Runtime::next_deadline)
+                .and_then(|runtime| runtime.next_deadline())
                 .is_some_and(|at| at <= self.now);
             if !due {
                 continue;
@@ -371,4 +484,80 @@ pub fn replies_by_request(inbox: &[(String, Value)]) -> HashMap<(String, u64), V
             Some(((client.clone(), id), body.clone()))
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use serde::{Deserialize, Serialize};
+
+    use super::*;
+    use crate::{Context, InitError, Message, Outbox};
+
+    #[derive(Debug, Serialize, Deserialize)]
+    #[serde(tag = "type", rename_all = "snake_case")]
+    enum Ask {
+        Who,
+        WhoOk {
+            me: String,
+            mine: Vec<String>,
+            others: Vec<String>,
+        },
+    }
+
+    /// Answers `who` with what its `init` said; `others` names the other service.
+    #[derive(Debug)]
+    struct Teller<const A: bool> {
+        ctx: Context,
+    }
+
+    impl<const A: bool> Node for Teller<A> {
+        type Msg = Ask;
+        type Timer = ();
+        type Call = ();
+
+        fn init(ctx: &Context, _: &dyn Storage, _: &mut Outbox<Self>) -> Result<Self, InitError> {
+            Ok(Teller { ctx: ctx.clone() })
+        }
+
+        fn on_message(&mut self, _: &Context, msg: Message<Ask>, out: &mut Outbox<Self>) {
+            let other = if A { "b" } else { "a" };
+            let reply = Ask::WhoOk {
+                me: if A { "a" } else { "b" }.into(),
+                mine: self.ctx.node_ids.clone(),
+                others: self.ctx.service(other).to_vec(),
+            };
+            out.reply(&msg, reply);
+        }
+    }
+
+    #[test]
+    fn a_cluster_of_services_gives_each_node_its_service_and_type() {
+        let services = vec![
+            Service::of::<Teller<true>>("a", 2),
+            Service::of::<Teller<false>>("b", 1),
+        ];
+        let mut cluster =
+            Cluster::<Teller<true>>::with_services(services, Duration::from_millis(1));
+        assert_eq!(cluster.names(), ["n0", "n1", "n2"]);
+        assert!(cluster.node(1).is_some() && cluster.node(2).is_none());
+        assert!(cluster.node_as::<Teller<false>>(2).is_some());
+        for i in 0..3 {
+            cluster.request("c", i, json!({"type": "who"}));
+        }
+        cluster.run_for(Duration::from_millis(10));
+        let mut replies: Vec<Value> = cluster.take_inbox().into_iter().map(|(_, b)| b).collect();
+        replies.sort_by_key(|b| b["in_reply_to"].as_u64());
+        assert_eq!(replies[0]["me"], "a");
+        assert_eq!(replies[0]["mine"], json!(["n0", "n1"]));
+        assert_eq!(replies[0]["others"], json!(["n2"]));
+        assert_eq!(replies[2]["me"], "b");
+        assert_eq!(replies[2]["mine"], json!(["n2"]));
+        assert_eq!(replies[2]["others"], json!(["n0", "n1"]));
+        cluster.crash(2);
+        cluster.restart(2);
+        assert!(
+            cluster.node_as::<Teller<false>>(2).is_some(),
+            "a restart keeps the type"
+        );
+    }
 }

@@ -535,6 +535,39 @@ fn a_malformed_init_is_answered_from_the_addressed_id() {
 }
 
 #[test]
+fn init_names_the_services_of_a_cluster_of_several_binaries() {
+    let mut h = Harness::new();
+    assert!(h.init().iter().any(|m| m["body"]["type"] == "init_ok"));
+    assert!(h.runtime.context().services.is_empty(), "absent: none");
+    assert!(h.runtime.context().service("queue").is_empty());
+
+    let mut h = Harness::new();
+    let services = json!({"giftid": ["n0"], "queue": ["n1", "n2"], "matcher": ["n3"]});
+    let init = json!({"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1","n2"],
+        "services": services});
+    assert_eq!(h.send("c0", init)[0]["body"]["type"], "init_ok");
+    let ctx = h.runtime.context();
+    assert_eq!(ctx.node_ids, vec!["n1", "n2"]);
+    assert_eq!(ctx.service("queue"), ["n1", "n2"]);
+    assert_eq!(ctx.service("giftid"), ["n0"]);
+    assert_eq!(ctx.services.len(), 3);
+}
+
+#[test]
+fn a_malformed_services_field_refuses_init_clearly() {
+    for services in [json!(["n0"]), json!({"queue": "n0"}), json!({"queue": [1]})] {
+        let mut h = Harness::new();
+        let init = json!({"type":"init","msg_id":1,"node_id":"n1","node_ids":["n1"],
+            "services": services});
+        let out = h.send("c0", init);
+        assert_eq!(out[0]["body"]["code"], 12, "{services}");
+        let text = out[0]["body"]["text"].as_str().unwrap();
+        assert!(text.starts_with("malformed init"), "{text}");
+        assert!(h.runtime.node().is_none());
+    }
+}
+
+#[test]
 fn a_second_init_is_ignored() {
     let mut h = Harness::new();
     h.init();

@@ -36,6 +36,7 @@ fn participants(n: usize, rng: &mut StdRng) -> Vec<Participant> {
                     max: band * 1000 + 1500,
                 },
                 region: 0,
+                nice_child: false,
             }
         })
         .collect()

@@ -40,6 +40,9 @@ pub struct Participant {
     pub exclusions: BTreeSet<String>,
     pub budget: Budget,
     pub region: u32,
+    /// The gift to this participant gets the queue's `nice-child` priority.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub nice_child: bool,
 }
 
 #[cfg(test)]
@@ -52,6 +55,7 @@ impl Participant {
             exclusions: exclusions.iter().map(|s| s.to_string()).collect(),
             budget: Budget { min, max },
             region: 0,
+            nice_child: false,
         }
     }
 }
@@ -76,6 +80,8 @@ pub struct Registration {
     /// Kept loose so that a string or a fraction gets a reason, not a parse error.
     #[serde(default)]
     pub region: Option<serde_json::Value>,
+    #[serde(default)]
+    pub nice_child: Option<bool>,
 }
 
 /// Why a registration is refused (error 12 with this text as the reason).
@@ -144,6 +150,7 @@ impl Registration {
             exclusions,
             budget,
             region,
+            nice_child: self.nice_child.unwrap_or(false),
         })
     }
 }

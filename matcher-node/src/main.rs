@@ -26,6 +26,7 @@ enum Broken {
     ReadAtPrepare,
     #[value(name = "no-2pc")]
     No2pc,
+    EnqueueBeforeLog,
 }
 
 fn main() -> anyhow::Result<()> {
@@ -35,6 +36,7 @@ fn main() -> anyhow::Result<()> {
         Some(Broken::CommitBeforeLog) => Flaw::CommitBeforeLog,
         Some(Broken::ReadAtPrepare) => Flaw::ReadAtPrepare,
         Some(Broken::No2pc) => Flaw::No2pc,
+        Some(Broken::EnqueueBeforeLog) => Flaw::EnqueueBeforeLog,
     };
     // Sealing draws ephemeral keys from this seed: from the operating system, so that
     // nobody can recompute them.

@@ -9,6 +9,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use crypto_box::{PublicKey, SecretKey, KEY_SIZE};
 use rand::{CryptoRng, RngCore};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 
 /// The plaintext inside a sealed box; serialised in this field order.
@@ -19,6 +20,14 @@ pub struct Envelope {
     pub receiver: String,
     pub epoch: u64,
     pub gift_id: u64,
+}
+
+/// The plaintext of a `gift_status_ok` box: a gift's production stage.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Progress {
+    pub gift_id: u64,
+    /// `queued`, the kind of the first task not completed, `packaged` or `cancelled`.
+    pub stage: String,
 }
 
 /// Why a public key is refused (the register reasons).
@@ -105,7 +114,16 @@ pub fn seal(
     public_key: &[u8; KEY_SIZE],
     rng: &mut (impl RngCore + CryptoRng),
 ) -> Result<String, SealError> {
-    let plaintext = serde_json::to_vec(envelope).map_err(|_| SealError)?;
+    seal_json(envelope, public_key, rng)
+}
+
+/// Seals any value's UTF-8 JSON to `public_key`; returns the box as base64.
+pub fn seal_json(
+    value: &impl Serialize,
+    public_key: &[u8; KEY_SIZE],
+    rng: &mut (impl RngCore + CryptoRng),
+) -> Result<String, SealError> {
+    let plaintext = serde_json::to_vec(value).map_err(|_| SealError)?;
     let sealed = PublicKey::from_bytes(*public_key)
         .seal(rng, &plaintext)
         .map_err(|_| SealError)?;
@@ -114,6 +132,14 @@ pub fn seal(
 
 /// Opens a base64 sealed box with the recipient's secret key.
 pub fn open(sealed: &str, secret_key: &[u8; KEY_SIZE]) -> Result<Envelope, OpenError> {
+    open_json(sealed, secret_key)
+}
+
+/// Opens a base64 sealed box holding JSON of `T` (a [`Progress`], for `gift_status`).
+pub fn open_json<T: DeserializeOwned>(
+    sealed: &str,
+    secret_key: &[u8; KEY_SIZE],
+) -> Result<T, OpenError> {
     let bytes = STANDARD
         .decode(sealed)
         .map_err(|_| OpenError::Undecodable)?;

@@ -148,6 +148,27 @@ fn bad_input_gets_its_error_code_and_a_reason() {
         ),
         (json!({"type": "audit"}), 12, "exchange"),
         (json!({"type": "prepare", "slice": 3}), 12, "prepare"),
+        (reg(json!({"nice_child": "yes"})), 12, "invalid type"),
+        (
+            json!({"type": "match", "exchange": "x", "deadline": -5}),
+            12,
+            "invalid value",
+        ),
+        (
+            json!({"type": "gift_status", "exchange": "x", "participant": ""}),
+            12,
+            "participant id is empty",
+        ),
+        (
+            json!({"type": "gift_status", "exchange": "x"}),
+            12,
+            "participant",
+        ),
+        (
+            json!({"type": "gift_status", "exchange": "x", "participant": "a"}),
+            10,
+            "no queue service",
+        ),
     ];
     let bodies: Vec<Value> = cases.iter().map(|(b, _, _)| b.clone()).collect();
     let replies = exchange_with_node(&bodies);
@@ -214,6 +235,7 @@ fn every_broken_mode_and_a_region_count_are_accepted() {
         &["--broken", "no-2pc"][..],
         &["--broken", "read-at-prepare"],
         &["--broken", "commit-before-log"],
+        &["--broken", "enqueue-before-log"],
         &["--regions", "4"],
     ] {
         let out = Command::new(BIN)

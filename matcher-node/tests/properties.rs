@@ -35,6 +35,7 @@ fn exchange(max: usize) -> impl Strategy<Value = Vec<Participant>> {
                         max: band * 10 + width * 5,
                     },
                     region: 0,
+                    nice_child: false,
                 })
                 .collect()
         })

@@ -74,6 +74,13 @@ pub enum Msg {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<Origin>,
     },
+    /// Withdraws a task nobody started yet.
+    Cancel {
+        id: TaskId,
+        /// The client that sent it, set by a node passing it on.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        origin: Option<Origin>,
+    },
     Health {},
 
     // Replies.
@@ -103,6 +110,11 @@ pub enum Msg {
         tasks: Vec<DeadLetter>,
     },
     ReplayOk {},
+    /// `cancelled`: the task was pending or assigned and is now cancelled; false when it
+    /// had started or ended already (including an earlier cancel).
+    CancelOk {
+        cancelled: bool,
+    },
     HealthOk(Box<Health>),
 
     // Between nodes.
@@ -193,7 +205,8 @@ impl Msg {
             | Msg::Ack { id, .. }
             | Msg::Nack { id, .. }
             | Msg::Status { id }
-            | Msg::Replay { id, .. } => Some(id),
+            | Msg::Replay { id, .. }
+            | Msg::Cancel { id, .. } => Some(id),
             _ => None,
         }
     }
@@ -206,7 +219,8 @@ impl Msg {
             | Msg::Start { origin, .. }
             | Msg::Ack { origin, .. }
             | Msg::Nack { origin, .. }
-            | Msg::Replay { origin, .. } => origin.as_ref(),
+            | Msg::Replay { origin, .. }
+            | Msg::Cancel { origin, .. } => origin.as_ref(),
             _ => None,
         }
     }
@@ -219,7 +233,8 @@ impl Msg {
         | Msg::Start { origin, .. }
         | Msg::Ack { origin, .. }
         | Msg::Nack { origin, .. }
-        | Msg::Replay { origin, .. } = self
+        | Msg::Replay { origin, .. }
+        | Msg::Cancel { origin, .. } = self
         {
             *origin = Origin::of(node_ids, src, msg_id, origin.take());
         }

@@ -163,7 +163,8 @@ pub struct QueueNode {
     extras: BTreeMap<u32, Extra>,
     /// Leader hints (with each leader's backlog), peers' liveness, parked requests, and
     /// requests passed on in batches. Which requests travel in a batch (the four every
-    /// task makes, at thousands a second) and the `batch` and `batch_ok` messages stay
+    /// task makes, at thousands a second, and `cancel`, which a producer sends in bursts
+    /// for a withdrawn task graph) and the `batch` and `batch_ok` messages stay
     /// the queue's own wire protocol; the router gathers them per leader and keeps the
     /// tags and deadlines that route each answer back.
     router: Router<u32, Msg, Depths>,
@@ -259,7 +260,11 @@ impl QueueNode {
     ) -> Option<(ReplyTo, Msg)> {
         let batchable = matches!(
             req,
-            Msg::Enqueue { .. } | Msg::Ack { .. } | Msg::Nack { .. } | Msg::Start { .. }
+            Msg::Enqueue { .. }
+                | Msg::Ack { .. }
+                | Msg::Nack { .. }
+                | Msg::Start { .. }
+                | Msg::Cancel { .. }
         );
         let now = ctx.now_ms();
         let route = self
@@ -267,7 +272,8 @@ impl QueueNode {
             .route(&self.groups, now, partition, from, hops, req);
         match route {
             Route::Here { from, req } => return Some((from, req)),
-            // The requests every task makes travel in one batch per leader per round.
+            // The requests every task makes, and cancels, travel in one batch per leader
+            // per round.
             Route::Pass(pass) if pass.leader && batchable => {
                 self.forwarded += 1;
                 self.router.batch(pass.to, pass.from, now, pass.req);
@@ -537,6 +543,7 @@ impl QueueNode {
             Outcome::Acked { duplicate } => Msg::AckOk { duplicate },
             Outcome::Nacked { dead_lettered } => Msg::NackOk { dead_lettered },
             Outcome::Replayed => Msg::ReplayOk {},
+            Outcome::Cancelled { cancelled } => Msg::CancelOk { cancelled },
             Outcome::Done => return,
             Outcome::Refused(r) => return self.respond(out, to, Err((r.code, r.text))),
         };
@@ -794,6 +801,7 @@ impl QueueNode {
             }
             Msg::Nack { id, attempt, .. } => Cmd::Nack { id, attempt },
             Msg::Replay { id, .. } => Cmd::Replay { id },
+            Msg::Cancel { id, .. } => Cmd::Cancel { id },
             _ => return,
         };
         self.propose(p, cmd, Some(from), origin, copies, out);
@@ -1215,6 +1223,7 @@ impl Node for QueueNode {
             | Msg::StatusOk { .. }
             | Msg::DlqOk { .. }
             | Msg::ReplayOk {}
+            | Msg::CancelOk { .. }
             | Msg::HealthOk(_)
             | Msg::LookupOk { .. } => {}
             mut req => {

@@ -72,6 +72,10 @@ pub enum Cmd {
     Replay {
         id: TaskId,
     },
+    /// Withdraws a task nobody started yet (pending or assigned).
+    Cancel {
+        id: TaskId,
+    },
 }
 
 /// A task handed out by a poll.
@@ -108,12 +112,23 @@ impl Refusal {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Outcome {
-    Enqueued { id: TaskId, duplicate: bool },
+    Enqueued {
+        id: TaskId,
+        duplicate: bool,
+    },
     Polled(Vec<Delivery>),
     Started,
-    Acked { duplicate: bool },
-    Nacked { dead_lettered: bool },
+    Acked {
+        duplicate: bool,
+    },
+    Nacked {
+        dead_lettered: bool,
+    },
     Replayed,
+    /// Whether the `cancel` withdrew the task (false: it had started or ended already).
+    Cancelled {
+        cancelled: bool,
+    },
     Done,
     Refused(Refusal),
 }
@@ -137,6 +152,9 @@ pub struct Depths {
     pub leased: u32,
     pub dead_lettered: u32,
     pub completed: u64,
+    /// Tasks withdrawn by `cancel`.
+    #[serde(default)]
+    pub cancelled: u32,
 }
 
 impl Depths {
@@ -173,6 +191,8 @@ pub struct Partition {
     blocked: u32,
     #[serde(skip)]
     ready_counts: [u32; 3],
+    #[serde(skip)]
+    cancelled: u32,
     /// Local dependency -> tasks waiting for it.
     #[serde(skip)]
     dependents: HashMap<TaskId, Vec<TaskId>>,
@@ -240,6 +260,9 @@ impl Partition {
         if task.status == Status::Failed {
             self.dlq.insert(seq, id.clone());
         }
+        if task.status == Status::Cancelled {
+            self.cancelled += 1;
+        }
         if let (Some(deadline), false) = (task.spec.deadline, task.status.is_final()) {
             self.deadlines.insert((deadline, seq), id.clone());
         }
@@ -260,6 +283,9 @@ impl Partition {
             self.leases.remove(&(lease.until, seq));
         }
         self.dlq.remove(&seq);
+        if task.status == Status::Cancelled {
+            self.cancelled = self.cancelled.saturating_sub(1);
+        }
         if let Some(deadline) = task.spec.deadline {
             self.deadlines.remove(&(deadline, seq));
         }
@@ -311,6 +337,7 @@ impl Partition {
                 Outcome::Done
             }
             Cmd::Replay { id } => self.replay(&id),
+            Cmd::Cancel { id } => self.cancel(&id),
         }
     }
 
@@ -444,6 +471,10 @@ impl Partition {
             None => Outcome::Refused(Refusal::new(
                 ErrorCode::KeyDoesNotExist,
                 format!("unknown task {id}"),
+            )),
+            Some(task) if task.status == Status::Cancelled => Outcome::Refused(Refusal::new(
+                ErrorCode::PreconditionFailed,
+                format!("the lease of attempt {attempt} on task {id} is gone: the task was cancelled"),
             )),
             Some(task) => Outcome::Refused(Refusal::new(
                 ErrorCode::PreconditionFailed,
@@ -579,6 +610,53 @@ impl Partition {
         }
     }
 
+    /// Withdraws a task that has not started: a pending one (ready or blocked) or an
+    /// assigned one, whose lease ends with it. A cancelled task waits for nothing any
+    /// more, so dependencies only it waited for are no longer watched; its own dependents
+    /// stay blocked, since it never completes. Anything else is left as it is.
+    fn cancel(&mut self, id: &TaskId) -> Outcome {
+        match self.tasks.get(id).map(|t| t.status) {
+            None => Outcome::Refused(Refusal::new(
+                ErrorCode::KeyDoesNotExist,
+                format!("unknown task {id}"),
+            )),
+            Some(Status::Pending | Status::Assigned) => {
+                let waited = self
+                    .update(id, |task| {
+                        task.status = Status::Cancelled;
+                        task.lease = None;
+                        std::mem::take(&mut task.waiting)
+                    })
+                    .unwrap_or_default();
+                for dep in waited {
+                    self.stop_waiting(id, &dep);
+                }
+                Outcome::Cancelled { cancelled: true }
+            }
+            Some(_) => Outcome::Cancelled { cancelled: false },
+        }
+    }
+
+    /// Forgets that `id` waits for `dep`.
+    fn stop_waiting(&mut self, id: &TaskId, dep: &TaskId) {
+        let waiters = if self.is_local(dep) {
+            self.dependents.get_mut(dep)
+        } else {
+            self.remote_waits.get_mut(dep)
+        };
+        let Some(waiters) = waiters else {
+            return;
+        };
+        waiters.retain(|w| w != id);
+        if waiters.is_empty() {
+            if self.is_local(dep) {
+                self.dependents.remove(dep);
+            } else {
+                self.remote_waits.remove(dep);
+            }
+        }
+    }
+
     // Reads: served from the applied state, never changing it.
 
     pub fn status(&self, id: &TaskId) -> Option<StatusReport> {
@@ -639,6 +717,7 @@ impl Partition {
             leased: self.leases.len() as u32,
             dead_lettered: self.dlq.len() as u32,
             completed: self.completed,
+            cancelled: self.cancelled,
             ..Depths::default()
         };
         depths.ready = self.ready_counts;
@@ -970,5 +1049,282 @@ mod tests {
         let mut copy = copy;
         assert_eq!(ack(&mut copy, 2, 1), Outcome::Acked { duplicate: false });
         assert_eq!(poll(&mut copy, 5, 0), vec![(3, 1), (4, 1)]);
+    }
+
+    fn cancel(p: &mut Partition, id: u64) -> Outcome {
+        p.apply(Cmd::Cancel {
+            id: TaskId::Num(id),
+        })
+    }
+
+    fn status_of(p: &Partition, id: u64) -> Status {
+        p.status(&TaskId::Num(id)).expect("the task exists").status
+    }
+
+    fn refusal_code(outcome: Outcome) -> ErrorCode {
+        match outcome {
+            Outcome::Refused(r) => r.code,
+            other => panic!("accepted: {other:?}"),
+        }
+    }
+
+    const CANCELLED: Outcome = Outcome::Cancelled { cancelled: true };
+    const LEFT_ALONE: Outcome = Outcome::Cancelled { cancelled: false };
+
+    #[test]
+    fn a_cancelled_pending_task_is_never_handed_out() {
+        let mut p = one();
+        enqueue(&mut p, spec(1, Priority::Express, &[], 3));
+        enqueue(&mut p, spec(2, Priority::Standard, &[], 3));
+        assert_eq!(p.depths().ready, [1, 1, 0]);
+        assert_eq!(cancel(&mut p, 1), CANCELLED);
+        assert_eq!(status_of(&p, 1), Status::Cancelled);
+        assert_eq!(p.depths().ready, [0, 1, 0], "a cancelled task is not ready");
+        assert_eq!(p.depths().cancelled, 1);
+        assert_eq!(p.best_ready(), Some((Priority::Standard, 1)));
+        assert_eq!(poll(&mut p, 5, 0), vec![(2, 1)]);
+        assert_eq!(poll(&mut p, 5, 0), vec![]);
+        // Repeating it is harmless and says it changed nothing.
+        assert_eq!(cancel(&mut p, 1), LEFT_ALONE);
+        assert_eq!(p.depths().cancelled, 1);
+        // Enqueueing the same task again is still a duplicate, and does not revive it.
+        let again = enqueue(&mut p, spec(1, Priority::Express, &[], 3));
+        assert_eq!(
+            again,
+            Outcome::Enqueued {
+                id: TaskId::Num(1),
+                duplicate: true
+            }
+        );
+        assert_eq!(status_of(&p, 1), Status::Cancelled);
+        assert_eq!(poll(&mut p, 5, 0), vec![]);
+    }
+
+    #[test]
+    fn a_cancelled_assigned_task_ends_its_lease_and_refuses_its_holder() {
+        let mut p = one();
+        enqueue(&mut p, spec(1, Priority::Standard, &[], 3));
+        assert_eq!(poll(&mut p, 1, 0), vec![(1, 1)]);
+        assert_eq!(p.depths().leased, 1);
+        assert_eq!(cancel(&mut p, 1), CANCELLED);
+        assert_eq!(p.depths().leased, 0);
+        assert_eq!(p.leases().count(), 0);
+        assert_eq!(p.next_due(), None, "no lease left to expire");
+        let id = TaskId::Num(1);
+        let start = p.apply(Cmd::Start {
+            id: id.clone(),
+            attempt: 1,
+            now: 10,
+            lease_ms: 100,
+        });
+        let Outcome::Refused(r) = start else {
+            panic!("a cancelled task started: {start:?}");
+        };
+        assert_eq!(r.code, ErrorCode::PreconditionFailed);
+        assert!(r.text.contains("cancelled"), "{}", r.text);
+        assert_eq!(
+            refusal_code(ack(&mut p, 1, 1)),
+            ErrorCode::PreconditionFailed
+        );
+        let nack = p.apply(Cmd::Nack {
+            id: id.clone(),
+            attempt: 1,
+        });
+        assert_eq!(refusal_code(nack), ErrorCode::PreconditionFailed);
+        let refund = p.apply(Cmd::Refund { id, attempt: 1 });
+        assert_eq!(refusal_code(refund), ErrorCode::PreconditionFailed);
+        // The lease's expiry passes: nothing comes back.
+        p.apply(Cmd::Tick { now: 1_000 });
+        p.apply(Cmd::Expire {
+            leases: vec![(TaskId::Num(1), 1)],
+        });
+        assert_eq!(poll(&mut p, 5, 1_000), vec![]);
+        assert_eq!(status_of(&p, 1), Status::Cancelled);
+        assert!(p.dead_letters().is_empty());
+        assert_eq!(p.depths().completed, 0);
+    }
+
+    #[test]
+    fn started_and_ended_tasks_are_left_alone() {
+        let mut p = one();
+        // 1 in progress, 2 completed, 3 dead-lettered, 4 expired.
+        for id in 1..=4 {
+            enqueue(&mut p, spec(id, Priority::Standard, &[], 1));
+        }
+        assert_eq!(poll(&mut p, 3, 0), vec![(1, 1), (2, 1), (3, 1)]);
+        let started = p.apply(Cmd::Start {
+            id: TaskId::Num(1),
+            attempt: 1,
+            now: 0,
+            lease_ms: 1_000,
+        });
+        assert_eq!(started, Outcome::Started);
+        assert_eq!(ack(&mut p, 2, 1), Outcome::Acked { duplicate: false });
+        p.apply(Cmd::Nack {
+            id: TaskId::Num(3),
+            attempt: 1,
+        });
+        let mut late = spec(5, Priority::Standard, &[], 1);
+        late.deadline = Some(10);
+        enqueue(&mut p, late);
+        p.apply(Cmd::Tick { now: 20 });
+        let before: Vec<Status> = (1..=5).map(|id| status_of(&p, id)).collect();
+        assert_eq!(
+            before,
+            [
+                Status::InProgress,
+                Status::Completed,
+                Status::Failed,
+                Status::Pending,
+                Status::Expired
+            ]
+        );
+        for id in [1, 2, 3, 5] {
+            assert_eq!(cancel(&mut p, id), LEFT_ALONE, "task {id}");
+        }
+        let after: Vec<Status> = (1..=5).map(|id| status_of(&p, id)).collect();
+        assert_eq!(after, before);
+        assert_eq!(p.depths().cancelled, 0);
+        // The one in progress still completes under its lease.
+        assert_eq!(ack(&mut p, 1, 1), Outcome::Acked { duplicate: false });
+        assert_eq!(p.dead_letters(), vec![(TaskId::Num(3), 1, 1)]);
+    }
+
+    #[test]
+    fn cancelling_an_unknown_task_is_refused_and_a_cancelled_one_is_never_replayed() {
+        let mut p = one();
+        assert_eq!(refusal_code(cancel(&mut p, 9)), ErrorCode::KeyDoesNotExist);
+        assert!(p.is_empty());
+        enqueue(&mut p, spec(1, Priority::Standard, &[], 3));
+        assert_eq!(cancel(&mut p, 1), CANCELLED);
+        let replay = p.apply(Cmd::Replay { id: TaskId::Num(1) });
+        assert_eq!(refusal_code(replay), ErrorCode::PreconditionFailed);
+        assert_eq!(status_of(&p, 1), Status::Cancelled);
+        assert_eq!(poll(&mut p, 5, 0), vec![]);
+    }
+
+    #[test]
+    fn a_cancelled_task_with_a_deadline_never_expires() {
+        let mut p = one();
+        let mut late = spec(1, Priority::Standard, &[], 3);
+        late.deadline = Some(50);
+        enqueue(&mut p, late);
+        assert_eq!(p.next_due(), Some(50));
+        assert_eq!(cancel(&mut p, 1), CANCELLED);
+        assert_eq!(p.next_due(), None);
+        p.apply(Cmd::Tick { now: 100 });
+        assert_eq!(status_of(&p, 1), Status::Cancelled);
+    }
+
+    #[test]
+    fn dependents_of_a_cancelled_task_stay_blocked() {
+        let mut p = one();
+        enqueue(&mut p, spec(1, Priority::Standard, &[], 3));
+        enqueue(&mut p, spec(2, Priority::Express, &[1], 3));
+        assert_eq!(cancel(&mut p, 1), CANCELLED);
+        // Even one enqueued after the cancel: its dependency exists, and never completes.
+        let late = enqueue(&mut p, spec(3, Priority::Express, &[1], 3));
+        assert!(matches!(late, Outcome::Enqueued { .. }), "{late:?}");
+        assert_eq!(poll(&mut p, 5, 0), vec![]);
+        for id in [2, 3] {
+            let report = p.status(&TaskId::Num(id)).unwrap();
+            assert_eq!(report.status, Status::Pending);
+            assert_eq!(report.blocked_by, vec![TaskId::Num(1)]);
+        }
+        assert_eq!(p.depths().blocked, 2);
+        assert_eq!(p.lookup(&TaskId::Num(1)), Some(false), "not completed");
+        // An ack under the cancelled task's old lease number cannot release them.
+        assert!(matches!(ack(&mut p, 1, 1), Outcome::Refused(_)));
+        assert_eq!(poll(&mut p, 5, 0), vec![]);
+    }
+
+    #[test]
+    fn a_cancelled_task_stops_waiting_for_its_dependencies() {
+        // Two partitions: 0 holds the tasks, 1 a remote dependency.
+        let local: Vec<u64> = (0..100)
+            .filter(|&i| TaskId::Num(i).partition(2) == 0)
+            .take(3)
+            .collect();
+        let remote = (0..100)
+            .find(|&i| TaskId::Num(i).partition(2) == 1)
+            .unwrap();
+        let (dep, blocked, far) = (local[0], local[1], local[2]);
+        let mut p = Partition::new(0, 2);
+        enqueue(&mut p, spec(dep, Priority::Standard, &[], 3));
+        enqueue(&mut p, spec(blocked, Priority::Standard, &[dep], 3));
+        p.apply(Cmd::Enqueue {
+            task: spec(far, Priority::Standard, &[remote], 3),
+            remote: vec![(TaskId::Num(remote), false)],
+            now: 0,
+        });
+        assert_eq!(p.depths().blocked, 2);
+        assert_eq!(p.remote_waits().count(), 1);
+        assert_eq!(cancel(&mut p, blocked), CANCELLED);
+        assert_eq!(cancel(&mut p, far), CANCELLED);
+        assert_eq!(p.depths().blocked, 0);
+        assert_eq!(
+            p.remote_waits().count(),
+            0,
+            "nothing left to watch in the other partition"
+        );
+        assert!(p.status(&TaskId::Num(far)).unwrap().blocked_by.is_empty());
+        // The dependencies complete: the cancelled tasks stay cancelled.
+        assert_eq!(poll(&mut p, 5, 0), vec![(dep, 1)]);
+        assert_eq!(ack(&mut p, dep, 1), Outcome::Acked { duplicate: false });
+        p.apply(Cmd::DepsDone {
+            ids: vec![TaskId::Num(remote)],
+        });
+        assert_eq!(poll(&mut p, 5, 0), vec![]);
+        assert_eq!(status_of(&p, blocked), Status::Cancelled);
+        assert_eq!(status_of(&p, far), Status::Cancelled);
+    }
+
+    #[test]
+    fn a_snapshot_keeps_cancelled_tasks_cancelled() {
+        let mut p = one();
+        enqueue(&mut p, spec(1, Priority::Express, &[], 3));
+        enqueue(&mut p, spec(2, Priority::Standard, &[], 3));
+        enqueue(&mut p, spec(3, Priority::Standard, &[1], 3));
+        let mut late = spec(4, Priority::NiceChild, &[], 3);
+        late.deadline = Some(500);
+        enqueue(&mut p, late);
+        enqueue(&mut p, spec(5, Priority::Standard, &[4], 3));
+        assert_eq!(poll(&mut p, 1, 0), vec![(1, 1)]);
+        for id in [1, 4, 5] {
+            assert_eq!(cancel(&mut p, id), CANCELLED);
+        }
+        let data = serde_json::to_value(&p).unwrap();
+        let mut copy = Partition::from_snapshot(data).unwrap();
+        assert_eq!(copy.depths(), p.depths());
+        assert_eq!(copy.depths().cancelled, 3);
+        assert_eq!(copy.depths().blocked, 1, "task 3 waits for cancelled 1");
+        assert_eq!(copy.next_due(), None);
+        for id in 1..=5 {
+            assert_eq!(copy.status(&TaskId::Num(id)), p.status(&TaskId::Num(id)));
+        }
+        assert_eq!(status_of(&copy, 4), Status::Cancelled);
+        assert_eq!(poll(&mut copy, 5, 0), vec![(2, 1)]);
+        assert!(matches!(ack(&mut copy, 1, 1), Outcome::Refused(_)));
+        assert_eq!(cancel(&mut copy, 1), LEFT_ALONE);
+        // Task 2's lease and task 4's deadline pass: only task 2 comes back.
+        copy.apply(Cmd::Tick { now: 1_000 });
+        assert_eq!(poll(&mut copy, 5, 1_000), vec![(2, 2)]);
+        assert_eq!(status_of(&copy, 4), Status::Cancelled);
+    }
+
+    #[test]
+    fn cancel_travels_in_the_log_and_its_outcome_in_sessions() {
+        let cmd = Cmd::Cancel {
+            id: TaskId::Str("7-painting".into()),
+        };
+        let text = serde_json::to_string(&cmd).unwrap();
+        assert_eq!(text, r#"{"cancel":{"id":"7-painting"}}"#);
+        assert_eq!(serde_json::from_str::<Cmd>(&text).unwrap(), cmd);
+        let outcome: Outcome =
+            serde_json::from_value(serde_json::to_value(CANCELLED).unwrap()).unwrap();
+        assert_eq!(outcome, CANCELLED);
+        let status = serde_json::to_value(Status::Cancelled).unwrap();
+        assert_eq!(status, "cancelled");
+        assert!(Status::Cancelled.is_final());
     }
 }

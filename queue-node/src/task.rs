@@ -105,12 +105,18 @@ pub enum Status {
     Failed,
     /// Its deadline passed before it completed.
     Expired,
+    /// Withdrawn by a `cancel` before anyone started it: never handed out again, and
+    /// never replayed.
+    Cancelled,
 }
 
 impl Status {
-    /// Whether nothing more happens to the task (short of a replay).
+    /// Whether nothing more happens to the task (short of a replay of a failed one).
     pub fn is_final(self) -> bool {
-        matches!(self, Status::Completed | Status::Failed | Status::Expired)
+        matches!(
+            self,
+            Status::Completed | Status::Failed | Status::Expired | Status::Cancelled
+        )
     }
 }
 

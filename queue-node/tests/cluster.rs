@@ -458,3 +458,124 @@ fn dependents_of_many_dead_letters_do_not_starve_a_later_dependency() {
     let got = poll_some(&mut c, 1, 8);
     assert_eq!(got["tasks"][0]["id"], last, "{got}");
 }
+
+/// Sums one figure (a JSON pointer into a partition's health, such as `/depths/blocked`)
+/// over the partitions each node leads, by the nodes' health reports.
+fn led_sum(cluster: &mut Cluster<QueueNode>, pointer: &str) -> u64 {
+    (0..cluster.names().len())
+        .map(|node| {
+            let health = call(cluster, node, json!({"type": "health"}));
+            health["partitions"].as_array().map_or(0, |ps| {
+                ps.iter()
+                    .filter(|p| p["role"] == "leader")
+                    .filter_map(|p| p.pointer(pointer)?.as_u64())
+                    .sum::<u64>()
+            })
+        })
+        .sum()
+}
+
+/// A producer withdraws a task it handed out: the cancel goes from a follower to the
+/// partition's leader in a batch, ends the consumer's lease, and holds through the
+/// leader's crash: the task is never delivered again, and its dependent in another
+/// partition stays blocked.
+#[test]
+fn a_cancel_through_a_follower_outlives_the_leaders_crash() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut c = cluster(3);
+    let (task, dependent) = (ids_in(0, 500, 1)[0], ids_in(1, 500, 1)[0]);
+    assert_eq!(enqueue(&mut c, 0, task, &[])["type"], "enqueue_ok");
+    assert_eq!(enqueue(&mut c, 1, dependent, &[task])["type"], "enqueue_ok");
+    let leader = leader_of(&mut c, 0).expect("a leader");
+    let got = poll_some(&mut c, leader, 4);
+    assert_eq!(got["tasks"], json!([got["tasks"][0]]), "one ready: {got}");
+    assert_eq!(got["tasks"][0]["id"], task, "{got}");
+    let batched = Rc::new(Cell::new(false));
+    let b = batched.clone();
+    c.set_wire_rule(move |raw| {
+        let body = body_of(raw);
+        if body["type"] == "batch" && body["reqs"][0][1]["type"] == "cancel" {
+            b.set(true);
+        }
+        None
+    });
+    let follower = (leader + 1) % 3;
+    let reply = call(&mut c, follower, json!({"type": "cancel", "id": task}));
+    assert_eq!(reply["type"], "cancel_ok", "{reply}");
+    assert_eq!(reply["cancelled"], true, "{reply}");
+    assert!(batched.get(), "the cancel went to the leader in a batch");
+    let ack = json!({"type": "ack", "id": task, "attempt": 1});
+    let refused = call(&mut c, follower, ack.clone());
+    assert_eq!(refused["code"], 22, "{refused}");
+    c.crash(leader);
+    c.run_for(Duration::from_secs(2));
+    c.restart(leader);
+    c.run_for(Duration::from_secs(1));
+    let new = leader_of(&mut c, 0).expect("a leader");
+    for node in 0..3 {
+        let status = call(&mut c, node, json!({"type": "status", "id": task}));
+        assert_eq!(status["status"], "cancelled", "node {node}: {status}");
+    }
+    let again = call(&mut c, (new + 2) % 3, json!({"type": "cancel", "id": task}));
+    assert_eq!(again["cancelled"], false, "{again}");
+    let replay = call(&mut c, leader, json!({"type": "replay", "id": task}));
+    assert_eq!(replay["code"], 22, "{replay}");
+    assert_eq!(call(&mut c, new, ack)["code"], 22);
+    let unknown = call(&mut c, 0, json!({"type": "cancel", "id": 424_242}));
+    assert_eq!(unknown["code"], 20, "{unknown}");
+    // Well past the old lease, nothing is handed out anywhere.
+    c.run_for(Duration::from_secs(1));
+    for node in 0..3 {
+        let reply = call(&mut c, node, json!({"type": "poll", "max": 8}));
+        assert_eq!(reply["tasks"], json!([]), "node {node}: {reply}");
+    }
+    let status = call(&mut c, 2, json!({"type": "status", "id": dependent}));
+    assert_eq!(status["status"], "pending", "{status}");
+    assert_eq!(status["blocked_by"], json!([task]), "{status}");
+    assert_eq!(led_sum(&mut c, "/depths/cancelled"), 1);
+    assert_eq!(led_sum(&mut c, "/depths/blocked"), 1);
+    for rank in 0..3 {
+        let ready = led_sum(&mut c, &format!("/depths/ready/{rank}"));
+        assert_eq!(ready, 0, "priority rank {rank}");
+    }
+}
+
+/// As for `nack`: a `cancel` passed on to its partition's leader is duplicated and the
+/// first copy's answer is lost. The second copy must be answered with what the first
+/// did (`cancelled: true`), not with `false` as a repeat of the cancel would be.
+#[test]
+fn a_duplicated_forwarded_cancel_is_answered_with_what_it_did() {
+    use std::cell::Cell;
+    use std::rc::Rc;
+    let mut c = cluster(3);
+    let reply = enqueue(&mut c, 0, 7, &[]);
+    let p = reply["partition"].as_u64().unwrap();
+    let leader = leader_of(&mut c, p).expect("a leader");
+    // 0: waiting for the cancel's batch; 1: its first answer is to be lost; 2: done.
+    let stage = Rc::new(Cell::new(0u8));
+    let s = stage.clone();
+    c.set_wire_rule(move |raw| {
+        let body = body_of(raw);
+        let cancel = body["reqs"]
+            .as_array()
+            .is_some_and(|reqs| reqs.iter().any(|r| r[1]["type"] == "cancel"));
+        match body["type"].as_str() {
+            Some("batch") if cancel && s.get() == 0 => {
+                s.set(1);
+                Some(vec![MS, MS + 50 * MS])
+            }
+            Some("batch_ok") if s.get() == 1 => {
+                s.set(2);
+                Some(vec![])
+            }
+            _ => None,
+        }
+    });
+    let reply = call(&mut c, (leader + 1) % 3, json!({"type": "cancel", "id": 7}));
+    assert_eq!(stage.get(), 2, "the first answer was lost");
+    assert_eq!(reply["type"], "cancel_ok", "{reply}");
+    assert_eq!(reply["cancelled"], true, "{reply}");
+    let status = call(&mut c, leader, json!({"type": "status", "id": 7}));
+    assert_eq!(status["status"], "cancelled", "{status}");
+}

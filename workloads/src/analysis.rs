@@ -12,6 +12,7 @@ use std::path::Path;
 
 use crate::checker;
 use crate::checker::availability::Availability;
+use crate::checker::net::ServiceTraffic;
 use crate::edn::Edn;
 use crate::history::History;
 use crate::net::{Counters, Network};
@@ -130,12 +131,13 @@ pub fn perf_section(plotted: Result<(), String>) -> Edn {
     }
 }
 
-/// The full results map of a run that completed.
+/// The full results map of a run that completed; `services` (a cluster of several
+/// binaries) adds the per-service message counts to `:net`.
 pub fn results(
     workload: &dyn Workload,
     history: &History,
     facts: &RunFacts,
-    net: Counters,
+    (net, services): (Counters, Option<ServiceTraffic>),
     availability: Availability,
     sections: RunSections,
 ) -> Edn {
@@ -148,7 +150,10 @@ pub fn results(
             "availability",
             checker::availability::check(history, availability.required()),
         ),
-        ("net", checker::net::check(history, &net_stats(net))),
+        (
+            "net",
+            checker::net::check(history, &net_stats(net), services),
+        ),
         ("workload", workload.check(history, facts)),
     ];
     if let Some(clock) = sections.clock {
@@ -239,8 +244,17 @@ fn analyze_dir(
         .ok()
         .and_then(|t| serde_json::from_str::<RunInfo>(&t).ok())
         .map(|info| RunFacts {
+            services: if info.services.is_empty() {
+                vec![(workload::ONE_SERVICE.to_string(), info.nodes.clone())]
+            } else {
+                info.services
+                    .into_iter()
+                    .map(|s| (s.name, s.nodes))
+                    .collect()
+            },
             nodes: info.nodes,
             workers: info.workers,
+            worker_nodes: info.worker_nodes,
             ..RunFacts::default()
         })
         .unwrap_or_default();

@@ -14,7 +14,7 @@ use clap::builder::{PossibleValue, PossibleValuesParser, TypedValueParser};
 use clap::{Args, Parser, Subcommand};
 
 use crate::checker::availability::Availability;
-use crate::engine::options::{Concurrency, TestOptions};
+use crate::engine::options::{self, Concurrency, ServiceSpec, TestOptions};
 use crate::nemesis::partition::Shape;
 use crate::nemesis::Kind;
 use crate::net::LatencyDist;
@@ -77,8 +77,32 @@ pub struct TestArgs {
     /// The node binary (any executable: a compiled program, or a script with a shebang).
     /// Relative paths are resolved against the current directory. Its own arguments go
     /// after `--`, at the end of the command line.
-    #[arg(long, value_name = "FILE")]
-    pub bin: PathBuf,
+    #[arg(long, value_name = "FILE", required_unless_present = "service")]
+    pub bin: Option<PathBuf>,
+
+    /// A service of a cluster of several binaries, instead of --bin: COUNT nodes running
+    /// BIN. Repeatable; node ids run n0, n1, … across the services in the order given, and
+    /// each node's init names its own service's nodes in `node_ids` and every service's in
+    /// an extra field `services`. The arguments after `--` go to every binary. Not a
+    /// Maelstrom option.
+    #[arg(
+        long,
+        value_name = "NAME=BIN:COUNT",
+        value_parser = parse_service,
+        conflicts_with_all = ["bin", "node_count", "nodes"]
+    )]
+    pub service: Vec<ServiceSpec>,
+
+    /// Arguments for one service's binary only, appended after those after `--`, split as
+    /// a shell splits words: `--service-args matcher="--broken enqueue-before-log"`.
+    /// Repeatable. Not a Maelstrom option.
+    #[arg(
+        long,
+        value_name = "NAME=ARGS",
+        value_parser = parse_service_args,
+        conflicts_with = "bin"
+    )]
+    pub service_args: Vec<(String, Vec<String>)>,
 
     /// Run N nodes named n0 … n(N-1). Without it (and without --nodes) the nodes are
     /// n1 … n5, Jepsen's default list.
@@ -244,6 +268,14 @@ fn parse_kind(s: &str) -> Result<NemesisChoice, String> {
     })
 }
 
+fn parse_service(s: &str) -> Result<ServiceSpec, String> {
+    s.parse()
+}
+
+fn parse_service_args(s: &str) -> Result<(String, Vec<String>), String> {
+    options::parse_service_args(s)
+}
+
 fn parse_shape(s: &str) -> Result<Shape, String> {
     Shape::parse(s).ok_or_else(|| {
         let names: Vec<&str> = Shape::ALL.iter().map(|k| k.keyword()).collect();
@@ -264,6 +296,8 @@ impl From<TestArgs> for TestOptions {
         TestOptions {
             workload: a.workload,
             bin: a.bin,
+            services: a.service,
+            service_args: a.service_args,
             node_count: a.node_count,
             nodes: a.nodes,
             time_limit: a.time_limit,
@@ -497,5 +531,160 @@ mod tests {
         }
         let line = opts(&["--bin", "b"]).replay_command(7);
         assert!(!line.contains("--node-dir"), "{line}");
+    }
+
+    #[test]
+    fn services_keep_their_order_and_their_own_arguments() {
+        let t = parse(&[
+            "-w",
+            "echo",
+            "--service",
+            "giftid=target/debug/giftid-node:3",
+            "--service",
+            "queue=bin/q=x:y:2",
+            "--service-args",
+            "queue=--broken 'two words' \"a\\\"b\"",
+            "--",
+            "--common",
+        ]);
+        assert_eq!(t.bin, None);
+        let names: Vec<(&str, usize)> = t
+            .service
+            .iter()
+            .map(|s| (s.name.as_str(), s.count))
+            .collect();
+        assert_eq!(names, [("giftid", 3), ("queue", 2)]);
+        assert_eq!(
+            t.service[1].bin,
+            PathBuf::from("bin/q=x:y"),
+            "the count follows the last :"
+        );
+        assert_eq!(
+            t.service_args,
+            [(
+                "queue".to_string(),
+                vec!["--broken".into(), "two words".into(), "a\"b".into()]
+            )]
+        );
+        assert_eq!(t.args, ["--common"]);
+    }
+
+    #[test]
+    fn bad_service_forms_and_conflicts_are_clap_errors() {
+        use clap::error::ErrorKind;
+        for (argv, kind, said) in [
+            (
+                &["--service", "a=b"][..],
+                ErrorKind::ValueValidation,
+                "NAME=BIN:COUNT",
+            ),
+            (
+                &["--service", "b:2"],
+                ErrorKind::ValueValidation,
+                "NAME=BIN:COUNT",
+            ),
+            (
+                &["--service", "A=b:2"],
+                ErrorKind::ValueValidation,
+                "bad service name",
+            ),
+            (
+                &["--service", "1a=b:2"],
+                ErrorKind::ValueValidation,
+                "bad service name",
+            ),
+            (
+                &["--service", "a=b:0"],
+                ErrorKind::ValueValidation,
+                "at least 1",
+            ),
+            (
+                &["--service", "a=b:x"],
+                ErrorKind::ValueValidation,
+                "at least 1",
+            ),
+            (
+                &["--service", "a=:2"],
+                ErrorKind::ValueValidation,
+                "is empty",
+            ),
+            (
+                &["--service", "a=b:2", "--service-args", "a"],
+                ErrorKind::ValueValidation,
+                "NAME=ARGS",
+            ),
+            (
+                &["--service", "a=b:2", "--service-args", "a='x"],
+                ErrorKind::ValueValidation,
+                "unclosed '",
+            ),
+            (
+                &["--service", "a=b:2", "--bin", "b"],
+                ErrorKind::ArgumentConflict,
+                "--bin",
+            ),
+            (
+                &["--service", "a=b:2", "--node-count", "2"],
+                ErrorKind::ArgumentConflict,
+                "--node-count",
+            ),
+            (
+                &["--service", "a=b:2", "--nodes", "x,y"],
+                ErrorKind::ArgumentConflict,
+                "--nodes",
+            ),
+            (
+                &["--bin", "b", "--service-args", "a=x"],
+                ErrorKind::ArgumentConflict,
+                "--service-args",
+            ),
+            (&["-w", "echo"], ErrorKind::MissingRequiredArgument, "--bin"),
+        ] {
+            let e = refusal(argv);
+            assert_eq!(e.kind(), kind, "{argv:?}: {e}");
+            assert!(e.use_stderr(), "an error, so exit status 254");
+            assert!(e.to_string().contains(said), "{argv:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn replay_command_round_trips_services() {
+        let t = opts(&[
+            "-w",
+            "echo",
+            "--service",
+            "a=my bin:2",
+            "--service",
+            "b=other:1",
+            "--service-args",
+            "b=--flag 'x y'",
+            "--",
+            "--all",
+        ]);
+        let line = t.replay_command(9);
+        assert!(
+            line.contains("--service 'a=my bin:2' --service b=other:1"),
+            "{line}"
+        );
+        assert!(!line.contains("--bin"), "{line}");
+        let words = options::split_words(&line).unwrap();
+        let again: TestOptions =
+            parse(&words[2..].iter().map(String::as_str).collect::<Vec<_>>()).into();
+        assert_eq!(again.services, t.services);
+        assert_eq!(again.service_args, t.service_args);
+        assert_eq!(again.args, t.args);
+        assert_eq!(again.seed, Some(9));
+        assert_eq!(again.replay_command(9), line);
+    }
+
+    #[test]
+    fn words_split_as_a_shell_splits_them() {
+        let split = |s: &str| options::split_words(s).unwrap();
+        assert_eq!(split("  a  b\tc "), ["a", "b", "c"]);
+        assert_eq!(split(r#"'a b'"c d"e\ f"#), ["a bc de f"]);
+        assert_eq!(split(r#""\$\x" '' """#), ["$\\x", "", ""]);
+        assert_eq!(split(""), Vec::<String>::new());
+        assert!(options::split_words("\"a").is_err());
+        assert!(options::split_words("a\\").is_err());
     }
 }

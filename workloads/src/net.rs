@@ -26,6 +26,7 @@ use std::fmt;
 use rand::rngs::StdRng;
 use rand::Rng;
 
+use crate::checker::net::NodeTraffic;
 use crate::nemesis::Lossy;
 
 /// The least extra delay a reordered message may get.
@@ -228,6 +229,7 @@ pub struct Network {
     next_seq: u64,
     next_client: u32,
     counters: Counters,
+    traffic: NodeTraffic,
 }
 
 impl Network {
@@ -251,6 +253,7 @@ impl Network {
             next_seq: 0,
             next_client: 0,
             counters: Counters::default(),
+            traffic: NodeTraffic::new(n),
         }
     }
 
@@ -324,6 +327,7 @@ impl Network {
         let id = self.next_id;
         self.next_id += 1;
         self.class(client).send += 1;
+        count_send(&mut self.traffic, src, dest);
         let mut copies = 1;
         let mut extra = 0;
         if let (Some(lossy), Addr::Node(_), Addr::Node(_)) = (self.lossy, src, dest) {
@@ -429,6 +433,9 @@ impl Network {
             self.refill(slot);
             let client = queued.packet.src.is_client() || queued.packet.dest.is_client();
             self.class(client).recv += 1;
+            if let Addr::Node(d) = queued.packet.dest {
+                self.traffic.recv[d as usize] += 1;
+            }
             return Some(queued.packet);
         }
     }
@@ -458,12 +465,31 @@ impl Network {
         self.counters
     }
 
+    /// Messages by node, sender and receiver.
+    pub fn traffic(&self) -> &NodeTraffic {
+        &self.traffic
+    }
+
     /// Messages accepted but not delivered yet, over all destinations.
     pub fn in_flight(&self) -> usize {
         self.inboxes
             .iter()
             .map(|i| i.queue.len() + usize::from(i.slot.is_some()))
             .sum()
+    }
+}
+
+/// Counts a message accepted from `src` to `dest`, when `src` is a node.
+fn count_send(traffic: &mut NodeTraffic, src: Addr, dest: Addr) {
+    let Addr::Node(s) = src else {
+        return;
+    };
+    let s = s as usize;
+    traffic.sent[s] += 1;
+    match dest {
+        Addr::Node(d) => traffic.to_node[s][d as usize] += 1,
+        Addr::Client(_) => traffic.to_clients[s] += 1,
+        Addr::Service(_) => traffic.to_services[s] += 1,
     }
 }
 
@@ -688,5 +714,31 @@ mod tests {
             dist: LatencyDist::Exponential,
         };
         assert_eq!(zero.sample(&mut rng), 0);
+    }
+
+    #[test]
+    fn traffic_is_counted_by_sending_and_receiving_node() {
+        let mut net = net(3, 0);
+        let c = net.open_client();
+        for (src, dest) in [
+            (Addr::Node(0), Addr::Node(2)),
+            (Addr::Node(0), Addr::Node(2)),
+            (Addr::Node(2), Addr::Node(1)),
+            (Addr::Node(1), Addr::Client(c)),
+            (Addr::Node(1), Addr::Service(ServiceId::LinKv)),
+            (Addr::Client(c), Addr::Node(0)),
+            (Addr::Service(ServiceId::LinKv), Addr::Node(1)),
+        ] {
+            net.send(0, src, dest, body("x")).unwrap();
+        }
+        while net.pop_due(0).is_some() {}
+        let t = net.traffic();
+        assert_eq!(t.sent, [2, 2, 1]);
+        assert_eq!(t.recv, [1, 2, 2]);
+        assert_eq!(t.to_node, [[0, 0, 2], [0, 0, 0], [0, 1, 0]]);
+        assert_eq!(
+            (t.to_clients.clone(), t.to_services.clone()),
+            (vec![0, 1, 0], vec![0, 1, 0])
+        );
     }
 }

@@ -85,7 +85,9 @@ pub struct Suite {
     /// The targets' prefix: the workload's name, or a variant of it.
     pub name: &'static str,
     pub workload: &'static str,
-    /// The node binary and its arguments, relative to the release examples directory.
+    /// The node binary and its arguments, relative to the release examples directory; or,
+    /// for a cluster of several binaries, its services as `NAME=BIN:COUNT` words (each
+    /// becoming a `--service`, BIN relative to the same directory).
     pub node: &'static str,
     pub options: &'static str,
     pub faults: &'static [Under],
@@ -320,7 +322,44 @@ pub const SUITES: &[Suite] = &[
             ..under("partition", Invalid)
         }],
     },
+    Suite {
+        // Enqueues an epoch's production tasks when it logs the transaction, before any
+        // vote: a transaction that then aborts (a straggler's registration changed a
+        // region, or the coordinator leader was killed) leaves tasks for gifts nobody
+        // was ever given.
+        name: "santa-enqueue-before-log",
+        workload: "santa",
+        node: SANTA_SERVICES,
+        options: "--concurrency 2n --rate 50 --service-args matcher=--broken=enqueue-before-log",
+        faults: &[Under {
+            time: Some(20),
+            ..under("kill", Invalid)
+        }],
+    },
+    Suite {
+        // The whole system: gift IDs from the giftid service, matches committed by the
+        // matcher's two-phase commit, each committed gift's four production tasks on the
+        // task queue, worked by elves; judged end to end on one history.
+        name: "santa",
+        workload: "santa",
+        node: SANTA_SERVICES,
+        options: "--concurrency 2n --rate 50",
+        faults: &[
+            under("none", Valid),
+            under("partition", Valid),
+            under("kill", Valid),
+            under("pause", Valid),
+            Under {
+                time: Some(30),
+                ..under("chaos", Valid)
+            },
+        ],
+    },
 ];
+
+/// Santa's three services: 3 gift ID nodes, 3 task-queue nodes, 5 matcher nodes.
+const SANTA_SERVICES: &str =
+    "giftid=../giftid-node:3 queue=../queue-node:3 matcher=../matcher-node:5";
 
 /// The nodes built on Raft groups stay valid under every fault; all at once, as for
 /// lin-kv, can stop a group's majority for long, so that run lasts 30 s.
@@ -392,6 +431,7 @@ fn render(suite: &Suite, fault: &Fault, under: &Under) -> String {
         Some((bin, args)) => (bin, format!("-- {args}")),
         None => (suite.node, String::new()),
     };
+    let nodes = node_flags(bin);
     // `--expect invalid` (our harness only): recorded in run.json, so reports mark the
     // invalid run of a broken node as expected.
     let expect_flag = match expect {
@@ -399,7 +439,7 @@ fn render(suite: &Suite, fault: &Fault, under: &Under) -> String {
         Expect::Invalid => "$(EXPECT_INVALID_FLAG)",
     };
     let command = format!(
-        "$(MAELSTROM) test -w {} --bin $(EXAMPLES)/{bin} {} {} {} {expect_flag} --time-limit $(TIME) $(SEED_FLAG) {node_args}",
+        "$(MAELSTROM) test -w {} {nodes} {} {} {} {expect_flag} --time-limit $(TIME) $(SEED_FLAG) {node_args}",
         suite.workload, suite.options, fault.options, under.options
     )
     .split_whitespace()
@@ -428,6 +468,21 @@ fn render(suite: &Suite, fault: &Fault, under: &Under) -> String {
         }
     }
     out
+}
+
+/// The options naming a suite's nodes: `--bin` for one binary, a `--service` per
+/// `NAME=BIN:COUNT` word for several.
+fn node_flags(node: &str) -> String {
+    if !node.contains('=') {
+        return format!("--bin $(EXAMPLES)/{node}");
+    }
+    node.split_whitespace()
+        .map(|service| match service.split_once('=') {
+            Some((name, bin)) => format!("--service {name}=$(EXAMPLES)/{bin}"),
+            None => panic!("a service is NAME=BIN:COUNT, not {service}"),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// What `workloads scenarios` prints.
@@ -535,7 +590,7 @@ mod tests {
             let mut options: Vec<&str> = recipe
                 .split_whitespace()
                 .take_while(|w| *w != "--")
-                .filter(|w| w.starts_with("--"))
+                .filter(|w| w.starts_with("--") && *w != "--service")
                 .collect();
             let all = options.len();
             options.sort_unstable();
@@ -549,6 +604,15 @@ mod tests {
             // `make <name>-seeds` sweeps a scenario or a suite by this name.
             assert!(SUITES.iter().all(|s| s.name != target(suite, fault)));
         }
+        let santa = render(
+            &SUITES[SUITES.len() - 1],
+            fault("none").unwrap(),
+            &under("none", Valid),
+        );
+        assert!(
+            santa.contains(" --service giftid=$(EXAMPLES)/../giftid-node:3 --service queue="),
+            "{santa}"
+        );
         let chaos = ci_matrix();
         assert!(
             chaos.contains("\nchaos: [broadcast-chaos, gift-ids-chaos,"),

@@ -29,6 +29,7 @@ mod files;
 mod html;
 mod pages;
 mod runs;
+mod traffic;
 mod why;
 
 /// Options of `workloads serve`.
@@ -213,12 +214,17 @@ mod tests {
             &valid.join("run.json"),
             r#"{"workload": "unique-ids", "nemesis": ["partition", "kill"],
                 "nodes": ["n0", "n1"], "seed": 123, "time_limit": 10,
-                "command": "workloads test -w unique-ids --bin ./ids --seed 123", "valid": true}"#,
+                "command": "workloads test -w unique-ids --bin ./ids --seed 123", "valid": true,
+                "services": [{"name": "ids", "bin": "./ids", "nodes": ["n0"]},
+                             {"name": "more", "bin": "./ids", "args": ["-x"], "nodes": ["n1"]}]}"#,
         );
         write(
             &valid.join("results.edn"),
             "{:stats {:valid? true, :count 10, :ok-count 7, :info-count 2, :fail-count 1},\n \
-             :net {:servers {:msgs-per-op 2.5}},\n :availability {:ok-fraction 0.75},\n \
+             :net {:servers {:msgs-per-op 2.5}, :services {\"ids\" {:nodes [\"n0\"], \
+             :send-count 7, :recv-count 8, :to {\"ids\" 0, \"more\" 4}, :to-clients 3, \
+             :to-maelstrom-services 0, :by-node {\"n0\" {:send-count 7, :recv-count 8}}}}},\n \
+             :availability {:ok-fraction 0.75},\n \
              :valid? true}\n",
         );
         write(&valid.join("results.json"), "{\"valid?\": true}\n");
@@ -481,6 +487,11 @@ mod tests {
             "<code>workloads test -w unique-ids --bin ./ids --seed 123</code>".to_string(),
             "<td>123</td>".to_string(),
             "<td>n0, n1</td>".to_string(),
+            "<tr><th>services</th><td><b>ids</b> n0 · <b>more</b> n1</td></tr>".to_string(),
+            "<h2>Messages by service</h2>".to_string(),
+            "<th class=\"num\">to ids</th>".to_string(),
+            "<tr><td>n0</td><td>ids</td><td class=\"num\">7</td><td class=\"num\">8</td></tr>"
+                .to_string(),
             "partition,kill".to_string(),
             ":count 10".to_string(),
             "<pre>".to_string(),
@@ -522,6 +533,8 @@ mod tests {
                 page.body
             );
         }
+        assert!(!page.body.contains("by service"), "one binary: no services");
+        assert!(!page.body.contains("<th>services</th>"));
     }
 
     #[tokio::test]

@@ -35,6 +35,25 @@ pub struct RunInfo {
     /// The verdict the run was meant to reach (`--expect`), when it was said.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub expect: Option<Expect>,
+    /// The services of a cluster of several binaries (`--service`), in order; absent for a
+    /// run of one binary.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceInfo>,
+    /// The node (an index into `nodes`) each worker talked to, for a cluster of several
+    /// binaries (workers may keep to one service); absent for a run of one binary, whose
+    /// worker `w` talks to node `w % nodes`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub worker_nodes: Vec<usize>,
+}
+
+/// One service of a run, in run.json: its name, binary, arguments and node ids.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct ServiceInfo {
+    pub name: String,
+    pub bin: String,
+    #[serde(default)]
+    pub args: Vec<String>,
+    pub nodes: Vec<String>,
 }
 
 /// The verdict a run is meant to reach: `invalid` marks a node broken on purpose, whose
@@ -235,10 +254,44 @@ mod tests {
                 command: "workloads test".into(),
                 valid,
                 expect: (valid == Validity::Known(false)).then_some(Expect::Invalid),
+                services: Vec::new(),
+                worker_nodes: Vec::new(),
             };
             let text = serde_json::to_string(&info).unwrap();
+            assert!(!text.contains("services"), "one binary: {text}");
             assert_eq!(serde_json::from_str::<RunInfo>(&text).unwrap(), info);
         }
+        let several = RunInfo {
+            nodes: vec!["n0".into(), "n1".into()],
+            services: vec![
+                ServiceInfo {
+                    name: "a".into(),
+                    bin: "bin/a".into(),
+                    args: vec!["--x".into()],
+                    nodes: vec!["n0".into()],
+                },
+                ServiceInfo {
+                    name: "b".into(),
+                    bin: "bin/b".into(),
+                    args: Vec::new(),
+                    nodes: vec!["n1".into()],
+                },
+            ],
+            worker_nodes: vec![1, 0],
+            ..serde_json::from_str(
+                r#"{"workload":"echo","nemesis":[],"nodes":[],"seed":1,"time_limit":1,
+                    "command":"c","valid":true}"#,
+            )
+            .unwrap()
+        };
+        let text = serde_json::to_string(&several).unwrap();
+        assert!(
+            text.contains(
+                r#""services":[{"name":"a","bin":"bin/a","args":["--x"],"nodes":["n0"]}"#
+            ),
+            "{text}"
+        );
+        assert_eq!(serde_json::from_str::<RunInfo>(&text).unwrap(), several);
         let expect = serde_json::to_value(Expect::Invalid).unwrap();
         assert_eq!(expect, serde_json::json!("invalid"));
         assert!(Expect::Invalid.met_by(Validity::Known(false)));

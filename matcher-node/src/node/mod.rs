@@ -2,7 +2,9 @@
 //! replicates (regions placed by region number like the queue's partitions, and the
 //! coordinator over the first min(5, N) nodes), routing every request to its group's
 //! leader, the region side of two-phase commit ([`regions`]) and, on the coordinator's
-//! leader, the transaction driver ([`twopc`]).
+//! leader, the transaction driver ([`twopc`]); in a cluster of services, also the gift ID
+//! pool filled from the giftid service ([`ids`]), and the committed gifts' production
+//! tasks on the queue service and `gift_status` (`tasks`).
 //!
 //! Every transaction involves every region, not only those of the participants it
 //! changes: the epoch is inside each sealed box, so a splice (epoch e+1) reseals the
@@ -14,6 +16,8 @@ pub mod ids;
 pub mod msg;
 mod regions;
 mod route;
+mod services;
+mod tasks;
 mod twopc;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -31,9 +35,10 @@ use rand::rngs::StdRng;
 use rand::SeedableRng;
 
 use crate::constraints::Participant;
-use crate::sm::{CoordSm, Gid, RegionSm, Sm};
+use crate::sm::{CoordSm, Gid, RegionSm, Sm, TaskMode};
 use ids::Ids;
 pub use msg::Msg;
+use tasks::{ServiceCall, TaskDriver};
 use twopc::Driver;
 
 const TICK: Duration = Duration::from_millis(10);
@@ -58,6 +63,9 @@ pub enum Flaw {
     /// No two-phase commit: the decision is logged at once and regions install their
     /// slices one after another.
     No2pc,
+    /// The coordinator enqueues a transaction's tasks as soon as it logs the
+    /// transaction, before PREPARE: aborted transactions leave tasks behind.
+    EnqueueBeforeLog,
 }
 
 /// Settings from the command line.
@@ -97,6 +105,9 @@ pub enum Call {
     Ack { txn: u64, region: u32 },
     /// The coordinator's answer to a late addition, for its registrant.
     Late(Waiter),
+    /// A request to another service (giftid, queue), whose replies are not this node's
+    /// messages.
+    Service(ServiceCall),
     /// The coordinator's decision on a prepared slice; then answer a read, if any.
     Resolve {
         txn: u64,
@@ -141,7 +152,12 @@ pub enum Wait {
 /// What a read of the coordinator's state is for.
 #[derive(Debug)]
 pub enum CoordQuery {
-    Match { exchange: String, no_mutual: bool },
+    Match {
+        exchange: String,
+        no_mutual: bool,
+        deadline: Option<u64>,
+    },
+    GiftStatus(String, String),
     Audit(String),
     Resolve(u64),
     Splice(String, Box<Participant>),
@@ -162,6 +178,9 @@ pub struct MatcherNode {
     /// Prepared transactions seen at region groups this node leads: txn -> first seen.
     prepared_since: HashMap<u64, u64>,
     resolving: HashSet<u64>,
+    /// The queue service's nodes (none: no tasks).
+    queue: Vec<String>,
+    tasks: TaskDriver,
 }
 
 impl std::fmt::Debug for MatcherNode {
@@ -209,6 +228,11 @@ impl MatcherNode {
         self.region_sm(Gid::Region(r))
     }
 
+    /// Gift IDs from the giftid service in this node's pool (0 standalone).
+    pub fn pooled_ids(&self) -> usize {
+        self.ids.pooled()
+    }
+
     pub fn leads(&self, group: Gid) -> bool {
         self.groups.is_leader(&group)
     }
@@ -246,6 +270,7 @@ impl MatcherNode {
         }
         if !self.groups.is_leader(&Gid::Coordinator) {
             self.driver_stepped_down(out);
+            self.services_stepped_down();
         }
         self.settle(ctx, out);
     }
@@ -345,6 +370,15 @@ impl MatcherNode {
     }
 }
 
+/// When the coordinator leaves work for the task queue.
+fn task_mode(ctx: &Context, flaw: Flaw) -> TaskMode {
+    match (ctx.service("queue").is_empty(), flaw) {
+        (true, _) => TaskMode::Off,
+        (false, Flaw::EnqueueBeforeLog) => TaskMode::AtBegin,
+        (false, _) => TaskMode::AfterCommit,
+    }
+}
+
 /// The message passing `req` for `group` on, passed on `hops` times so far.
 fn forward(group: Gid, hops: u8, req: Msg) -> Msg {
     Msg::Fwd {
@@ -377,7 +411,7 @@ impl Node for MatcherNode {
                 Gid::Region(r) => {
                     Sm::Region(RegionSm::new(r, settings.flaw == Flaw::ReadAtPrepare))
                 }
-                Gid::Coordinator => Sm::Coord(CoordSm::default()),
+                Gid::Coordinator => Sm::Coord(CoordSm::new(task_mode(ctx, settings.flaw))),
             };
             let seed = ctx.seed(i as u64);
             groups
@@ -420,6 +454,8 @@ impl Node for MatcherNode {
             driver: Driver::default(),
             prepared_since: HashMap::new(),
             resolving: HashSet::new(),
+            queue: ctx.service("queue").to_vec(),
+            tasks: TaskDriver::default(),
         };
         node.drive(ctx, out);
         Ok(node)
@@ -457,6 +493,7 @@ impl Node for MatcherNode {
                 self.groups.tick(ctx.now_ms());
                 self.unpark(ctx, out);
                 self.restart_due(ctx, out);
+                self.services(ctx, out);
                 self.drive(ctx, out);
                 out.set_timer(TICK, Timer::Tick);
             }
@@ -477,7 +514,9 @@ impl Node for MatcherNode {
         reply: Result<RawMessage, RpcError>,
         out: &mut Outbox<Self>,
     ) {
-        if let Some((call, reply)) = relay_or_decode(out, call, reply) {
+        if let Relayed::Own(Call::Service(call)) = call {
+            self.on_service_reply(ctx, call, reply, out);
+        } else if let Some((call, reply)) = relay_or_decode(out, call, reply) {
             self.on_answer(ctx, call, reply, out);
         }
         self.drive(ctx, out);

@@ -24,6 +24,8 @@ pub enum Msg {
         /// Kept loose so that a string or a fraction gets a reason, not a parse error.
         #[serde(default)]
         region: Option<Value>,
+        #[serde(default)]
+        nice_child: Option<bool>,
         /// The client that sent it, set by the node that first received it.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         origin: Option<Origin>,
@@ -32,6 +34,10 @@ pub enum Msg {
         exchange: String,
         #[serde(default)]
         no_mutual: Option<bool>,
+        /// When the gifts are due (unix ms): within 24 hours of the commit, their tasks
+        /// are `express`.
+        #[serde(default)]
+        deadline: Option<u64>,
     },
     GetAssignment {
         exchange: String,
@@ -42,6 +48,11 @@ pub enum Msg {
     },
     Audit {
         exchange: String,
+    },
+    /// The production stage of `participant`'s gift (they are its giver), sealed to them.
+    GiftStatus {
+        exchange: String,
+        participant: String,
     },
 
     // Replies to clients.
@@ -59,6 +70,11 @@ pub enum Msg {
     },
     AuditOk {
         events: Vec<Event>,
+    },
+    GiftStatusOk {
+        epoch: u64,
+        gift_id: u64,
+        sealed: String,
     },
 
     // Between nodes.
@@ -125,6 +141,7 @@ impl Msg {
                 exclusions,
                 budget,
                 region,
+                nice_child,
                 ..
             } => Some(Registration {
                 participant: participant.clone(),
@@ -132,6 +149,7 @@ impl Msg {
                 exclusions: exclusions.clone(),
                 budget: *budget,
                 region: region.clone(),
+                nice_child: *nice_child,
             }),
             _ => None,
         }

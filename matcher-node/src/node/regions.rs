@@ -112,10 +112,16 @@ impl MatcherNode {
             Msg::Match {
                 exchange,
                 no_mutual,
+                deadline,
             } => CoordQuery::Match {
                 exchange,
                 no_mutual: no_mutual.unwrap_or(false),
+                deadline,
             },
+            Msg::GiftStatus {
+                exchange,
+                participant,
+            } => CoordQuery::GiftStatus(exchange, participant),
             Msg::Audit { exchange } => CoordQuery::Audit(exchange),
             Msg::Resolve { txn } => CoordQuery::Resolve(txn),
             Msg::Splice {
@@ -357,6 +363,8 @@ impl MatcherNode {
             Call::Part { job, region } => self.on_part(ctx, job, region, result, out),
             Call::Vote { job, region } => self.on_vote(ctx, job, region, result, out),
             Call::Ack { txn, region } => self.on_ack(txn, region, result),
+            // Answered by on_service_reply before any decoding.
+            Call::Service(call) => eprintln!("a service call answered as a node's: {call:?}"),
         }
     }
 }

@@ -55,6 +55,7 @@ impl MatcherNode {
             | Msg::Match { exchange, .. }
             | Msg::GetAssignment { exchange, .. }
             | Msg::Audit { exchange }
+            | Msg::GiftStatus { exchange, .. }
                 if exchange.is_empty() =>
             {
                 bad("exchange id is empty")
@@ -66,7 +67,9 @@ impl MatcherNode {
                     Err(e) => Err((ErrorCode::MalformedRequest, e.to_string())),
                 }
             }
-            Msg::GetAssignment { participant, .. } if participant.is_empty() => {
+            Msg::GetAssignment { participant, .. } | Msg::GiftStatus { participant, .. }
+                if participant.is_empty() =>
+            {
                 bad("participant id is empty")
             }
             Msg::GetAssignment {
@@ -79,7 +82,7 @@ impl MatcherNode {
             } => Ok(Gid::Region(
                 at_region.unwrap_or_else(|| home_region(participant, self.regions)),
             )),
-            Msg::Match { .. } | Msg::Audit { .. } => Ok(Gid::Coordinator),
+            Msg::Match { .. } | Msg::Audit { .. } | Msg::GiftStatus { .. } => Ok(Gid::Coordinator),
             other => Err((
                 ErrorCode::NotSupported,
                 format!("{} is not a client request", other.kind()),

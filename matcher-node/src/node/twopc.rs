@@ -8,15 +8,20 @@
 //! acknowledges ([`MatcherNode::deliver_decisions`]); a transaction the log holds with no
 //! decision and no job driving it (a predecessor's) is aborted: presumed abort.
 //!
+//! With the giftid service, a job whose transaction's IDs are not all in the pool waits
+//! for them before planning (no attempt spent), and a decision whose event ID is missing
+//! is logged at the next tick that has one.
+//!
 //! One job at a time changes an exchange; a `match` that finds one under way waits for
 //! its outcome. A vote lost to a registration that landed between the read and the
 //! PREPARE aborts the transaction and the job tries again, [`MAX_ATTEMPTS`] times.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
-use maelstrom_core::raft::Outcome;
+use maelstrom_core::raft::{Groups, Outcome};
 use maelstrom_core::{Context, ErrorBody, ErrorCode, Outbox, RpcError};
 
+use super::ids::{Floors, Ids};
 use super::{error, Call, CoordQuery, Flaw, MatcherNode, Msg, Reply, Wait, Waiter};
 use crate::assign::assign;
 use crate::constraints::Participant;
@@ -50,6 +55,8 @@ pub struct Driver {
     logging: BTreeMap<(u64, u32), u64>,
     /// Presumed aborts proposed.
     aborting: BTreeSet<u64>,
+    /// Jobs whose decision waits for a gift ID from the giftid service: job -> commit.
+    starved: BTreeMap<u64, bool>,
     /// Commits told to the regions and not yet logged (the `commit-before-log` flaw):
     /// job -> (txn, regions that acknowledged, when COMMIT first went out).
     deferred: BTreeMap<u64, (u64, BTreeSet<u32>, u64)>,
@@ -71,6 +78,7 @@ struct Job {
 enum Work {
     Match {
         no_mutual: bool,
+        deadline: Option<u64>,
     },
     Splice(Box<Participant>),
     /// An audit of an exchange the coordinator never matched: does any region know it?
@@ -121,6 +129,7 @@ struct Next {
     participants: BTreeMap<String, Participant>,
     gifts: BTreeMap<String, Gift>,
     no_mutual: bool,
+    deadline: Option<u64>,
 }
 
 /// What a job's reads lead to.
@@ -149,11 +158,19 @@ impl MatcherNode {
             CoordQuery::Match {
                 exchange,
                 no_mutual,
+                deadline,
             } => {
                 if let Some(reply) = sm.exchanges.get(&exchange).and_then(matched) {
                     return self.respond(out, &to, Ok(reply));
                 }
-                self.enqueue(ctx, to, exchange, Work::Match { no_mutual }, out);
+                let work = Work::Match {
+                    no_mutual,
+                    deadline,
+                };
+                self.enqueue(ctx, to, exchange, work, out);
+            }
+            CoordQuery::GiftStatus(exchange, participant) => {
+                self.gift_status(ctx, to, &exchange, &participant, out)
             }
             CoordQuery::Audit(exchange) => match sm.audit(&exchange) {
                 Some(events) => self.respond(out, &to, Ok(Msg::AuditOk { events })),
@@ -173,6 +190,7 @@ impl MatcherNode {
                         txn,
                         commit: false,
                         event,
+                        at: ctx.wall_ms(),
                     };
                     self.propose_coord(ctx, cmd, Wait::Resolved(to), out);
                 }
@@ -326,6 +344,18 @@ impl MatcherNode {
             let why = format!("transaction {txn} still holds a region");
             return self.retry(ctx, id, why, out);
         }
+        let work = job.work.clone();
+        if !self.ids_ready(&work, &parts) {
+            // Waits for the giftid service, however long: no attempt is spent.
+            let Some(job) = self.driver.jobs.get_mut(&id) else {
+                return;
+            };
+            job.why = "waiting for gift IDs from the giftid service".into();
+            job.phase = Phase::Retry {
+                at: ctx.now_ms() + RETRY_MS,
+            };
+            return;
+        }
         match self.plan(ctx, id, &parts, out) {
             Ok(Plan::Answer(reply)) => self.end_job(ctx, id, reply, out),
             Ok(Plan::Txn(txn, reply)) => self.begin(ctx, id, txn, reply, out),
@@ -373,6 +403,7 @@ impl MatcherNode {
             participants,
             gifts,
             no_mutual,
+            deadline,
         } = next;
         let epoch = ex.epoch + 1;
         let txn_id = self
@@ -413,6 +444,7 @@ impl MatcherNode {
             slices,
             decision: None,
             acked: BTreeSet::new(),
+            deadline,
         };
         Ok(Plan::Txn(Box::new(txn), reply))
     }
@@ -429,7 +461,10 @@ impl MatcherNode {
         out: &mut Outbox<Self>,
     ) -> Result<Next, Box<Reply>> {
         match work {
-            Work::Match { no_mutual } => {
+            Work::Match {
+                no_mutual,
+                deadline,
+            } => {
                 if let Some(reply) = matched(ex) {
                     return Err(Box::new(Ok(reply)));
                 }
@@ -446,6 +481,7 @@ impl MatcherNode {
                     participants,
                     gifts,
                     no_mutual,
+                    deadline,
                 })
             }
             Work::Splice(late) => {
@@ -469,6 +505,7 @@ impl MatcherNode {
                     participants,
                     gifts,
                     no_mutual: ex.no_mutual,
+                    deadline: ex.deadline,
                 })
             }
             Work::Probe => Err(Box::new(Err(unavailable("nothing to plan")))),
@@ -486,10 +523,10 @@ impl MatcherNode {
         let list: Vec<Participant> = participants.values().cloned().collect();
         let assignment = assign(&list, no_mutual, &mut self.rng)
             .map_err(|e| error(ErrorCode::PreconditionFailed, e.to_string()))?;
-        let floor = self.id_floor();
+        let floors = floors(&self.groups);
         let ids = self
             .ids
-            .take(ctx, list.len(), floor, out)
+            .take(ctx, list.len(), floors, out)
             .map_err(unavailable)?;
         Ok(assignment
             .receiver_of
@@ -523,8 +560,8 @@ impl MatcherNode {
             SpliceError::NoPlace(_) => error(ErrorCode::PreconditionFailed, e.to_string()),
             other => error(ErrorCode::Crash, other.to_string()),
         })?;
-        let floor = self.id_floor();
-        let ids = self.ids.take(ctx, 2, floor, out).map_err(unavailable)?;
+        let floors = floors(&self.groups);
+        let ids = self.ids.take(ctx, 2, floors, out).map_err(unavailable)?;
         let mut gifts = ex.gifts.clone();
         for ((giver, receiver), gift_id) in s.added.into_iter().zip(ids) {
             gifts.insert(giver, Gift { receiver, gift_id });
@@ -584,13 +621,19 @@ impl MatcherNode {
     }
 
     fn one_id(&mut self, ctx: &Context, out: &mut Outbox<Self>) -> Option<u64> {
-        let floor = self.id_floor();
-        self.ids.take(ctx, 1, floor, out).ok().map(|ids| ids[0])
+        let floors = floors(&self.groups);
+        self.ids.take(ctx, 1, floors, out).ok().map(|ids| ids[0])
     }
 
-    /// The highest gift ID in the coordinator's applied log: new IDs go above it.
-    fn id_floor(&self) -> u64 {
-        self.coord_sm().map_or(0, |sm| sm.highest_id)
+    /// Whether the pool holds the IDs a job's transaction takes: one per gift, the
+    /// transaction's and its two events'.
+    fn ids_ready(&mut self, work: &Work, parts: &BTreeMap<u32, Part>) -> bool {
+        let gifts = match work {
+            Work::Splice(_) => 2,
+            _ => joined(parts).len(),
+        };
+        let floors = floors(&self.groups);
+        self.ids.ready(gifts + 3, floors)
     }
 
     fn propose_coord(&mut self, ctx: &Context, cmd: CoordCmd, wait: Wait, out: &mut Outbox<Self>) {
@@ -618,7 +661,9 @@ impl MatcherNode {
         if let Some(job) = self.driver.jobs.get_mut(&id) {
             job.phase = Phase::Begin { txn: txn.id, reply };
         }
-        self.propose_coord(ctx, CoordCmd::Begin { txn, event }, Wait::Job(id), out);
+        let at = ctx.wall_ms();
+        let cmd = CoordCmd::Begin { txn, event, at };
+        self.propose_coord(ctx, cmd, Wait::Job(id), out);
     }
 
     /// What a job's logged command did.
@@ -809,13 +854,24 @@ impl MatcherNode {
         out: &mut Outbox<Self>,
     ) {
         let Some(event) = self.one_id(ctx, out) else {
+            if matches!(self.ids, Ids::Service(_)) {
+                // Tried again at the next tick, once the pool has an ID.
+                self.driver.starved.insert(id, commit);
+                return;
+            }
             let e = error(
                 ErrorCode::Crash,
                 "no gift ID for the decision; outcome unknown",
             );
             return self.end_job(ctx, id, Err(e), out);
         };
-        let cmd = CoordCmd::Decide { txn, commit, event };
+        let at = ctx.wall_ms();
+        let cmd = CoordCmd::Decide {
+            txn,
+            commit,
+            event,
+            at,
+        };
         self.propose_coord(ctx, cmd, Wait::Job(id), out);
     }
 
@@ -859,6 +915,7 @@ impl MatcherNode {
             return;
         }
         let now = ctx.now_ms();
+        let now_wall = ctx.wall_ms();
         let deferred: Vec<(u64, u64, bool, bool)> = (self.driver.deferred.iter())
             .map(|(&id, (txn, acked, at))| {
                 let all = acked.len() == self.regions as usize;
@@ -895,8 +952,13 @@ impl MatcherNode {
                 break;
             };
             self.driver.aborting.insert(txn);
-            let commit = false;
-            self.log_quietly(CoordCmd::Decide { txn, commit, event });
+            let (commit, at) = (false, now_wall);
+            self.log_quietly(CoordCmd::Decide {
+                txn,
+                commit,
+                event,
+                at,
+            });
         }
     }
 
@@ -905,6 +967,12 @@ impl MatcherNode {
     pub(super) fn restart_due(&mut self, ctx: &Context, out: &mut Outbox<Self>) {
         if self.driver.jobs.is_empty() || !self.groups.is_leader(&Gid::Coordinator) {
             return;
+        }
+        for (id, commit) in std::mem::take(&mut self.driver.starved) {
+            if let Some(Phase::Decide { txn, .. }) = self.driver.jobs.get(&id).map(|j| &j.phase) {
+                let txn = *txn;
+                self.log_decision(ctx, id, txn, commit, out);
+            }
         }
         let now = ctx.now_ms();
         let due: Vec<u64> = self
@@ -1003,6 +1071,20 @@ impl MatcherNode {
             }
         }
         self.driver.next = driver.next;
+    }
+}
+
+/// The floors under which gift IDs are not used: the coordinator log's highest.
+pub(super) fn floors(groups: &Groups<Gid, Sm, Wait>) -> Floors<'_> {
+    match groups.get(&Gid::Coordinator).map(|g| g.sm()) {
+        Some(Sm::Coord(sm)) => Floors {
+            highest: sm.highest_id,
+            workshops: Some(&sm.workshops),
+        },
+        _ => Floors {
+            highest: 0,
+            workshops: None,
+        },
     }
 }
 

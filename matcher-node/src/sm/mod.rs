@@ -15,7 +15,10 @@ use serde_json::Value;
 
 use crate::constraints::Participant;
 
-pub use coord::{CoordCmd, CoordExchange, CoordOut, CoordSm, Event, EventKind, Gift, Kind, Txn};
+pub use coord::{
+    CoordCmd, CoordExchange, CoordOut, CoordSm, Event, EventKind, Gift, GiftWork, Kind, Priority,
+    TaskMode, Txn, Work, STAGES,
+};
 pub use region::{Lookup, Part, RegionCmd, RegionOut, RegionSm, Vote};
 
 /// A Raft group of the matcher.
@@ -99,6 +102,10 @@ impl StateMachine for Sm {
             (Sm::Region(now), Sm::Region(mut sm)) => {
                 sm.flaw = now.flaw;
                 Sm::Region(sm)
+            }
+            (Sm::Coord(now), Sm::Coord(mut sm)) => {
+                sm.tasks = now.tasks;
+                Sm::Coord(sm)
             }
             (_, sm) => sm,
         })

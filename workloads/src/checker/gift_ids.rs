@@ -395,6 +395,7 @@ mod tests {
             workers: 2,
             wall_origin_ms: Some(ORIGIN),
             clock_offsets: Vec::new(),
+            ..RunFacts::default()
         }
     }
 

@@ -7,11 +7,12 @@ use std::time::{SystemTime, UNIX_EPOCH};
 use super::runner::{Engine, RunError};
 use super::Run;
 use crate::analysis::{self, EXIT_UNKNOWN};
+use crate::checker::net::ServiceTraffic;
 use crate::console::Console;
 use crate::edn::Edn;
 use crate::facts::RunFacts;
 use crate::report;
-use crate::store::{RunInfo, Store, Validity};
+use crate::store::{RunInfo, ServiceInfo, Store, Validity};
 
 /// A node's clock offsets over time, by node name.
 type ClockSeries = Vec<(String, Vec<(u64, f64)>)>;
@@ -42,12 +43,18 @@ pub(super) fn finish_run(
         .as_ref()
         .map(|c| c.series(&run.names, origin))
         .unwrap_or_default();
+    let services = if run.several {
+        super::cluster::services(&run.launches)
+    } else {
+        Vec::new()
+    };
     let plotted = report::write_all(
         &run.store.dir,
         &engine.history,
         &engine.journal,
         origin,
         &clock_series,
+        &services,
     )
     .map(|_| ())
     .map_err(|e| format!("cannot draw the plots: {e}"));
@@ -67,11 +74,16 @@ pub(super) fn finish_run(
                 harness,
             };
             let facts = facts(run, engine, wall_at_start, &clock_series);
+            let traffic = run.several.then(|| ServiceTraffic {
+                nodes: &facts.nodes,
+                services: &facts.services,
+                traffic: engine.net().traffic(),
+            });
             let results = analysis::results(
                 engine.workload(),
                 &engine.history,
                 &facts,
-                engine.net().counters(),
+                (engine.net().counters(), traffic),
                 run.args.availability,
                 sections,
             );
@@ -104,6 +116,26 @@ fn run_info(run: &Run, workers: usize) -> RunInfo {
         command: run.args.replay_command(run.seed),
         valid: Validity::Unknown,
         expect: run.args.expect,
+        services: if run.several {
+            run.launches.iter().map(service_info).collect()
+        } else {
+            Vec::new()
+        },
+        worker_nodes: if run.several {
+            run.worker_nodes.clone()
+        } else {
+            Vec::new()
+        },
+    }
+}
+
+/// A service as run.json records it.
+fn service_info(launch: &super::cluster::Launch) -> ServiceInfo {
+    ServiceInfo {
+        name: launch.name.clone(),
+        bin: launch.bin.display().to_string(),
+        args: launch.args.clone(),
+        nodes: launch.nodes.clone(),
     }
 }
 
@@ -118,6 +150,8 @@ fn facts(run: &Run, engine: &Engine, wall_at_start: SystemTime, clocks: &ClockSe
     RunFacts {
         nodes: run.names.clone(),
         workers: engine.cluster_workers(),
+        worker_nodes: run.worker_nodes.clone(),
+        services: super::cluster::services(&run.launches),
         wall_origin_ms,
         clock_offsets: clocks.iter().map(|(_, s)| s.clone()).collect(),
     }

@@ -22,6 +22,7 @@
 //!   lines are ignored.
 //! * No `:perf` in the results: this harness draws no plots yet.
 
+pub mod cluster;
 pub mod faketime;
 mod finish;
 pub mod options;
@@ -51,8 +52,12 @@ use runner::{Engine, RunError};
 #[derive(Debug, Clone, PartialEq)]
 pub struct BadArgs(pub String);
 
-/// The node list: n0… with --node-count, else --nodes, else Jepsen's n1…n5.
+/// The node list: n0… across the services with --service, n0… with --node-count, else
+/// --nodes, else Jepsen's n1…n5.
 pub fn node_names(args: &TestOptions) -> Result<Vec<String>, BadArgs> {
+    if !args.services.is_empty() {
+        return Ok(cluster::service_node_names(args));
+    }
     let names: Vec<String> = match args.node_count {
         Some(0) => return Err(BadArgs("--node-count must be at least 1".into())),
         Some(n) => (0..n).map(|i| format!("n{i}")).collect(),
@@ -73,11 +78,17 @@ pub fn node_names(args: &TestOptions) -> Result<Vec<String>, BadArgs> {
     Ok(names)
 }
 
-/// What the options resolve to: the workload, the node names, the absolute node binary.
-type Checked = (Box<dyn workload::Workload>, Vec<String>, PathBuf);
+/// What the options resolve to: the workload (begun), the cluster it sees, the services
+/// with their absolute binaries, and the node each worker talks to.
+struct Checked {
+    workload: Box<dyn workload::Workload>,
+    cluster: Cluster,
+    launches: Vec<cluster::Launch>,
+    worker_nodes: Vec<usize>,
+}
 
 fn check_args(args: &TestOptions) -> Result<Checked, BadArgs> {
-    let workload = workload::by_name(&args.workload).map_err(BadArgs)?;
+    let mut workload = workload::by_name(&args.workload).map_err(BadArgs)?;
     let names = node_names(args)?;
     check_numbers(args)?;
     if !(0.0..=1.0).contains(&args.lossy_rate) {
@@ -98,8 +109,22 @@ fn check_args(args: &TestOptions) -> Result<Checked, BadArgs> {
             "--concurrency must give at least one worker".into(),
         ));
     }
-    let bin = check_bin(&args.bin)?;
-    Ok((workload, names, bin))
+    let launches = cluster::launches(args, &names)?;
+    let cluster = Cluster {
+        nodes: names.clone(),
+        topology: args.topology,
+        workers: args.concurrency.workers(names.len()),
+        node_args: args.args.clone(),
+        services: cluster::services(&launches),
+    };
+    workload.begin(&cluster);
+    let worker_nodes = workload::worker_nodes(workload.as_ref(), &cluster).map_err(BadArgs)?;
+    Ok(Checked {
+        workload,
+        cluster,
+        launches,
+        worker_nodes,
+    })
 }
 
 /// The time limit, rate and nemesis interval: values that would make a run check nothing
@@ -128,10 +153,11 @@ fn check_numbers(args: &TestOptions) -> Result<(), BadArgs> {
     Ok(())
 }
 
-/// The node binary as an absolute path, refused unless it is an executable file.
-fn check_bin(path: &Path) -> Result<PathBuf, BadArgs> {
+/// A node binary as an absolute path, refused (naming `flag`) unless it is an executable
+/// file.
+fn check_bin(flag: &str, path: &Path) -> Result<PathBuf, BadArgs> {
     use std::os::unix::fs::PermissionsExt;
-    let bad = |why: &str| BadArgs(format!("--bin {}: {why}", path.display()));
+    let bad = |why: &str| BadArgs(format!("{flag} {}: {why}", path.display()));
     let bin = std::path::absolute(path).map_err(|e| bad(&e.to_string()))?;
     let meta = match std::fs::metadata(&bin) {
         Ok(m) => m,
@@ -153,7 +179,7 @@ fn check_bin(path: &Path) -> Result<PathBuf, BadArgs> {
 
 /// Runs `workloads test`; returns the exit status.
 pub async fn run_test(args: TestOptions) -> i32 {
-    let (workload, names, bin) = match check_args(&args) {
+    let checked = match check_args(&args) {
         Ok(x) => x,
         Err(BadArgs(why)) => {
             eprintln!("workloads test: {why}");
@@ -165,7 +191,7 @@ pub async fn run_test(args: TestOptions) -> i32 {
         .seed
         .unwrap_or_else(|| rand::thread_rng().gen_range(0..1 << 48));
     let console = Arc::new(Console::new(true));
-    let store = match Store::create(Path::new("store"), workload.name()) {
+    let store = match Store::create(Path::new("store"), checked.workload.name()) {
         Ok(s) => s,
         Err(e) => {
             eprintln!("workloads test: cannot create the store folder: {e}");
@@ -193,10 +219,7 @@ pub async fn run_test(args: TestOptions) -> i32 {
     );
 
     let seed_line = format!("Seed {seed}; replay with: {replay}");
-    let exit = run_in_store(
-        &args, workload, names, &bin, seed, &seed_line, &console, &store,
-    )
-    .await;
+    let exit = run_in_store(&args, checked, seed, &seed_line, &console, &store).await;
     let _ = store.link_latest();
     console.flush();
     println!("{}", final_line(exit, seed, &store.dir.join("results.edn")));
@@ -283,6 +306,10 @@ pub fn final_line(status: i32, seed: u64, results: &Path) -> String {
 struct Run<'a> {
     args: &'a TestOptions,
     names: Vec<String>,
+    launches: Vec<cluster::Launch>,
+    /// Whether the nodes run several binaries (`--service`): their `init` names services.
+    several: bool,
+    worker_nodes: Vec<usize>,
     seed: u64,
     seed_line: &'a str,
     console: &'a Arc<Console>,
@@ -290,41 +317,48 @@ struct Run<'a> {
 }
 
 /// Starts the nodes, runs every phase, stops the nodes, then writes and judges the run.
-#[allow(clippy::too_many_arguments)]
 async fn run_in_store(
     args: &TestOptions,
-    workload: Box<dyn workload::Workload>,
-    names: Vec<String>,
-    bin: &Path,
+    checked: Checked,
     seed: u64,
     seed_line: &str,
     console: &Arc<Console>,
     store: &Store,
 ) -> i32 {
+    let Checked {
+        workload,
+        cluster,
+        launches,
+        worker_nodes,
+    } = checked;
     let run = Run {
         args,
-        names,
+        names: cluster.nodes.clone(),
+        several: !args.services.is_empty(),
+        launches,
+        worker_nodes,
         seed,
         seed_line,
         console,
         store,
     };
     let (tx, rx) = mpsc::unbounded_channel();
-    let started = start::start_nodes(&run, bin, tx);
+    if run.several {
+        console.info("runner", "workloads.run", &cluster::describe(&run.launches));
+    }
+    let started = start::start_nodes(&run, tx);
     let (net_rng, rngs) = start::rngs(seed);
     let latency = Latency {
         mean_ms: args.latency,
         dist: args.latency_dist,
     };
     let net = Network::new(run.names.len() as u32, latency, net_rng);
-    let settings = start::settings(args, workload.as_ref(), run.names.len());
-    let cluster = Cluster {
-        nodes: run.names.clone(),
-        topology: args.topology,
-        workers: settings.concurrency,
-        node_args: args.args.clone(),
-        services: vec![("node".to_string(), run.names.clone())],
-    };
+    let settings = start::settings(
+        args,
+        workload.as_ref(),
+        run.names.len(),
+        run.worker_nodes.clone(),
+    );
     let mut engine = Engine::new(
         console.clone(),
         started.nodes,
@@ -355,8 +389,15 @@ mod tests {
 
     /// Options as the command line would give them (tests may use the layer above).
     pub(crate) fn args(extra: &[&str]) -> TestOptions {
-        let mut argv = vec!["workloads", "test", "--bin", "node"];
+        let mut argv = vec!["--bin", "node"];
         argv.extend_from_slice(extra);
+        args_of(&argv)
+    }
+
+    /// Options from exactly these words after `workloads test`.
+    pub(crate) fn args_of(words: &[&str]) -> TestOptions {
+        let mut argv = vec!["workloads", "test"];
+        argv.extend_from_slice(words);
         match cli::Cli::try_parse_from(argv).unwrap().command {
             cli::Command::Test(t) => t.into(),
             other => panic!("{other:?}"),
@@ -437,7 +478,12 @@ mod tests {
         let plain = dir.join("plain");
         std::fs::write(&plain, "#!/bin/sh\n").unwrap();
         std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o644)).unwrap();
-        let why = |p: &Path| check_bin(p).err().map(|BadArgs(m)| m).unwrap_or_default();
+        let why = |p: &Path| {
+            check_bin("--bin", p)
+                .err()
+                .map(|BadArgs(m)| m)
+                .unwrap_or_default()
+        };
         assert!(
             why(&dir).ends_with("is a directory, not a node binary"),
             "{}",
@@ -446,7 +492,7 @@ mod tests {
         assert!(why(&plain).contains("is not executable"), "{}", why(&plain));
         assert!(why(&dir.join("absent")).contains("no such file"));
         std::fs::set_permissions(&plain, std::fs::Permissions::from_mode(0o755)).unwrap();
-        assert_eq!(check_bin(&plain), Ok(plain.clone()));
+        assert_eq!(check_bin("--bin", &plain), Ok(plain.clone()));
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

@@ -17,7 +17,14 @@ use crate::topology::Topology;
 #[derive(Debug, Clone)]
 pub struct TestOptions {
     pub workload: String,
-    pub bin: PathBuf,
+    /// The node binary of a run of one binary; `None` when `services` are given.
+    pub bin: Option<PathBuf>,
+    /// The services of a cluster of several binaries, in the order given; empty for a run
+    /// of one binary.
+    pub services: Vec<ServiceSpec>,
+    /// Extra arguments per service name (`--service-args NAME=ARGS`), after the common
+    /// node arguments.
+    pub service_args: Vec<(String, Vec<String>)>,
     pub node_count: Option<usize>,
     pub nodes: Vec<String>,
     /// Seconds of the main phase.
@@ -46,6 +53,113 @@ pub struct TestOptions {
     pub expect: Option<Expect>,
     /// Arguments for the node binary.
     pub args: Vec<String>,
+}
+
+/// One `--service NAME=BIN:COUNT`: COUNT nodes running BIN, called service NAME.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ServiceSpec {
+    pub name: String,
+    pub bin: PathBuf,
+    pub count: usize,
+}
+
+impl FromStr for ServiceSpec {
+    type Err = String;
+
+    /// `NAME=BIN:COUNT`: NAME is `[a-z][a-z0-9-]*`, BIN a path (it may hold `=` and `:`;
+    /// the name ends at the first `=`, the count starts after the last `:`), COUNT >= 1.
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let form = "expected NAME=BIN:COUNT, like queue=target/debug/queue-node:3";
+        let (name, rest) = s.split_once('=').ok_or(form)?;
+        check_service_name(name)?;
+        let (bin, count) = rest.rsplit_once(':').ok_or(form)?;
+        if bin.is_empty() {
+            return Err(format!("the binary of service {name} is empty; {form}"));
+        }
+        let count = match count.parse::<usize>() {
+            Ok(n) if n >= 1 => n,
+            _ => {
+                return Err(format!(
+                    "COUNT must be an integer of at least 1, got {count:?}"
+                ))
+            }
+        };
+        Ok(ServiceSpec {
+            name: name.to_string(),
+            bin: PathBuf::from(bin),
+            count,
+        })
+    }
+}
+
+/// A service name: `[a-z][a-z0-9-]*`.
+pub fn check_service_name(name: &str) -> Result<(), String> {
+    let mut chars = name.chars();
+    let good = chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-');
+    if good {
+        Ok(())
+    } else {
+        Err(format!(
+            "bad service name {name:?}: a lower-case letter, then lower-case letters, digits or -"
+        ))
+    }
+}
+
+/// One `--service-args NAME=ARGS`: the name and the words of ARGS, split as a POSIX shell
+/// splits them (quotes and backslashes, no expansions).
+pub fn parse_service_args(s: &str) -> Result<(String, Vec<String>), String> {
+    let (name, args) = s
+        .split_once('=')
+        .ok_or("expected NAME=ARGS, like matcher=\"--broken enqueue-before-log\"")?;
+    check_service_name(name)?;
+    Ok((name.to_string(), split_words(args)?))
+}
+
+/// Splits `text` into words as a POSIX shell does, without expansions: blanks separate
+/// words, `'…'` keeps everything, `"…"` keeps everything but `\"`, `\\`, `\$` and `\``,
+/// and a backslash outside quotes keeps the next character.
+pub fn split_words(text: &str) -> Result<Vec<String>, String> {
+    let mut words = Vec::new();
+    let mut word: Option<String> = None;
+    let mut chars = text.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            c if c.is_whitespace() => words.extend(word.take()),
+            '\'' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('\'') => break,
+                        Some(c) => w.push(c),
+                        None => return Err(format!("unclosed ' in {text:?}")),
+                    }
+                }
+            }
+            '"' => {
+                let w = word.get_or_insert_with(String::new);
+                loop {
+                    match chars.next() {
+                        Some('"') => break,
+                        Some('\\') => match chars.next() {
+                            Some(c @ ('"' | '\\' | '$' | '`')) => w.push(c),
+                            Some(c) => w.extend(['\\', c]),
+                            None => return Err(format!("unclosed \" in {text:?}")),
+                        },
+                        Some(c) => w.push(c),
+                        None => return Err(format!("unclosed \" in {text:?}")),
+                    }
+                }
+            }
+            '\\' => match chars.next() {
+                Some(c) => word.get_or_insert_with(String::new).push(c),
+                None => return Err(format!("a lone \\ ends {text:?}")),
+            },
+            c => word.get_or_insert_with(String::new).push(c),
+        }
+    }
+    words.extend(word);
+    Ok(words)
 }
 
 /// The number of client workers.
@@ -102,6 +216,31 @@ impl TestOptions {
         }
     }
 
+    /// The words that say which nodes run: `--bin` and the node list, or the services.
+    fn node_words(&self) -> Vec<String> {
+        let mut words = Vec::new();
+        if let Some(bin) = &self.bin {
+            words.extend(["--bin".into(), bin.display().to_string()]);
+        }
+        for s in &self.services {
+            let spec = format!("{}={}:{}", s.name, s.bin.display(), s.count);
+            words.extend(["--service".into(), spec]);
+        }
+        for (name, args) in &self.service_args {
+            let quoted: Vec<String> = args.iter().map(|a| shell_quote(a)).collect();
+            words.extend([
+                "--service-args".into(),
+                format!("{name}={}", quoted.join(" ")),
+            ]);
+        }
+        if let Some(n) = self.node_count {
+            words.extend(["--node-count".into(), n.to_string()]);
+        } else if !self.nodes.is_empty() {
+            words.extend(["--nodes".into(), self.nodes.join(",")]);
+        }
+        words
+    }
+
     /// The options as a `workloads test` command line that replays this run with `seed`.
     pub fn replay_command(&self, seed: u64) -> String {
         let mut words = vec![
@@ -109,14 +248,8 @@ impl TestOptions {
             "test".into(),
             "-w".into(),
             self.workload.clone(),
-            "--bin".into(),
-            self.bin.display().to_string(),
         ];
-        if let Some(n) = self.node_count {
-            words.extend(["--node-count".into(), n.to_string()]);
-        } else if !self.nodes.is_empty() {
-            words.extend(["--nodes".into(), self.nodes.join(",")]);
-        }
+        words.extend(self.node_words());
         words.extend(["--time-limit".into(), self.time_limit.to_string()]);
         words.extend(["--rate".into(), self.rate.to_string()]);
         words.extend(["--concurrency".into(), self.concurrency.to_string()]);

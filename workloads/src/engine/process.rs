@@ -110,8 +110,8 @@ pub struct NodeProcess {
 /// with the same id, working directory and log.
 #[derive(Debug)]
 pub struct Spawner {
-    pub bin: PathBuf,
-    pub args: Vec<String>,
+    /// Each node's binary and arguments (its service's).
+    pub programs: Vec<(PathBuf, Vec<String>)>,
     pub log_stderr: bool,
     pub names: Vec<String>,
     pub dirs: Vec<PathBuf>,
@@ -258,8 +258,9 @@ pub mod signals {
 
 /// The command that starts node `i`: piped, in its own process group, in `workdir`.
 fn command(launch: &Spawner, i: usize, workdir: &Path) -> Command {
-    let mut cmd = Command::new(&launch.bin);
-    cmd.args(&launch.args)
+    let (bin, args) = &launch.programs[i];
+    let mut cmd = Command::new(bin);
+    cmd.args(args)
         // An inherited one would make every run's nodes share one folder of files.
         .env_remove(NODE_DIR_ENV)
         .envs(launch.env[i].iter().map(|(k, v)| (k, v)))

@@ -85,6 +85,10 @@ pub struct Settings {
     pub time_limit: Nanos,
     pub rate: f64,
     pub concurrency: usize,
+    /// The node each worker talks to ([`crate::workload::worker_nodes`]).
+    pub worker_nodes: Vec<usize>,
+    /// Whether `init` names the services (a cluster of several binaries).
+    pub services_in_init: bool,
     /// How long a worker waits for a reply: the workload's choice.
     pub client_timeout: Nanos,
     pub nemesis: Option<NemesisConfig>,

@@ -2,13 +2,14 @@
 //! seeded random sources and the runner's settings. Only [`start_nodes`] touches processes
 //! and files; the rest are plain functions of the options.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Instant, SystemTime};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use tokio::sync::mpsc;
 
+use super::cluster::Launch;
 use super::faketime::{self, Clocks};
 use super::options::TestOptions;
 use super::process::{NodeEvent, NodeProcess, Spawner};
@@ -31,18 +32,13 @@ pub(super) struct Started {
 
 /// Creates the working directories and clock files, and starts every node; stops at the
 /// first failure, which is returned for the run to end with.
-pub(super) fn start_nodes(
-    run: &Run,
-    bin: &Path,
-    events: mpsc::UnboundedSender<NodeEvent>,
-) -> Started {
+pub(super) fn start_nodes(run: &Run, events: mpsc::UnboundedSender<NodeEvent>) -> Started {
     let (args, names, store) = (run.args, &run.names, run.store);
     let clocked = args.nemesis_kinds().contains(&Kind::Clock);
     let (dirs, mut error) = working_dirs(args, store, names, run.console);
     let clock_files: Vec<PathBuf> = names.iter().map(|n| store.clock_file(n)).collect();
     let spawner = Spawner {
-        bin: bin.to_path_buf(),
-        args: args.args.clone(),
+        programs: programs(&run.launches),
         log_stderr: args.log_stderr,
         names: names.clone(),
         dirs,
@@ -66,7 +62,7 @@ pub(super) fn start_nodes(
             match spawner.spawn(i as u32, 0) {
                 Ok(p) => nodes.push(p),
                 Err(e) => {
-                    let bin = bin.display();
+                    let bin = spawner.programs[i].0.display();
                     error = Some(format!("Could not start node {name} ({bin}): {e}"));
                     break;
                 }
@@ -83,6 +79,14 @@ pub(super) fn start_nodes(
         wall,
         error,
     }
+}
+
+/// Each node's binary and arguments, from its service.
+fn programs(launches: &[Launch]) -> Vec<(PathBuf, Vec<String>)> {
+    launches
+        .iter()
+        .flat_map(|l| l.nodes.iter().map(|_| (l.bin.clone(), l.args.clone())))
+        .collect()
 }
 
 /// Each node's extra environment: libfaketime's under the clock nemesis, else none.
@@ -110,9 +114,14 @@ pub(super) fn rngs(seed: u64) -> (StdRng, Rngs) {
     (net, rngs)
 }
 
-/// The runner's settings: the options in nanoseconds, the workload's reply timeout, and
-/// the nemesis's configuration when faults were asked for.
-pub(super) fn settings(args: &TestOptions, workload: &dyn Workload, nodes: usize) -> Settings {
+/// The runner's settings: the options in nanoseconds, the workload's reply timeout, the
+/// node each worker talks to, and the nemesis's configuration when faults were asked for.
+pub(super) fn settings(
+    args: &TestOptions,
+    workload: &dyn Workload,
+    nodes: usize,
+    worker_nodes: Vec<usize>,
+) -> Settings {
     let kinds = args.nemesis_kinds();
     let time_limit = args.time_limit * 1_000_000_000;
     let client_timeout = workload.client().timeout_ms(args.latency) * 1_000_000;
@@ -120,6 +129,8 @@ pub(super) fn settings(args: &TestOptions, workload: &dyn Workload, nodes: usize
         time_limit,
         rate: args.rate,
         concurrency: args.concurrency.workers(nodes),
+        worker_nodes,
+        services_in_init: !args.services.is_empty(),
         client_timeout,
         nemesis: (!kinds.is_empty()).then(|| NemesisConfig {
             kinds: kinds.clone(),
@@ -149,6 +160,7 @@ mod tests {
             &args(&["--latency", "300", "--time-limit", "7"]),
             lin.as_ref(),
             3,
+            Vec::new(),
         );
         assert_eq!((s.time_limit, s.concurrency), (7_000_000_000, 3));
         assert_eq!(s.client_timeout, 3_000_000_000, "lin-kv waits 10 latencies");
@@ -158,6 +170,7 @@ mod tests {
             &args(&["--nemesis", "kill", "--concurrency", "2n"]),
             echo.as_ref(),
             5,
+            Vec::new(),
         );
         assert_eq!((s.client_timeout, s.concurrency), (5_000_000_000, 10));
         let nemesis = s.nemesis.expect("kill asked for");
@@ -186,5 +199,23 @@ mod tests {
     fn nodes_get_libfaketime_only_under_the_clock_nemesis() {
         let files = vec![PathBuf::from("a.rc"), PathBuf::from("b.rc")];
         assert_eq!(node_env(false, &files), vec![Vec::new(), Vec::new()]);
+    }
+
+    #[test]
+    fn each_node_runs_its_own_services_binary_and_arguments() {
+        let launch = |name: &str, nodes: &[&str], args: &[&str]| Launch {
+            name: name.into(),
+            bin: PathBuf::from(format!("/bin/{name}")),
+            args: args.iter().map(|s| s.to_string()).collect(),
+            nodes: nodes.iter().map(|s| s.to_string()).collect(),
+        };
+        let p = programs(&[
+            launch("a", &["n0"], &["-x"]),
+            launch("b", &["n1", "n2"], &[]),
+        ]);
+        assert_eq!(p.len(), 3);
+        assert_eq!(p[0], (PathBuf::from("/bin/a"), vec!["-x".to_string()]));
+        assert_eq!(p[1], (PathBuf::from("/bin/b"), Vec::new()));
+        assert_eq!(p[2], p[1]);
     }
 }

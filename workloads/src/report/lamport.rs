@@ -32,6 +32,11 @@ const PX_PER_MS: f64 = 10.0;
 const HEADER_EVERY: f64 = 1000.0;
 const BOTTOM: f64 = 50.0;
 
+/// Height of the band naming a service above its nodes' lines.
+const BAND: f64 = 30.0;
+/// Background tints of the services' groups of lines, in turn.
+const TINTS: [&str; 4] = ["#EEF4FF", "#FFF3E6", "#EEF9EE", "#F6EEFB"];
+
 const CLIENT: &str = "#81BFFC";
 const ERROR: &str = "#FF1E90";
 const NODE: &str = "#000000";
@@ -46,10 +51,17 @@ const STYLE: &str = "svg { font-family: Helvetica, Arial, sans-serif; font-size:
 .t { fill: #888; text-anchor: end; font-size: 10px; }
 .life { stroke: #ccc; }
 .start { stroke: #888; stroke-dasharray: 2 4; }
-.warn { fill: #B00020; font-weight: bold; }";
+.warn { fill: #B00020; font-weight: bold; }
+.svc { text-anchor: middle; font-weight: bold; font-size: 12px; fill: #333; }";
 
 /// The diagram of `journal`; `origin_ns` is the history's start on the journal's clock.
-pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
+/// `services` (a cluster of several binaries; empty for one binary) groups the node lines
+/// by service, under a band naming each.
+pub fn messages_svg(
+    journal: &Journal,
+    origin_ns: u64,
+    services: &[(String, Vec<String>)],
+) -> String {
     let hops = &journal.hops;
     let notice = (journal.truncated > 0).then(|| {
         format!(
@@ -58,7 +70,8 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
             journal.truncated
         )
     });
-    let columns = columns(hops);
+    let columns = columns(hops, services);
+    let banded = columns.iter().any(|c| c.service.is_some());
     let col = ((WIDTH - GUTTER - 20.0) / columns.len().max(1) as f64).clamp(MIN_COL, 600.0);
     let x_of = |name: &str| {
         let i = columns
@@ -70,7 +83,7 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
     // Time zero: the history's start, or the first message when setup came before it.
     let first = hops.iter().map(|h| h.sent_ns).min().unwrap_or(origin_ns);
     let zero = origin_ns.min(first);
-    let name_y = if notice.is_some() { 40.0 } else { 20.0 };
+    let name_y = if notice.is_some() { 40.0 } else { 20.0 } + if banded { BAND } else { 0.0 };
     let top = name_y + 30.0;
     let rows = Rows::new(hops, top, MAX_HEIGHT - top - BOTTOM);
     let bottom = rows.bottom() + 20.0;
@@ -87,8 +100,12 @@ pub fn messages_svg(journal: &Journal, origin_ns: u64) -> String {
         );
     }
 
-    // Lifelines, then the names, repeated so they stay in sight while scrolling.
+    // Service bands, lifelines, then the names, repeated so they stay in sight while
+    // scrolling.
     svg.push_str("<g>\n");
+    if banded {
+        service_bands(&mut svg, &columns, col, name_y - BAND, bottom);
+    }
     lifelines(&mut svg, &columns, col, name_y, bottom);
     if zero < origin_ns && !hops.is_empty() {
         let y = rows.y(origin_ns);
@@ -162,6 +179,39 @@ fn lifelines(svg: &mut String, columns: &[Column], col: f64, name_y: f64, bottom
             y += HEADER_EVERY;
             class = "hd r";
         }
+    }
+}
+
+/// For each run of lines of one service: a tinted background down the picture and the
+/// service's name at the top, over its lines.
+fn service_bands(svg: &mut String, columns: &[Column], col: f64, top: f64, bottom: f64) {
+    let mut i = 0;
+    let mut shade = 0;
+    while i < columns.len() {
+        let Some(name) = &columns[i].service else {
+            i += 1;
+            continue;
+        };
+        let run = columns[i..]
+            .iter()
+            .take_while(|c| c.service.as_ref() == Some(name))
+            .count();
+        let x = GUTTER + i as f64 * col + 2.0;
+        let w = run as f64 * col - 4.0;
+        let _ = writeln!(
+            svg,
+            "<rect x=\"{x:.1}\" y=\"{top:.1}\" width=\"{w:.1}\" height=\"{:.1}\" fill=\"{}\" rx=\"4\"/>\
+             <text class=\"svc\" x=\"{:.1}\" y=\"{:.1}\"><title>service {} ({} node line(s))</title>{}</text>",
+            bottom - top,
+            TINTS[shade % TINTS.len()],
+            x + w / 2.0,
+            top + 14.0,
+            escape(name),
+            run,
+            escape(name)
+        );
+        shade += 1;
+        i += run;
     }
 }
 
@@ -283,21 +333,40 @@ fn relative_ms(t: u64, origin_ns: u64) -> f64 {
 struct Column {
     label: String,
     members: Vec<String>,
+    /// The service of a node's line, in a cluster of several binaries.
+    service: Option<String>,
 }
 
-/// Nodes `n<N>` (by number), then the others (services such as `lin-kv`) by name, then
-/// clients `c<N>`: one line each when all fit in [`WIDTH`], else one line per node the
-/// clients talk to, else one line for them all.
-fn columns(hops: &[Hop]) -> Vec<Column> {
+/// Nodes `n<N>` (by number; grouped by service first when there are `services`), then the
+/// others (services such as `lin-kv`) by name, then clients `c<N>`: one line each when all
+/// fit in [`WIDTH`], else one line per node the clients talk to, else one line for them
+/// all.
+fn columns(hops: &[Hop], services: &[(String, Vec<String>)]) -> Vec<Column> {
     let names = participants(hops);
-    let (clients, others): (Vec<String>, Vec<String>) =
+    let (clients, mut others): (Vec<String>, Vec<String>) =
         names.into_iter().partition(|n| rank(n).0 == 2);
+    let service_of = |name: &str| {
+        services
+            .iter()
+            .position(|(_, nodes)| nodes.iter().any(|n| n == name))
+    };
+    others.sort_by(|a, b| {
+        let key = |n: &str| service_of(n).unwrap_or(usize::MAX);
+        (key(a), rank(a)).cmp(&(key(b), rank(b)))
+    });
     let room = ((WIDTH - GUTTER - 20.0) / MIN_COL).floor() as usize;
     let single = |name: String| Column {
         label: name.clone(),
         members: vec![name],
+        service: None,
     };
-    let mut out: Vec<Column> = others.into_iter().map(single).collect();
+    let mut out: Vec<Column> = others
+        .into_iter()
+        .map(|name| Column {
+            service: service_of(&name).map(|s| services[s].0.clone()),
+            ..single(name)
+        })
+        .collect();
     if out.len() + clients.len() <= room {
         out.extend(clients.into_iter().map(single));
         return out;
@@ -315,12 +384,14 @@ fn columns(hops: &[Hop]) -> Vec<Column> {
         out.extend(by_node.into_iter().map(|(node, members)| Column {
             label: format!("clients of {node} ({})", members.len()),
             members,
+            service: None,
         }));
     } else {
         let members: Vec<String> = by_node.into_iter().flat_map(|(_, m)| m).collect();
         out.push(Column {
             label: format!("clients ({})", members.len()),
             members,
+            service: None,
         });
     }
     out
@@ -488,7 +559,7 @@ mod tests {
 
     #[test]
     fn draws_one_arrow_per_message_in_participant_order() {
-        let svg = messages_svg(&sample(), 10 * MS);
+        let svg = messages_svg(&sample(), 10 * MS, &[]);
         assert_balanced_svg(&svg);
         assert_eq!(svg.matches("<g class=\"m").count(), 5);
         assert_eq!(svg.matches("marker-end=\"url(#x)\"").count(), 1, "one lost");
@@ -540,7 +611,7 @@ mod tests {
 
     #[test]
     fn many_clients_share_a_line_per_node_and_the_picture_fits_1400_px() {
-        let svg = messages_svg(&crowd(5, 15), 0);
+        let svg = messages_svg(&crowd(5, 15), 0, &[]);
         assert_balanced_svg(&svg);
         assert!(width_of(&svg) <= WIDTH, "width {}", width_of(&svg));
         assert_eq!(svg.matches("<line class=\"life\"").count(), 10);
@@ -548,11 +619,11 @@ mod tests {
         assert!(at("n4") < at("clients of n0 (3)"), "nodes before clients");
         assert!(svg.contains("<title>c10 c15 c20</title>"), "members named");
         // Too many nodes for a line per node's clients: one line for them all.
-        let svg = messages_svg(&crowd(9, 18), 0);
+        let svg = messages_svg(&crowd(9, 18), 0, &[]);
         assert!(svg.contains(">clients (18)</text>"));
         assert_eq!(svg.matches("<line class=\"life\"").count(), 10);
         // Few clients keep their own lines.
-        let svg = messages_svg(&crowd(3, 3), 0);
+        let svg = messages_svg(&crowd(3, 3), 0, &[]);
         assert!(svg.contains(">c12</text>") && !svg.contains("clients of"));
     }
 
@@ -563,7 +634,7 @@ mod tests {
             j.sent(id, "n0", "n1", id * 200 * MS, "{\"type\":\"x\"}");
             j.received(id, id * 200 * MS + MS);
         }
-        let svg = messages_svg(&j, 0);
+        let svg = messages_svg(&j, 0, &[]);
         assert_balanced_svg(&svg);
         assert!(svg.contains("Showing the first 5000 messages only: 7 later messages"));
         let height: f64 = svg
@@ -581,15 +652,52 @@ mod tests {
 
     #[test]
     fn empty_and_odd_journals_do_not_panic() {
-        let svg = messages_svg(&Journal::default(), 0);
+        let svg = messages_svg(&Journal::default(), 0, &[]);
         assert_balanced_svg(&svg);
         assert!(svg.contains("No messages were recorded."));
         let mut j = Journal::default();
         j.sent(1, "n0", "n0", 5, "not json <");
         j.sent(2, "n0", "n1", 9, "{}");
         j.received(2, 3);
-        let svg = messages_svg(&j, u64::MAX);
+        let svg = messages_svg(&j, u64::MAX, &[]);
         assert_balanced_svg(&svg);
         assert!(svg.contains("not json &lt;"));
+    }
+
+    #[test]
+    fn node_lines_are_grouped_and_labelled_by_service() {
+        let mut j = Journal::default();
+        for (id, (src, dest)) in [("n3", "n0"), ("n0", "n1"), ("n1", "n2"), ("c9", "n2")]
+            .into_iter()
+            .enumerate()
+        {
+            j.sent(id as u64, src, dest, id as u64 * MS, "{\"type\":\"x\"}");
+            j.received(id as u64, id as u64 * MS + MS / 2);
+        }
+        let services = vec![
+            (
+                "queue".to_string(),
+                vec!["n2".to_string(), "n3".to_string()],
+            ),
+            (
+                "giftid".to_string(),
+                vec!["n0".to_string(), "n1".to_string()],
+            ),
+        ];
+        let svg = messages_svg(&j, 0, &services);
+        assert_balanced_svg(&svg);
+        let at = |text: &str| svg.find(text).unwrap_or_else(|| panic!("no {text}"));
+        assert!(
+            at(">queue</text>") < at(">giftid</text>"),
+            "bands in service order"
+        );
+        assert!(at(">n2</text>") < at(">n3</text>"));
+        assert!(at(">n3</text>") < at(">n0</text>"), "queue's nodes first");
+        assert!(at(">n1</text>") < at(">c9</text>"), "clients last");
+        assert_eq!(svg.matches("class=\"svc\"").count(), 2);
+        assert!(svg.contains("<title>service giftid (2 node line(s))</title>"));
+        let plain = messages_svg(&j, 0, &[]);
+        assert!(!plain.contains("class=\"svc\""), "one binary: no bands");
+        assert!(plain.find(">n0</text>").unwrap() < plain.find(">n3</text>").unwrap());
     }
 }

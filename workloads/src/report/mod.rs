@@ -18,19 +18,24 @@ pub mod timeline;
 ///
 /// `origin_ns` is the history's start on the engine clock the journal uses. `clocks` holds
 /// each node's clock offset in milliseconds over history time (ns); the clock plot is only
-/// written when there is one.
+/// written when there is one. `services` (a cluster of several binaries; empty for one
+/// binary) groups the message diagram's node lines by service.
 pub fn write_all(
     dir: &Path,
     history: &History,
     journal: &Journal,
     origin_ns: u64,
     clocks: &[(String, Vec<(u64, f64)>)],
+    services: &[(String, Vec<String>)],
 ) -> std::io::Result<Vec<String>> {
     let intervals = faults::periods(history);
     let mut files = vec![
         ("latency-raw.svg", plots::latency_svg(history, &intervals)),
         ("rate.svg", plots::rate_svg(history, &intervals)),
-        ("messages.svg", lamport::messages_svg(journal, origin_ns)),
+        (
+            "messages.svg",
+            lamport::messages_svg(journal, origin_ns, services),
+        ),
         (
             "timeline.html",
             timeline::timeline_html(history, &run_title(dir)),
@@ -199,7 +204,7 @@ mod tests {
         let mut h = History::default();
         call(&mut h, 0, "echo", 0, 5, OpType::Ok);
         let journal = Journal::default();
-        let names = write_all(&dir, &h, &journal, 0, &[]).unwrap();
+        let names = write_all(&dir, &h, &journal, 0, &[], &[]).unwrap();
         assert_eq!(
             names,
             [
@@ -210,7 +215,7 @@ mod tests {
             ]
         );
         let clocks = vec![("n0".to_string(), vec![(0, 1.5)])];
-        let names = write_all(&dir, &h, &journal, 0, &clocks).unwrap();
+        let names = write_all(&dir, &h, &journal, 0, &clocks, &[]).unwrap();
         assert_eq!(names.last().map(String::as_str), Some("clock.svg"));
         for name in &names {
             assert!(dir.join(name).metadata().unwrap().len() > 100);

@@ -12,7 +12,7 @@ use axum::response::Response;
 use super::files::{self, Refusal};
 use super::html::{encode_segment, escape, files_href, not_found, respond, run_href};
 use super::runs::{self, natural_cmp, path, verdict_word, Figures, RunDir, RunJson, Summary};
-use super::why;
+use super::{traffic, why};
 use crate::edn::Edn;
 use crate::store::{Expect, Validity};
 
@@ -324,6 +324,7 @@ pub fn run(root: &Path, workload: &str, stamp: &str) -> Response {
         figure_cells(&summary.figures)
     );
 
+    body.push_str(&traffic::section(results.as_ref()));
     files_section(&mut body, &page);
     results_section(&mut body, results.as_ref(), results_text.as_deref());
     pictures_section(&mut body, &page);
@@ -387,6 +388,9 @@ fn facts_section(body: &mut String, page: &Page, summary: &Summary, results: Opt
         ),
         ("seed", escape(seed.as_deref().unwrap_or("?"))),
     ];
+    if let Some(services) = info.as_ref().and_then(|i| i.services.as_deref()) {
+        facts.insert(5, ("services", traffic::services_cell(services)));
+    }
     if let Some(expect) = summary.expect() {
         facts.push(("expected", escape(expect.word())));
     }

@@ -104,6 +104,8 @@ pub struct RunJson {
     pub workload: Option<String>,
     pub nemesis: Option<Vec<String>>,
     pub nodes: Option<Vec<String>>,
+    /// The services of a cluster of several binaries: (name, node ids).
+    pub services: Option<Vec<(String, Vec<String>)>>,
     pub seed: Option<u64>,
     pub time_limit: Option<u64>,
     pub command: Option<String>,
@@ -139,6 +141,7 @@ impl RunJson {
             workload: string("workload"),
             nemesis: strings("nemesis"),
             nodes: strings("nodes"),
+            services: object.get("services").and_then(services),
             seed: object.get("seed").and_then(Value::as_u64),
             time_limit: object.get("time_limit").and_then(Value::as_u64),
             command: string("command"),
@@ -159,6 +162,20 @@ impl RunJson {
             }
         })
     }
+}
+
+/// run.json's `services`: `[{"name", "nodes", …}, …]` as (name, node ids).
+fn services(value: &Value) -> Option<Vec<(String, Vec<String>)>> {
+    value
+        .as_array()?
+        .iter()
+        .map(|s| {
+            let name = s.get("name")?.as_str()?.to_string();
+            let nodes = s.get("nodes")?.as_array()?;
+            let nodes = nodes.iter().filter_map(Value::as_str).map(str::to_string);
+            Some((name, nodes.collect()))
+        })
+        .collect()
 }
 
 /// The key figures of a run's results.

@@ -106,15 +106,59 @@ impl GenOp {
 /// What the workload needs to know about the cluster.
 #[derive(Debug, Clone)]
 pub struct Cluster {
+    /// Every node, of every service.
     pub nodes: Vec<String>,
     pub topology: Topology,
-    /// Client workers; worker `w` talks to node `w % nodes.len()`.
+    /// Client workers; see [`worker_nodes`] for the node each one talks to.
     pub workers: usize,
     /// The node binary's own arguments (after `--`), for workloads that follow them.
     pub node_args: Vec<String>,
-    /// The cluster's services in order: (name, node ids). A one-binary run has one
-    /// service, `"node"`, of every node.
+    /// The services and their node ids, in the order given (`--service NAME=BIN:COUNT`);
+    /// a run of one binary has one service, `node`, of every node.
     pub services: Vec<(String, Vec<String>)>,
+}
+
+/// The name of the one service of a run of one binary (`--bin`).
+pub const ONE_SERVICE: &str = "node";
+
+impl Cluster {
+    /// The node ids of service `name`.
+    pub fn service(&self, name: &str) -> Option<&[String]> {
+        self.services
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, nodes)| nodes.as_slice())
+    }
+}
+
+/// The node (an index into [`Cluster::nodes`]) each worker talks to: for a worker whose
+/// [`Workload::service_of`] is `Some(name)`, node `k % len` of that service, `k` being the
+/// worker's rank among the workers of the same service; else node `w % nodes.len()`.
+/// Refused when a worker names a service the cluster does not have.
+pub fn worker_nodes(workload: &dyn Workload, cluster: &Cluster) -> Result<Vec<usize>, String> {
+    let mut taken: Vec<usize> = vec![0; cluster.services.len()];
+    let mut out = Vec::with_capacity(cluster.workers);
+    for w in 0..cluster.workers {
+        let Some(name) = workload.service_of(w) else {
+            out.push(w % cluster.nodes.len().max(1));
+            continue;
+        };
+        let found = cluster.services.iter().position(|(n, _)| n == name);
+        let Some(s) = found.filter(|&s| !cluster.services[s].1.is_empty()) else {
+            let known: Vec<&str> = cluster.services.iter().map(|(n, _)| n.as_str()).collect();
+            return Err(format!(
+                "workload {} sends worker {w} to service {name:?}, which this run does not                  have (services: {}); name it with --service {name}=BIN:COUNT",
+                workload.name(),
+                known.join(", ")
+            ));
+        };
+        let nodes = &cluster.services[s].1;
+        let node = &nodes[taken[s] % nodes.len()];
+        taken[s] += 1;
+        let index = cluster.nodes.iter().position(|n| n == node);
+        out.push(index.ok_or_else(|| format!("node {node} of service {name} is not a node"))?);
+    }
+    Ok(out)
 }
 
 /// What a worker does next, as the workload decides it ([`Workload::next`]).
@@ -258,8 +302,16 @@ pub trait Workload: Send {
         None
     }
 
-    /// Called once, after setup and before the main phase, with the run's shape.
+    /// Called once with the run's shape, before [`Workload::service_of`] is asked and
+    /// before the nodes start (the shape follows from the options).
     fn begin(&mut self, _cluster: &Cluster) {}
+
+    /// The service whose nodes worker `worker` talks to, for clusters of several binaries;
+    /// `None` spreads the worker over all nodes (`worker % nodes.len()`). See
+    /// [`worker_nodes`].
+    fn service_of(&self, _worker: usize) -> Option<&str> {
+        None
+    }
 
     /// The generator: what worker `ask.worker` does next in `ask.phase`.
     ///
@@ -297,12 +349,6 @@ pub trait Workload: Send {
 
     /// The workload checker's result map (`:workload` in results.edn).
     fn check(&self, history: &History, facts: &RunFacts) -> Edn;
-
-    /// The service whose nodes worker `worker` talks to, spread over them; `None` keeps
-    /// worker `w` on node `w % nodes` of all nodes.
-    fn service_of(&self, _worker: usize) -> Option<&str> {
-        None
-    }
 }
 
 /// The workload named `name`, or a message listing the supported ones.
@@ -403,5 +449,55 @@ mod tests {
         };
         assert_eq!(w.next(ask(0), &mut rng), Next::Op(GenOp::final_read()));
         assert_eq!(w.next(ask(1), &mut rng), Next::Done);
+    }
+
+    /// Workers 0 and 3 go to service `b`, worker 1 to `a`, the rest anywhere.
+    struct Routed(Option<&'static str>);
+
+    impl Workload for Routed {
+        fn name(&self) -> &'static str {
+            "routed"
+        }
+        fn service_of(&self, worker: usize) -> Option<&str> {
+            match worker {
+                0 | 3 => Some("b"),
+                1 => Some("a"),
+                4 => self.0,
+                _ => None,
+            }
+        }
+        fn next(&mut self, _: Ask, _: &mut StdRng) -> Next {
+            Next::Done
+        }
+        fn request(&self, _: &GenOp) -> Request<'_> {
+            unreachable!("never asked")
+        }
+        fn ok_value(&self, _: &GenOp, _: &Map<String, Value>) -> Edn {
+            Edn::Nil
+        }
+        fn check(&self, _: &History, _: &RunFacts) -> Edn {
+            Edn::Nil
+        }
+    }
+
+    #[test]
+    fn workers_spread_over_their_service_or_over_every_node() {
+        let ids = |r: std::ops::Range<usize>| r.map(|i| format!("n{i}")).collect::<Vec<_>>();
+        let cluster = Cluster {
+            nodes: ids(0..5),
+            topology: Topology::Grid,
+            workers: 6,
+            node_args: Vec::new(),
+            services: vec![("a".into(), ids(0..2)), ("b".into(), ids(2..5))],
+        };
+        let nodes = worker_nodes(&Routed(Some("b")), &cluster).unwrap();
+        assert_eq!(nodes, [2, 0, 2, 3, 4, 0]);
+        let plain = worker_nodes(by_name("echo").unwrap().as_ref(), &cluster).unwrap();
+        assert_eq!(plain, [0, 1, 2, 3, 4, 0]);
+        let why = worker_nodes(&Routed(Some("queue")), &cluster).unwrap_err();
+        assert!(
+            why.contains("worker 4 to service \"queue\"") && why.contains("services: a, b"),
+            "{why}"
+        );
     }
 }

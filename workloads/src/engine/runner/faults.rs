@@ -4,7 +4,6 @@
 //! the nemesis process, the first with what was asked, the second with what happened.
 
 use rand::rngs::StdRng;
-use serde_json::{Map, Value};
 
 use super::{Engine, Role, INIT_TIMEOUT};
 use crate::edn::Edn;
@@ -197,11 +196,7 @@ impl Engine {
                 self.nodes[i] = process;
                 self.faults.down[i] = false;
                 let client = self.open_client(Role::Reinit(i));
-                let mut body = Map::new();
-                body.insert("type".into(), "init".into());
-                body.insert("node_id".into(), self.names[i].clone().into());
-                let ids = self.names.iter().cloned().map(Value::String).collect();
-                body.insert("node_ids".into(), Value::Array(ids));
+                let body = self.init_body(i);
                 self.send_request(now, client, i, body, INIT_TIMEOUT, None);
                 Edn::kw("started")
             }

@@ -11,6 +11,7 @@ use tokio::signal::unix::{signal, Signal, SignalKind};
 use super::{
     Engine, Phase, Role, RunError, Worker, CLIENT_TIMEOUT, FINAL_LIMIT, INIT_TIMEOUT, RECOVERY, SEC,
 };
+use crate::engine::cluster;
 use crate::engine::faketime::Clocks;
 use crate::engine::process::{tail_text, NodeEvent};
 use crate::engine::progress::Progress;
@@ -41,14 +42,18 @@ impl Engine {
             let client = self.open_client(Role::Worker(t));
             self.workers.push(Worker {
                 process: t as u64,
-                node: t % self.names.len(),
+                node: self
+                    .settings
+                    .worker_nodes
+                    .get(t)
+                    .copied()
+                    .unwrap_or(t % self.names.len()),
                 client,
                 issued: 0,
                 resume_at: 0,
                 done: false,
             });
         }
-        self.workload.begin(&self.cluster);
         self.main_phase().await?;
         if self.workload.has_final_phase() {
             self.final_phase().await?;
@@ -59,15 +64,11 @@ impl Engine {
 
     pub(super) async fn init_nodes(&mut self) -> Result<(), RunError> {
         let now = self.now();
-        let node_ids: Vec<Value> = self.names.iter().cloned().map(Value::String).collect();
         let mut init_clients = Vec::new();
         for i in 0..self.names.len() {
             let c = self.open_client(Role::Init(i));
             init_clients.push(c);
-            let mut body = Map::new();
-            body.insert("type".into(), "init".into());
-            body.insert("node_id".into(), self.names[i].clone().into());
-            body.insert("node_ids".into(), Value::Array(node_ids.clone()));
+            let body = self.init_body(i);
             self.send_request(now, c, i, body, INIT_TIMEOUT, None);
         }
         self.log(
@@ -82,6 +83,11 @@ impl Engine {
             self.clients.remove(&c);
         }
         Ok(())
+    }
+
+    /// The `init` of node `i`, the same at its start and after every restart.
+    pub(super) fn init_body(&self, i: usize) -> Map<String, Value> {
+        cluster::init_body(&self.cluster, i, self.settings.services_in_init)
     }
 
     pub(super) fn check_setup_results(&mut self, what: &str) -> Result<(), RunError> {
