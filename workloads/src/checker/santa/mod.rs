@@ -48,24 +48,31 @@ pub fn is_elf(w: usize, workers: usize) -> bool {
     workers >= 2 && (w % 3 == 2 || (workers == 2 && w == 1))
 }
 
-/// Client operations by the service they went to: invoked, and answered `:ok`. Known only
-/// when the run's worker count is.
+/// Client operations by the service of the node they went to (by the worker's role when
+/// the run did not record its services): invoked, and answered `:ok`. Nil when the run's
+/// worker count is unknown.
 fn load(history: &History, run: &RunFacts) -> Edn {
     if run.workers == 0 {
         return Edn::Nil;
     }
-    let mut counts = [(0usize, 0usize); 2];
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
     for call in history.calls() {
         let Process::Worker(p) = call.invoke.process else {
             continue;
         };
-        let c = &mut counts[usize::from(is_elf(p as usize % run.workers, run.workers))];
+        let routed = run.node_of(p).and_then(|n| run.service_of_node(n));
+        let service = routed.unwrap_or(match is_elf(p as usize % run.workers, run.workers) {
+            true => "queue",
+            false => "matcher",
+        });
+        let c = counts.entry(service.to_string()).or_default();
         c.0 += 1;
         c.1 += usize::from(call.outcome() == Outcome::Ok);
     }
-    let entry =
-        |(ops, ok): (usize, usize)| Edn::map([("ops", Edn::from(ops)), ("ok", Edn::from(ok))]);
-    Edn::map([("matcher", entry(counts[0])), ("queue", entry(counts[1]))])
+    Edn::map(counts.into_iter().map(|(service, (ops, ok))| {
+        let entry = Edn::map([("ops", Edn::from(ops)), ("ok", Edn::from(ok))]);
+        (service, entry)
+    }))
 }
 
 /// A task's id: `"<gift id>-<stage>"`.

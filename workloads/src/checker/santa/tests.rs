@@ -424,4 +424,18 @@ fn load_counts_each_services_client_operations() {
         check(&history(Flaw::None), &RunFacts::default()).get("load"),
         Some(&Edn::Nil)
     );
+    // With the services recorded, each worker's node says its service.
+    let nodes: Vec<String> = (0..4).map(|i| format!("n{i}")).collect();
+    let routed = RunFacts {
+        workers: 3,
+        nodes: nodes.clone(),
+        worker_nodes: vec![2, 3, 0],
+        services: vec![
+            ("queue".into(), nodes[..2].to_vec()),
+            ("matcher".into(), nodes[2..].to_vec()),
+        ],
+        ..RunFacts::default()
+    };
+    let r = check(&history(Flaw::None), &routed);
+    assert_eq!(r.get("load"), Some(load));
 }
