@@ -8,7 +8,9 @@
 //!   secret-santa checker derives them) has its four tasks, all completed, no stage before
 //!   the one it depends on, each delivered with its gift's ID, stage, exchange and epoch and
 //!   the contract's priority; no task exists for a gift never committed; a gift a splice
-//!   replaced has its tasks cancelled unless started before the splice was acknowledged;
+//!   replaced has its tasks cancelled unless started (none left pending or assigned at
+//!   the end); a task seen cancelled is never handed out, acked or seen otherwise again,
+//!   and none an ack completed is reported cancelled;
 //!   `gift_status` answers agree with the reads and never claim a stage no ack explains;
 //! - `ids`: every gift ID anywhere (assignments, gift statuses, task ids and payloads,
 //!   audit events and transactions) is a valid 64-bit gift ID, and no ID names two things;
