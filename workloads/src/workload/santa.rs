@@ -30,9 +30,9 @@ use rand::rngs::StdRng;
 use serde_json::{Map, Value};
 
 use super::secret_santa::SecretSanta;
-use super::task_queue::{status_op, TaskQueue};
+use super::task_queue::{status_op, TaskQueue, AUDIT_DEADLINE_MS};
 use super::{Ask, ClientRules, Cluster, GenOp, Next, Phase, Request, RunFacts, Workload};
-use crate::checker::santa::{production, task_id, Production, STAGES};
+use crate::checker::santa::{is_elf, production, task_id, Production, STAGES};
 use crate::edn::Edn;
 use crate::history::{History, Op, OpType};
 
@@ -60,6 +60,8 @@ pub struct Santa {
     acked: HashSet<String>,
     /// The expected tasks were handed to the elves' drain.
     expectation_set: bool,
+    /// When an elf first asked in the final phase.
+    final_from: Option<u64>,
     /// Status requests of the end, shared by the elves once drained.
     statuses: Option<VecDeque<GenOp>>,
 }
@@ -68,11 +70,6 @@ impl Default for Santa {
     fn default() -> Self {
         Self::new()
     }
-}
-
-/// Whether worker `w` of `workers` is an elf.
-pub fn is_elf(w: usize, workers: usize) -> bool {
-    workers >= 2 && (w % 3 == 2 || (workers == 2 && w == 1))
 }
 
 impl Santa {
@@ -86,6 +83,7 @@ impl Santa {
             client_final_in_flight: 0,
             acked: HashSet::new(),
             expectation_set: false,
+            final_from: None,
             statuses: None,
         }
     }
@@ -105,11 +103,14 @@ impl Santa {
         )
     }
 
-    /// Once the clients' final reads are all answered, the elves wait for exactly the
-    /// tasks of the gifts read that are not acknowledged yet.
-    fn settle_expectation(&mut self) {
-        let reads_done = self.clients.final_work_left() == Some(false);
-        if self.expectation_set || !reads_done || self.client_final_in_flight > 0 {
+    /// Once the clients' final reads are all answered (or the final phase has gone on for
+    /// as long as the task-queue audit waits), the elves wait for exactly the tasks of the
+    /// gifts read that are not acknowledged yet.
+    fn settle_expectation(&mut self, now_ms: u64) {
+        let since = now_ms.saturating_sub(*self.final_from.get_or_insert(now_ms));
+        let reads_done =
+            self.clients.final_work_left() == Some(false) && self.client_final_in_flight == 0;
+        if self.expectation_set || !(reads_done || since >= AUDIT_DEADLINE_MS) {
             return;
         }
         let ids: HashSet<String> = self
@@ -152,7 +153,7 @@ impl Santa {
     }
 
     fn next_elf_final(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
-        self.settle_expectation();
+        self.settle_expectation(ask.now_ms);
         if !self.elves.drained(ask.worker) {
             let next = self.elves.next(ask, rng);
             if next != Next::Done {

@@ -71,7 +71,7 @@ pub const QUIET_CAP_MS: u64 = 10_000;
 const AUDIT_PAUSE_MS: u64 = 250;
 /// The auditor starts after this much of the final phase even if consumers still drain,
 /// so that the audit fits in the engine's limit.
-const AUDIT_DEADLINE_MS: u64 = 40_000;
+pub(crate) const AUDIT_DEADLINE_MS: u64 = 40_000;
 /// Status requests of the audit, at most.
 pub const MAX_STATUS: usize = 500;
 /// The synthetic timestamp of the first task: 2025-12-24T00:00:00Z, in ms since giftid's

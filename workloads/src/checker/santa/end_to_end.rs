@@ -3,7 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use super::facts::{Facts, Task, OPEN};
+use super::facts::{Facts, Task};
 use super::{parse_task_id, task_id, STAGES};
 use crate::checker::secret_santa::Property;
 use crate::checker::task_queue::quantiles;
@@ -13,7 +13,7 @@ use crate::history::Outcome;
 /// A deadline at most this far after the commit makes a gift express.
 const EXPRESS_MS: i64 = 86_400_000;
 
-const KINDS: [&str; 10] = [
+const KINDS: [&str; 12] = [
     "missing-tasks",
     "unfinished-tasks",
     "out-of-order",
@@ -21,6 +21,8 @@ const KINDS: [&str; 10] = [
     "wrong-priority",
     "uncommitted-gift-tasks",
     "replaced-not-cancelled",
+    "cancelled-task-lived",
+    "cancelled-after-completion",
     "malformed-task-ids",
     "gift-status-mismatch",
     "stage-without-ack",
@@ -223,33 +225,72 @@ fn uncommitted(facts: &Facts, prop: &mut Property) {
     }
 }
 
-/// A replaced gift's tasks end cancelled, unless started (a `start`, or an ack invoked
-/// before the splice was acknowledged).
+/// A replaced gift's tasks are cancelled unless started: the matcher cancels them some
+/// time after the splice commits, so only the end shows it: a task of a replaced gift never
+/// started (no `start` that may have taken effect) must not still be pending or assigned
+/// when last asked.
 fn replaced(facts: &Facts, prop: &mut Property) {
     for g in &facts.replaced {
-        let splice_at = facts.replaced_at(*g).unwrap_or(OPEN);
         for stage in STAGES {
             let id = task_id(*g, stage);
             let Some(t) = facts.tasks.get(&id) else {
                 continue;
             };
-            let started = t.starts.iter().any(|s| s.outcome != Outcome::Fail)
-                || t.acks
-                    .iter()
-                    .any(|a| a.outcome != Outcome::Fail && a.inv < splice_at);
-            let completed = t.first_ack_ok().is_some();
+            let started = t.starts.iter().any(|s| s.outcome != Outcome::Fail);
             let ended = t.last_status();
-            if !started && (completed || ended.is_some_and(|s| s != "cancelled")) {
+            if !started && matches!(ended, Some("pending" | "assigned")) {
                 let detail = Edn::map([
                     ("gift-id", Edn::Int(*g)),
                     ("last-status", ended.map_or(Edn::Nil, Edn::kw)),
-                    ("acked", Edn::Bool(completed)),
                 ]);
                 prop.flag(
                     "replaced-not-cancelled",
-                    example("unstarted-task-lives", &id, detail),
+                    example("never-cancelled", &id, detail),
                 );
             }
+        }
+    }
+}
+
+/// `cancelled` is final and only for unfinished tasks: once a status said so, the task is
+/// never handed out again, acknowledged or seen otherwise, and no task an ack surely
+/// completed is reported cancelled.
+fn cancellations(facts: &Facts, prop: &mut Property) {
+    for (id, t) in &facts.tasks {
+        let cancelled = t.statuses.iter().filter(|(_, _, s)| s == "cancelled");
+        let Some(seen) = cancelled.clone().map(|(_, done, _)| *done).min() else {
+            continue;
+        };
+        let delivered = t.deliveries.iter().any(|d| d.poll_inv > seen);
+        let acked = t
+            .acks
+            .iter()
+            .any(|a| a.outcome == Outcome::Ok && a.inv > seen);
+        let revived = t
+            .statuses
+            .iter()
+            .any(|(inv, _, s)| *inv > seen && s != "cancelled");
+        if delivered || acked || revived {
+            let detail = Edn::map([
+                ("delivered", Edn::Bool(delivered)),
+                ("acked", Edn::Bool(acked)),
+                ("status-after", Edn::Bool(revived)),
+            ]);
+            prop.flag(
+                "cancelled-task-lived",
+                example("after-cancelled", id, detail),
+            );
+        }
+        let completed = t.first_ack_ok().map(|a| a.done);
+        if cancelled
+            .clone()
+            .any(|(inv, _, _)| completed.is_some_and(|c| c < *inv))
+        {
+            let detail = Edn::map([("status", Edn::kw("cancelled"))]);
+            prop.flag(
+                "cancelled-after-completion",
+                example("completed-then-cancelled", id, detail),
+            );
         }
     }
 }
@@ -305,6 +346,7 @@ pub fn check(facts: &Facts) -> Property {
     tags(facts, &mut prop);
     uncommitted(facts, &mut prop);
     replaced(facts, &mut prop);
+    cancellations(facts, &mut prop);
     statuses(facts, &mut prop);
     prop.note("gifts", Edn::from(facts.gifts.len()));
     prop.note("gifts-to-produce", Edn::from(facts.expected.len()));

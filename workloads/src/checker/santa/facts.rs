@@ -39,8 +39,8 @@ pub struct Task {
     pub deliveries: Vec<Delivery>,
     pub starts: Vec<Touch>,
     pub acks: Vec<Touch>,
-    /// Ok statuses, in history order: (position, status).
-    pub statuses: Vec<(usize, String)>,
+    /// Ok statuses, in history order: (invocation, completion, status).
+    pub statuses: Vec<(usize, usize, String)>,
     /// A status answered "does not exist".
     pub not_found: bool,
 }
@@ -62,7 +62,7 @@ impl Task {
 
     /// The last status the queue answered.
     pub fn last_status(&self) -> Option<&str> {
-        self.statuses.last().map(|(_, s)| s.as_str())
+        self.statuses.last().map(|(_, _, s)| s.as_str())
     }
 
     /// Completed: an `:ok` ack, or a `completed` status that some ack may explain.
@@ -242,7 +242,7 @@ impl Facts {
         let status = name(done.value.get("status"));
         let t = self.task(id);
         match (done.op_type, status) {
-            (OpType::Ok, Some(s)) => t.statuses.push((touch.done, s)),
+            (OpType::Ok, Some(s)) => t.statuses.push((touch.inv, touch.done, s)),
             (OpType::Fail, _) if not_found => t.not_found = true,
             _ => {}
         }
@@ -331,23 +331,5 @@ impl Facts {
         self.expected = plan.expected;
         self.replaced = plan.replaced;
         self.unsure = plan.unsure;
-    }
-
-    /// The position at which the splice that replaced gift `g` was surely acknowledged:
-    /// the first `:ok` ack of the epoch after the gift's last.
-    pub fn replaced_at(&self, g: i64) -> Option<usize> {
-        let gift = self.gifts.get(&g)?;
-        let last = self
-            .epochs
-            .iter()
-            .filter(|((x, _), givers)| *x == gift.exchange && givers.values().any(|v| *v == g))
-            .map(|((_, e), _)| *e)
-            .max()?;
-        self.model
-            .acks()
-            .into_iter()
-            .filter(|(_, x, e)| *x == gift.exchange && *e == last + 1)
-            .map(|(span, _, _)| span.complete)
-            .min()
     }
 }

@@ -8,14 +8,17 @@
 //!   secret-santa checker derives them) has its four tasks, all completed, no stage before
 //!   the one it depends on, each delivered with its gift's ID, stage, exchange and epoch and
 //!   the contract's priority; no task exists for a gift never committed; a gift a splice
-//!   replaced has its tasks cancelled unless started before the splice was acknowledged;
+//!   replaced has its tasks cancelled unless started (none left pending or assigned at
+//!   the end); a task seen cancelled is never handed out, acked or seen otherwise again,
+//!   and none an ack completed is reported cancelled;
 //!   `gift_status` answers agree with the reads and never claim a stage no ack explains;
 //! - `ids`: every gift ID anywhere (assignments, gift statuses, task ids and payloads,
 //!   audit events and transactions) is a valid 64-bit gift ID, and no ID names two things;
 //!
 //! and reports the time from `match_ok` to the exchange's last gift packaged, tasks per
-//! gift and the gifts' counts. Messages per gift and per-service load need the run's
-//! network figures, which the report holds, not the history.
+//! gift, the gifts' counts and the client operations each service took (`:load`).
+//! Messages per gift and per service need the run's network figures, which the report
+//! holds, not the history.
 
 mod end_to_end;
 mod facts;
@@ -30,7 +33,7 @@ use crate::checker::secret_santa::{self, IdOrder};
 use crate::checker::task_queue::{self, Declared};
 use crate::edn::Edn;
 use crate::facts::RunFacts;
-use crate::history::History;
+use crate::history::{History, Outcome, Process};
 
 pub use facts::Facts;
 
@@ -39,6 +42,40 @@ pub const STAGES: [&str; 4] = ["assembly", "painting", "quality-check", "packagi
 
 /// The retry budget the matcher gives every task.
 pub const MAX_ATTEMPTS: i64 = 1_000;
+
+/// Whether worker `w` of `workers` is an elf (on the queue service) rather than a client
+/// (on the matcher): every third worker, with two workers the second; one worker is a
+/// client.
+pub fn is_elf(w: usize, workers: usize) -> bool {
+    workers >= 2 && (w % 3 == 2 || (workers == 2 && w == 1))
+}
+
+/// Client operations by the service of the node they went to (by the worker's role when
+/// the run did not record its services): invoked, and answered `:ok`. Nil when the run's
+/// worker count is unknown.
+fn load(history: &History, run: &RunFacts) -> Edn {
+    if run.workers == 0 {
+        return Edn::Nil;
+    }
+    let mut counts: BTreeMap<String, (usize, usize)> = BTreeMap::new();
+    for call in history.calls() {
+        let Process::Worker(p) = call.invoke.process else {
+            continue;
+        };
+        let routed = run.node_of(p).and_then(|n| run.service_of_node(n));
+        let service = routed.unwrap_or(match is_elf(p as usize % run.workers, run.workers) {
+            true => "queue",
+            false => "matcher",
+        });
+        let c = counts.entry(service.to_string()).or_default();
+        c.0 += 1;
+        c.1 += usize::from(call.outcome() == Outcome::Ok);
+    }
+    Edn::map(counts.into_iter().map(|(service, (ops, ok))| {
+        let entry = Edn::map([("ops", Edn::from(ops)), ("ok", Edn::from(ok))]);
+        (service, entry)
+    }))
+}
 
 /// A task's id: `"<gift id>-<stage>"`.
 pub fn task_id(gift: i64, stage: &str) -> String {
@@ -170,5 +207,6 @@ pub fn check(history: &History, run: &RunFacts) -> Edn {
         ("secret-santa", santa),
         ("task-queue", queue),
         ("stats", end_to_end::stats(&facts)),
+        ("load", load(history, run)),
     ])
 }

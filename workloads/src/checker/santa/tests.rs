@@ -46,6 +46,8 @@ enum Flaw {
     WrongPriority,
     WrongTag,
     ReplacedCompleted,
+    ReplacedPending,
+    CancelledAfterCompletion,
     /// Not a flaw: epoch 1 is never read, so the gift its splice replaced is never seen
     /// but in the queue (started and completed before the splice).
     ReplacedUnread,
@@ -258,7 +260,9 @@ fn history(flaw: Flaw) -> History {
     ]);
     h.ok(CLIENT, "register", late, &[("epoch", Edn::Int(2))]);
     if flaw == Flaw::ReplacedCompleted {
+        // Seen cancelled, then handed out and completed all the same.
         let t = task_id(g[1], "assembly");
+        h.status(&t, Some("cancelled"));
         h.poll(&t, "assembly", "standard", g[1], 1);
         h.ack(&t);
     }
@@ -275,6 +279,9 @@ fn history(flaw: Flaw) -> History {
 
 /// The gift status of c's gift and the statuses of the replaced gift's tasks.
 fn finish(h: &mut H, g: [i64; 6], flaw: Flaw) {
+    if flaw == Flaw::CancelledAfterCompletion {
+        h.status(&task_id(g[2], "assembly"), Some("cancelled"));
+    }
     let status = Edn::map([("exchange", s("x0")), ("participant", s("c"))]);
     let sealed = Edn::map([("gift-id", Edn::Int(g[3])), ("stage", s("packaged"))]);
     let extra = [
@@ -286,6 +293,7 @@ fn finish(h: &mut H, g: [i64; 6], flaw: Flaw) {
     for k in STAGES.iter().filter(|_| flaw != Flaw::ReplacedUnread) {
         let replaced_status = match (flaw, *k) {
             (Flaw::ReplacedCompleted, "assembly") => "completed",
+            (Flaw::ReplacedPending, "assembly") => "pending",
             _ => "cancelled",
         };
         h.status(&task_id(g[1], k), Some(replaced_status));
@@ -334,7 +342,17 @@ fn each_flaw_alone_is_caught_with_its_reason() {
         (
             Flaw::ReplacedCompleted,
             "end-to-end",
+            "cancelled-task-lived",
+        ),
+        (
+            Flaw::ReplacedPending,
+            "end-to-end",
             "replaced-not-cancelled",
+        ),
+        (
+            Flaw::CancelledAfterCompletion,
+            "end-to-end",
+            "cancelled-after-completion",
         ),
     ];
     for (flaw, property, kind) in cases {
@@ -396,4 +414,46 @@ fn production_follows_each_givers_gift_to_its_last_epoch() {
     let p = production(&epochs, |_| 2, |x, e| x == "x1" || e == 1);
     assert_eq!(p.expected, set(&[2, 4, 5, 6, 7]));
     assert_eq!(p.unsure, set(&[3]));
+}
+
+#[test]
+fn load_counts_each_services_client_operations() {
+    let run = RunFacts {
+        workers: 3,
+        ..RunFacts::default()
+    };
+    let r = check(&history(Flaw::None), &run);
+    let load = r.get("load").unwrap();
+    // Process 2 (worker 2) is the elf; 0 and 1 are clients.
+    let elf_ops = history(Flaw::None)
+        .calls()
+        .iter()
+        .filter(|c| c.invoke.process == Process::Worker(ELF))
+        .count() as i64;
+    let queue = load.get("queue").unwrap();
+    assert_eq!(queue.get("ops").and_then(Edn::as_i64), Some(elf_ops));
+    assert!(
+        load.get("matcher")
+            .and_then(|m| m.get("ok"))
+            .and_then(Edn::as_i64)
+            > Some(0)
+    );
+    assert_eq!(
+        check(&history(Flaw::None), &RunFacts::default()).get("load"),
+        Some(&Edn::Nil)
+    );
+    // With the services recorded, each worker's node says its service.
+    let nodes: Vec<String> = (0..4).map(|i| format!("n{i}")).collect();
+    let routed = RunFacts {
+        workers: 3,
+        nodes: nodes.clone(),
+        worker_nodes: vec![2, 3, 0],
+        services: vec![
+            ("queue".into(), nodes[..2].to_vec()),
+            ("matcher".into(), nodes[2..].to_vec()),
+        ],
+        ..RunFacts::default()
+    };
+    let r = check(&history(Flaw::None), &routed);
+    assert_eq!(r.get("load"), Some(load));
 }

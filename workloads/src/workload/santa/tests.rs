@@ -327,3 +327,33 @@ fn the_drain_ends_when_every_expected_task_is_acked_then_statuses_follow() {
     assert_eq!(statuses.len(), 16);
     assert!(queue.is_empty());
 }
+
+/// A client's final read that never comes back holds the statuses back only as long as
+/// the task-queue audit would wait.
+#[test]
+fn statuses_do_not_wait_forever_for_the_clients() {
+    let (mut w, _) = client_ops(7, 200);
+    let mut rng = StdRng::seed_from_u64(7);
+    let stuck = w.next(ask(Phase::Final, 0, 0), &mut rng);
+    assert!(matches!(stuck, Next::Op(_)), "{stuck:?}");
+    let mut t = 0;
+    let end = loop {
+        assert!(t < 60_000, "the elf never finished");
+        let op = match w.next(ask(Phase::Final, 2, t), &mut rng) {
+            Next::Op(op) => op,
+            Next::Wait(ms) => {
+                t += ms;
+                continue;
+            }
+            Next::Done => break t,
+            Next::Local(op) => panic!("{op:?}"),
+        };
+        let value = match op.f {
+            "poll" => Edn::Vector(Vec::new()),
+            _ => op.value.clone(),
+        };
+        w.completed(2, &op, &done(2, &op, OpType::Ok, value, t));
+        t += 10;
+    };
+    assert!((40_000..41_000).contains(&end), "{end}");
+}
