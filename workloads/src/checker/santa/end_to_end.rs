@@ -225,10 +225,11 @@ fn uncommitted(facts: &Facts, prop: &mut Property) {
     }
 }
 
-/// A replaced gift's tasks are cancelled unless started: the matcher cancels them some
-/// time after the splice commits, so only the end shows it: a task of a replaced gift never
-/// started (no `start` that may have taken effect) must not still be pending or assigned
-/// when last asked.
+/// A replaced gift's tasks are cancelled unless started: the matcher cancels them after
+/// the splice commits, and the end shows whether the cancel landed: a task of a replaced
+/// gift never started (no `start` that may have taken effect) must not still be pending
+/// or assigned when last asked. When the splice's answer is in the history,
+/// [`replaced_after_answer`] judges more sharply.
 fn replaced(facts: &Facts, prop: &mut Property) {
     for g in &facts.replaced {
         for stage in STAGES {
@@ -246,6 +247,54 @@ fn replaced(facts: &Facts, prop: &mut Property) {
                 prop.flag(
                     "replaced-not-cancelled",
                     example("never-cancelled", &id, detail),
+                );
+            }
+        }
+    }
+}
+
+/// The history position at which the splice that replaced gift `g` was acknowledged:
+/// the first `register_ok` of the participant its giver gives to in the next epoch that
+/// changed the giver's gift. `None` when no such acknowledgement is in the history.
+fn splice_acknowledged(facts: &Facts, g: i64) -> Option<usize> {
+    let gift = facts.gifts.get(&g)?;
+    let (exchange, giver) = (&gift.exchange, &gift.giver);
+    let later = facts.epochs.range((exchange.clone(), gift.epoch + 1)..);
+    let late = later
+        .take_while(|((x, _), _)| x == exchange)
+        .find_map(|(_, gifts)| gifts.get(giver).filter(|id| **id != g))
+        .and_then(|id| facts.gifts.get(id))
+        .map(|next| next.receiver.as_str())?;
+    let registered = facts.model.registrations.iter();
+    registered
+        .filter(|r| r.span.ok() && r.exchange == *exchange && r.participant == late)
+        .map(|r| r.span.complete)
+        .min()
+}
+
+/// The matcher answers a late addition only once the gift it replaced is cancelled at the
+/// queue: a task of that gift completes only if an elf started or acknowledged it before
+/// the answer, since a start or ack the queue takes after the cancel is refused.
+fn replaced_after_answer(facts: &Facts, prop: &mut Property) {
+    for g in &facts.replaced {
+        let Some(answered) = splice_acknowledged(facts, *g) else {
+            continue;
+        };
+        for stage in STAGES {
+            let id = task_id(*g, stage);
+            let Some(t) = facts.tasks.get(&id) else {
+                continue;
+            };
+            let touched = (t.starts.iter().chain(&t.acks))
+                .any(|x| x.outcome != Outcome::Fail && x.inv < answered);
+            if t.first_ack_ok().is_some() && !touched {
+                let detail = Edn::map([
+                    ("gift-id", Edn::Int(*g)),
+                    ("splice-acknowledged-at", Edn::Int(answered as i64)),
+                ]);
+                prop.flag(
+                    "replaced-not-cancelled",
+                    example("built-after-splice-answered", &id, detail),
                 );
             }
         }
@@ -346,6 +395,7 @@ pub fn check(facts: &Facts) -> Property {
     tags(facts, &mut prop);
     uncommitted(facts, &mut prop);
     replaced(facts, &mut prop);
+    replaced_after_answer(facts, &mut prop);
     cancellations(facts, &mut prop);
     statuses(facts, &mut prop);
     prop.note("gifts", Edn::from(facts.gifts.len()));

@@ -48,6 +48,12 @@ enum Flaw {
     ReplacedCompleted,
     ReplacedPending,
     CancelledAfterCompletion,
+    /// The replaced gift's assembly handed out and completed after the splice's answer,
+    /// though no status showed it cancelled.
+    ReplacedBuiltAfterAnswer,
+    /// Not a flaw: the replaced gift's assembly started before the splice's answer and
+    /// completed after it.
+    ReplacedStartedBeforeAnswer,
     /// Not a flaw: epoch 1 is never read, so the gift its splice replaced is never seen
     /// but in the queue (started and completed before the splice).
     ReplacedUnread,
@@ -258,7 +264,21 @@ fn history(flaw: Flaw) -> History {
         ("exclusions", Edn::Vector(vec![])),
         ("late?", Edn::Bool(true)),
     ]);
+    let assembly = task_id(g[1], "assembly");
+    if flaw == Flaw::ReplacedStartedBeforeAnswer {
+        h.poll(&assembly, "assembly", "standard", g[1], 1);
+        let start = Edn::map([("id", s(&assembly)), ("attempt", Edn::Int(1))]);
+        h.ok(ELF, "start", start, &[]);
+    }
     h.ok(CLIENT, "register", late, &[("epoch", Edn::Int(2))]);
+    match flaw {
+        Flaw::ReplacedBuiltAfterAnswer => {
+            h.poll(&assembly, "assembly", "standard", g[1], 1);
+            h.ack(&assembly);
+        }
+        Flaw::ReplacedStartedBeforeAnswer => h.ack(&assembly),
+        _ => {}
+    }
     if flaw == Flaw::ReplacedCompleted {
         // Seen cancelled, then handed out and completed all the same.
         let t = task_id(g[1], "assembly");
@@ -292,7 +312,12 @@ fn finish(h: &mut H, g: [i64; 6], flaw: Flaw) {
     h.ok(CLIENT, "gift-status", status, &extra);
     for k in STAGES.iter().filter(|_| flaw != Flaw::ReplacedUnread) {
         let replaced_status = match (flaw, *k) {
-            (Flaw::ReplacedCompleted, "assembly") => "completed",
+            (
+                Flaw::ReplacedCompleted
+                | Flaw::ReplacedBuiltAfterAnswer
+                | Flaw::ReplacedStartedBeforeAnswer,
+                "assembly",
+            ) => "completed",
             (Flaw::ReplacedPending, "assembly") => "pending",
             _ => "cancelled",
         };
@@ -354,6 +379,11 @@ fn each_flaw_alone_is_caught_with_its_reason() {
             "end-to-end",
             "cancelled-after-completion",
         ),
+        (
+            Flaw::ReplacedBuiltAfterAnswer,
+            "end-to-end",
+            "replaced-not-cancelled",
+        ),
     ];
     for (flaw, property, kind) in cases {
         let r = check(&history(flaw), &RunFacts::default());
@@ -364,6 +394,20 @@ fn each_flaw_alone_is_caught_with_its_reason() {
             .and_then(|p| p.get(&format!("{kind}-examples")));
         assert!(examples.is_some(), "{kind} says where");
     }
+}
+
+#[test]
+fn a_replaced_gift_started_before_the_splice_was_answered_may_be_finished() {
+    let r = check(
+        &history(Flaw::ReplacedStartedBeforeAnswer),
+        &RunFacts::default(),
+    );
+    assert_eq!(
+        r.get("valid?"),
+        Some(&Edn::Bool(true)),
+        "{}",
+        r.to_compact()
+    );
 }
 
 #[test]
