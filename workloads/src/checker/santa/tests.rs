@@ -258,6 +258,21 @@ fn history(flaw: Flaw) -> History {
     }
     h.produce(g[2], "standard", 1, flaw, true);
     h.produce(g[3], "nice-child", 1, flaw, false);
+    splice(&mut h, g, flaw);
+    for (giver, receiver, gift) in [("a", "d", g[4]), ("d", "b", g[5]), ("b", "c", g[2])] {
+        h.read(giver, receiver, 2, gift);
+    }
+    h.read("c", "a", 2, g[3]);
+    h.produce(g[4], "standard", 2, flaw, false);
+    h.produce(g[5], "standard", 2, flaw, false);
+    h.audit(&ids, flaw == Flaw::DuplicateId);
+    finish(&mut h, g, flaw);
+    h.h
+}
+
+/// d registers late and is spliced in, replacing a's gift g[1]; what elves do with g[1]'s
+/// assembly around the answer depends on `flaw`.
+fn splice(h: &mut H, g: [i64; 6], flaw: Flaw) {
     let late = Edn::map([
         ("exchange", s("x0")),
         ("participant", s("d")),
@@ -286,15 +301,6 @@ fn history(flaw: Flaw) -> History {
         h.poll(&t, "assembly", "standard", g[1], 1);
         h.ack(&t);
     }
-    for (giver, receiver, gift) in [("a", "d", g[4]), ("d", "b", g[5]), ("b", "c", g[2])] {
-        h.read(giver, receiver, 2, gift);
-    }
-    h.read("c", "a", 2, g[3]);
-    h.produce(g[4], "standard", 2, flaw, false);
-    h.produce(g[5], "standard", 2, flaw, false);
-    h.audit(&ids, flaw == Flaw::DuplicateId);
-    finish(&mut h, g, flaw);
-    h.h
 }
 
 /// The gift status of c's gift and the statuses of the replaced gift's tasks.
