@@ -141,6 +141,11 @@ pub fn results(
     availability: Availability,
     sections: RunSections,
 ) -> Edn {
+    let net = checker::net::check(history, &net_stats(net), services);
+    let facts = RunFacts {
+        net: Some(net.clone()),
+        ..facts.clone()
+    };
     let mut parts = vec![
         ("perf", sections.perf),
         ("timeline", checker::timeline_result()),
@@ -150,11 +155,8 @@ pub fn results(
             "availability",
             checker::availability::check(history, availability.required()),
         ),
-        (
-            "net",
-            checker::net::check(history, &net_stats(net), services),
-        ),
-        ("workload", workload.check(history, facts)),
+        ("net", net),
+        ("workload", workload.check(history, &facts)),
     ];
     if let Some(clock) = sections.clock {
         parts.push(("clock", clock));
@@ -236,7 +238,7 @@ fn analyze_dir(
             checker::availability::check(&history, availability.required()),
         ),
     ];
-    if let Some(net) = net {
+    if let Some(net) = net.clone() {
         parts.push(("net", net));
     }
     // The run's shape, from run.json when the run left one; its clocks are not stored.
@@ -258,6 +260,7 @@ fn analyze_dir(
             ..RunFacts::default()
         })
         .unwrap_or_default();
+    let facts = RunFacts { net, ..facts };
     parts.push(("workload", w.check(&history, &facts)));
     let results = checker::compose(parts);
     let status = verdict(&results).1;

@@ -20,6 +20,9 @@ pub struct RunFacts {
     /// Per node, (history nanoseconds, offset in ms) at every change of its clock; empty
     /// when clocks were not touched.
     pub clock_offsets: Vec<Vec<(u64, f64)>>,
+    /// The run's network figures, results.edn's `:net` section, for checkers that report
+    /// per unit of their own (messages per gift); `None` when unknown.
+    pub net: Option<crate::edn::Edn>,
 }
 
 impl RunFacts {

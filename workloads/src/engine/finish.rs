@@ -154,6 +154,8 @@ fn facts(run: &Run, engine: &Engine, wall_at_start: SystemTime, clocks: &ClockSe
         services: super::cluster::services(&run.launches),
         wall_origin_ms,
         clock_offsets: clocks.iter().map(|(_, s)| s.clone()).collect(),
+        // Known once the run's results are put together (`analysis::results`).
+        net: None,
     }
 }
 

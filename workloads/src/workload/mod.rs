@@ -136,6 +136,19 @@ impl Cluster {
 /// worker's rank among the workers of the same service; else node `w % nodes.len()`.
 /// Refused when a worker names a service the cluster does not have.
 pub fn worker_nodes(workload: &dyn Workload, cluster: &Cluster) -> Result<Vec<usize>, String> {
+    let missing: Vec<&str> = (workload.services_needed().iter())
+        .filter(|name| cluster.service(name).map_or(true, |nodes| nodes.is_empty()))
+        .copied()
+        .collect();
+    if !missing.is_empty() {
+        return Err(format!(
+            "workload {} needs the services {}; name each with --service NAME=BIN:COUNT \
+             (missing: {})",
+            workload.name(),
+            workload.services_needed().join(", "),
+            missing.join(", ")
+        ));
+    }
     let mut taken: Vec<usize> = vec![0; cluster.services.len()];
     let mut out = Vec::with_capacity(cluster.workers);
     for w in 0..cluster.workers {
@@ -311,6 +324,12 @@ pub trait Workload: Send {
     /// [`worker_nodes`].
     fn service_of(&self, _worker: usize) -> Option<&str> {
         None
+    }
+
+    /// Services the run must have (by `--service` name), though no worker talks to them
+    /// all; refused at start when one is missing.
+    fn services_needed(&self) -> &'static [&'static str] {
+        &[]
     }
 
     /// The generator: what worker `ask.worker` does next in `ask.phase`.
@@ -499,5 +518,8 @@ mod tests {
             why.contains("worker 4 to service \"queue\"") && why.contains("services: a, b"),
             "{why}"
         );
+        let santa = by_name("santa").unwrap();
+        let why = worker_nodes(santa.as_ref(), &cluster).unwrap_err();
+        assert!(why.contains("missing: giftid, queue, matcher"), "{why}");
     }
 }

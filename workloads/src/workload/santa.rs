@@ -237,6 +237,12 @@ impl Workload for Santa {
         })
     }
 
+    /// The matcher draws gift IDs from the giftid service: without it, it would fall back
+    /// to its own generator and the run would not test the system.
+    fn services_needed(&self) -> &'static [&'static str] {
+        &["giftid", "queue", "matcher"]
+    }
+
     fn next(&mut self, ask: Ask, rng: &mut StdRng) -> Next {
         let elf = self.elf.get(ask.worker).copied().unwrap_or(false);
         match (elf, ask.phase) {

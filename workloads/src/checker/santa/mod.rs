@@ -16,9 +16,9 @@
 //!   audit events and transactions) is a valid 64-bit gift ID, and no ID names two things;
 //!
 //! and reports the time from `match_ok` to the exchange's last gift packaged, tasks per
-//! gift, the gifts' counts and the client operations each service took (`:load`).
-//! Messages per gift and per service need the run's network figures, which the report
-//! holds, not the history.
+//! gift, the gifts' counts and the client operations each service took (`:load`), and,
+//! from the run's network figures, the messages the nodes sent per gift produced, in all
+//! and by service.
 
 mod end_to_end;
 mod facts;
@@ -206,7 +206,34 @@ pub fn check(history: &History, run: &RunFacts) -> Edn {
         ("ids", ids.to_edn()),
         ("secret-santa", santa),
         ("task-queue", queue),
-        ("stats", end_to_end::stats(&facts)),
+        ("stats", with_messages(end_to_end::stats(&facts), run)),
         ("load", load(history, run)),
     ])
+}
+
+/// Adds to `stats` the messages the nodes sent per gift (`:messages-per-gift`) and by
+/// service (`:messages-per-gift-by-service`), from the run's `:net` figures.
+fn with_messages(mut stats: Edn, run: &RunFacts) -> Edn {
+    let gifts = stats.get("gifts").and_then(Edn::as_i64).unwrap_or(0);
+    let Some(net) = run.net.as_ref().filter(|_| gifts > 0) else {
+        return stats;
+    };
+    let per_gift = |sent: Option<&Edn>| {
+        let sent = sent.and_then(Edn::as_i64)?;
+        Some(Edn::Float(
+            (sent as f64 / gifts as f64 * 10.0).round() / 10.0,
+        ))
+    };
+    let servers = net.get("servers").and_then(|s| s.get("send-count"));
+    if let Some(all) = per_gift(servers) {
+        stats.insert("messages-per-gift", all);
+    }
+    if let Some(Edn::Map(services)) = net.get("services") {
+        let by = services.iter().filter_map(|(name, s)| {
+            let name = name.as_str()?.to_string();
+            Some((name, per_gift(s.get("send-count"))?))
+        });
+        stats.insert("messages-per-gift-by-service", Edn::map(by));
+    }
+    stats
 }

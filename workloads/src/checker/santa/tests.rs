@@ -507,3 +507,26 @@ fn load_counts_each_services_client_operations() {
     let r = check(&history(Flaw::None), &routed);
     assert_eq!(r.get("load"), Some(load));
 }
+
+#[test]
+fn messages_per_gift_come_from_the_runs_network_figures() {
+    let net = Edn::parse(
+        r#"{:servers {:send-count 800}
+            :services {"queue" {:send-count 500} "matcher" {:send-count 300}}}"#,
+    )
+    .unwrap();
+    let run = RunFacts {
+        net: Some(net),
+        ..RunFacts::default()
+    };
+    let r = check(&history(Flaw::None), &run);
+    let stats = r.get("stats").unwrap();
+    // Five gifts read: four to produce and the one replaced.
+    let gifts = stats.get("gifts").and_then(Edn::as_i64).unwrap();
+    let per = |sent: f64| Edn::Float((sent / gifts as f64 * 10.0).round() / 10.0);
+    assert_eq!(stats.get("messages-per-gift"), Some(&per(800.0)));
+    let by = stats.get("messages-per-gift-by-service").unwrap();
+    assert_eq!(by.get("queue"), Some(&per(500.0)));
+    let without = check(&history(Flaw::None), &RunFacts::default());
+    assert_eq!(without.get("stats").unwrap().get("messages-per-gift"), None);
+}
