@@ -778,7 +778,7 @@ impl Workload for TaskQueue {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use std::collections::{BTreeMap, BTreeSet, HashSet};
 
     use super::*;
@@ -821,8 +821,14 @@ mod tests {
         }
     }
 
-    /// The completion the engine would record.
-    fn done(worker: usize, op: &GenOp, t: OpType, value: Edn, now_ms: u64) -> Op {
+    /// The completion the engine would record (the santa workload's tests use it too).
+    pub(in crate::workload) fn done(
+        worker: usize,
+        op: &GenOp,
+        t: OpType,
+        value: Edn,
+        now_ms: u64,
+    ) -> Op {
         let mut o = Op::new(
             now_ms * 1_000_000,
             t,

@@ -6,8 +6,8 @@ use rand::SeedableRng;
 use serde_json::json;
 
 use super::*;
-use crate::history::Process;
 use crate::topology::Topology;
+use crate::workload::task_queue::tests::done;
 
 const HOUR_MS: i64 = 3_600_000;
 
@@ -35,18 +35,6 @@ fn ask(phase: Phase, worker: usize, now_ms: u64) -> Ask {
         now_ms,
         issued: 0,
     }
-}
-
-fn done(worker: usize, op: &GenOp, t: OpType, value: Edn, now_ms: u64) -> Op {
-    let mut o = Op::new(
-        now_ms * 1_000_000,
-        t,
-        Process::Worker(worker as u64),
-        op.f,
-        value,
-    );
-    o.final_read = op.final_read;
-    o
 }
 
 fn with(op: &GenOp, extra: &[(&str, Edn)]) -> Edn {
