@@ -197,7 +197,11 @@ impl MatcherNode {
             },
             CoordQuery::Splice(exchange, late) => {
                 let ex = sm.exchanges.get(&exchange);
-                match ex.and_then(|ex| ex.participants.get(&late.id).map(|p| (ex.epoch, p))) {
+                let known = ex.and_then(|ex: &CoordExchange| {
+                    let p = ex.participants.get(&late.id)?;
+                    Some((ex.registered_epoch(&late.id), p))
+                });
+                match known {
                     Some((epoch, p)) if *p == *late => {
                         let reply = Ok(Msg::RegisterOk { epoch });
                         self.answer_after_work(&exchange, vec![to], reply, out)
