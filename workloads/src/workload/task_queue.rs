@@ -176,6 +176,8 @@ pub struct TaskQueue {
     awaited: Awaited,
     /// Deliveries are recorded with their kind and payload.
     rich: bool,
+    /// Percent of the tasks a consumer handles that it starts first (then acks).
+    start_percent: u32,
 }
 
 /// A consumer's poll completed: it holds what it was handed (returned as (id, attempt),
@@ -250,6 +252,7 @@ impl TaskQueue {
             audit: Audit::Waiting,
             awaited: Awaited::Own,
             rich: false,
+            start_percent: 8,
         };
         w.shape(1, 1);
         w
@@ -308,6 +311,9 @@ impl TaskQueue {
             .collect();
         w.awaited = Awaited::Unknown;
         w.rich = true;
+        // Elves mostly say they started, as a workshop would: a started task is the one
+        // a cancel leaves alone, so both sides of it are tried often.
+        w.start_percent = 40;
         w
     }
 
@@ -608,11 +614,16 @@ impl TaskQueue {
         if h.started {
             return Next::Op(GenOp::new("ack", value));
         }
-        match rng.gen_range(0..100) {
+        // One draw: `start_percent` of them start; the rest ack 75, nack 10 and abandon 7
+        // of every 92.
+        let draw: u32 = rng.gen_range(0..100);
+        let Some(rest) = draw.checked_sub(self.start_percent) else {
+            return Next::Op(GenOp::new("start", value));
+        };
+        match rest * 92 / (100 - self.start_percent).max(1) {
             0..=74 => Next::Op(GenOp::new("ack", value)),
             75..=84 => Next::Op(GenOp::new("nack", value)),
-            85..=91 => Next::Local(GenOp::new("abandon", value)),
-            _ => Next::Op(GenOp::new("start", value)),
+            _ => Next::Local(GenOp::new("abandon", value)),
         }
     }
 
