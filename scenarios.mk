@@ -218,9 +218,9 @@ secret-santa-no-2pc-partition:
 	$(MAELSTROM) test -w secret-santa --bin $(EXAMPLES)/../matcher-node --node-count 5 --concurrency 2n --rate 50 --nemesis partition --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG) -- --broken no-2pc; status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
 ## santa-enqueue-before-log under SIGKILL and restart of nodes in their own directories; expected invalid.
-santa-enqueue-before-log-kill: TIME = 20
+santa-enqueue-before-log-kill: TIME = 30
 santa-enqueue-before-log-kill:
-	$(MAELSTROM) test -w santa --service giftid=$(EXAMPLES)/../giftid-node:3 --service queue=$(EXAMPLES)/../queue-node:3 --service matcher=$(EXAMPLES)/../matcher-node:5 --concurrency 2n --rate 50 --service-args matcher=--broken=enqueue-before-log --nemesis kill --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG); status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
+	$(MAELSTROM) test -w santa --service giftid=$(EXAMPLES)/../giftid-node:3 --service queue=$(EXAMPLES)/../queue-node:3 --service matcher=$(EXAMPLES)/../matcher-node:5 --concurrency 2n --rate 100 --service-args matcher=--broken=enqueue-before-log --nemesis kill --nemesis-interval 2 $(EXPECT_INVALID_FLAG) --time-limit $(TIME) $(SEED_FLAG); status=$$?; if [ $$status -eq 1 ]; then echo "invalid, as expected: the fault caught the node"; else echo "expected an invalid run (exit 1), got exit $$status"; exit 1; fi
 
 ## santa under no faults; expected valid.
 santa-none:

@@ -313,7 +313,7 @@ impl TaskQueue {
         w.rich = true;
         // Elves mostly say they started, as a workshop would: a started task is the one
         // a cancel leaves alone, so both sides of it are tried often.
-        w.start_percent = 40;
+        w.start_percent = 60;
         w
     }
 
