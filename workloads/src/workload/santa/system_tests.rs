@@ -150,7 +150,11 @@ impl System {
                 return Some(pairs.into_iter().map(|(g, r)| (id(g), id(r))).collect());
             }
         }
-        None
+        // Random tries can miss the few assignments with no mutual pair: search them all.
+        let mut to = vec![None; n];
+        let found = exhaustive(&people, no_mutual, 0, &mut to);
+        let id = |i: usize| people[i].id.clone();
+        found.then(|| (0..n).map(|g| (id(g), id(to[g].unwrap()))).collect())
     }
 
     fn register(&mut self, b: &Value) -> Reply {
@@ -488,4 +492,25 @@ fn a_run_against_a_correct_system_is_valid() {
             stats.to_compact()
         );
     }
+}
+
+/// Gives giver `g` onwards a receiver each (`to[giver]`), every receiver once, compatible,
+/// and with no mutual pair when `no_mutual`; false when there is no such assignment.
+fn exhaustive(people: &[&Person], no_mutual: bool, g: usize, to: &mut Vec<Option<usize>>) -> bool {
+    if g == people.len() {
+        return true;
+    }
+    for r in 0..people.len() {
+        let taken = to.contains(&Some(r));
+        let mutual = no_mutual && to[r] == Some(g);
+        if taken || mutual || !compatible(people[g], people[r]) {
+            continue;
+        }
+        to[g] = Some(r);
+        if exhaustive(people, no_mutual, g + 1, to) {
+            return true;
+        }
+        to[g] = None;
+    }
+    false
 }
