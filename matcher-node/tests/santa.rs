@@ -35,6 +35,20 @@ fn match_ok(c: &mut Sim, body: Value) -> Value {
     reply
 }
 
+/// Four participants registered and matched in `exchange`, their tasks enqueued: their
+/// ids and gifts.
+fn matched(
+    c: &mut Sim,
+    people: &mut People,
+    exchange: &str,
+) -> (Vec<String>, BTreeMap<String, (u64, String)>) {
+    let ids = register_all(c, people, exchange, 4);
+    match_ok(c, json!({"type": "match", "exchange": exchange}));
+    assert!(drain(c, 30));
+    let gifts = gifts(c, people, exchange, &ids);
+    (ids, gifts)
+}
+
 /// Every giver's gift: giver -> (gift id, receiver).
 fn gifts(
     c: &mut Sim,
@@ -240,10 +254,7 @@ fn a_new_coordinator_leader_finishes_the_enqueues_of_a_crashed_one() {
 fn a_splice_enqueues_the_new_gifts_and_cancels_the_replaced_one() {
     let (mut c, wire) = santa();
     let mut people = People::new(4);
-    let ids = register_all(&mut c, &mut people, "x", 4);
-    match_ok(&mut c, json!({"type": "match", "exchange": "x"}));
-    assert!(drain(&mut c, 30));
-    let before = gifts(&mut c, &people, "x", &ids);
+    let (ids, before) = matched(&mut c, &mut people, "x");
     people.register(&mut c, "x", "late", 1, false);
     // The splice is answered once the replaced gift's tasks are cancelled.
     let mut cancelled_at_answer = Vec::new();
@@ -323,10 +334,7 @@ fn a_splice_enqueues_the_new_gifts_and_cancels_the_replaced_one() {
 fn a_splice_is_answered_only_once_the_gift_it_replaced_is_cancelled() {
     let (mut c, _wire) = santa();
     let mut people = People::new(6);
-    let ids = register_all(&mut c, &mut people, "y", 4);
-    match_ok(&mut c, json!({"type": "match", "exchange": "y"}));
-    assert!(drain(&mut c, 30));
-    let before = gifts(&mut c, &people, "y", &ids);
+    let (_, before) = matched(&mut c, &mut people, "y");
     for q in QUEUE {
         c.isolate(q);
     }
