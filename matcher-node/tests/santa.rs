@@ -362,32 +362,6 @@ fn a_splice_is_answered_only_once_the_gift_it_replaced_is_cancelled() {
 }
 
 #[test]
-fn a_repeated_register_is_answered_with_the_epoch_of_its_first_answer() {
-    let (mut c, _wire) = santa();
-    let mut rng = StdRng::seed_from_u64(7);
-    let mut body = |who: &str| {
-        let (_, public) = keypair(&mut rng);
-        json!({"type": "register", "exchange": "z", "participant": who,
-            "public_key": public, "region": 1})
-    };
-    let early: Vec<Value> = (0..4).map(|i| body(&format!("p{i}"))).collect();
-    for b in &early {
-        assert_eq!(ask(&mut c, "r", &MATCHER, b.clone(), 10)["epoch"], 0);
-    }
-    match_ok(&mut c, json!({"type": "match", "exchange": "z"}));
-    let (first, second) = (body("late-1"), body("late-2"));
-    assert_eq!(ask(&mut c, "r", &MATCHER, first.clone(), 10)["epoch"], 2);
-    assert_eq!(ask(&mut c, "r", &MATCHER, second, 10)["epoch"], 3);
-    let again = ask(&mut c, "r", &MATCHER, first, 10);
-    assert_eq!(
-        again["epoch"], 2,
-        "spliced in at 2, not the current 3: {again}"
-    );
-    let again = ask(&mut c, "r", &MATCHER, early[0].clone(), 10);
-    assert_eq!(again["epoch"], 0, "in the match: {again}");
-}
-
-#[test]
 fn commits_go_on_from_the_pool_through_a_giftid_partition_and_wait_when_it_is_gone() {
     let (mut c, wire) = santa();
     let mut people = People::new(5);

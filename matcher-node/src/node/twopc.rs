@@ -197,11 +197,7 @@ impl MatcherNode {
             },
             CoordQuery::Splice(exchange, late) => {
                 let ex = sm.exchanges.get(&exchange);
-                let known = ex.and_then(|ex: &CoordExchange| {
-                    let p = ex.participants.get(&late.id)?;
-                    Some((ex.registered_epoch(&late.id), p))
-                });
-                match known {
+                match ex.and_then(|ex| ex.participants.get(&late.id).map(|p| (ex.epoch, p))) {
                     Some((epoch, p)) if *p == *late => {
                         let reply = Ok(Msg::RegisterOk { epoch });
                         self.answer_after_work(&exchange, vec![to], reply, out)

@@ -130,19 +130,6 @@ pub struct CoordExchange {
     pub active: Option<u64>,
     #[serde(default)]
     pub deadline: Option<u64>,
-    /// Late additions and the epoch that spliced each in: a repeated `register` is
-    /// answered with it, as the first one was.
-    #[serde(default)]
-    pub joined: BTreeMap<String, u64>,
-}
-
-impl CoordExchange {
-    /// The epoch a repeated `register` of `participant`, already in, is answered with,
-    /// as its first answer was: the epoch that spliced it in, or 0 for a participant of
-    /// the match (registered before it).
-    pub fn registered_epoch(&self, participant: &str) -> u64 {
-        self.joined.get(participant).copied().unwrap_or(0)
-    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -342,19 +329,13 @@ impl CoordSm {
         let work =
             (commit && self.tasks == TaskMode::AfterCommit).then(|| work_of(txn, &ex.gifts, at));
         if commit {
-            if txn.kind == Kind::Match {
-                ex.no_mutual = txn.no_mutual;
-                ex.deadline = txn.deadline;
-                ex.joined.clear();
-            } else {
-                let late = txn.participants.keys();
-                let late = late.filter(|p| !ex.participants.contains_key(*p));
-                let late: Vec<String> = late.cloned().collect();
-                ex.joined.extend(late.into_iter().map(|p| (p, txn.epoch)));
-            }
             ex.epoch = txn.epoch;
             ex.participants = txn.participants.clone();
             ex.gifts = txn.gifts.clone();
+            if txn.kind == Kind::Match {
+                ex.no_mutual = txn.no_mutual;
+                ex.deadline = txn.deadline;
+            }
         }
         if txn.slices.is_empty() {
             self.open.remove(&id);
