@@ -91,18 +91,21 @@ fn exact_members<'a>(model: &'a Model, x: &str, e: i64) -> Option<BTreeSet<&'a s
     if let Some(p) = listed.and_then(|m| m.participants.as_ref()) {
         return Some(p.iter().map(String::as_str).collect());
     }
-    let late = model
-        .registrations
-        .iter()
-        .find(|r| r.span.ok() && r.exchange == x && r.epoch == Some(e));
-    match late {
-        Some(r) if e > 1 => {
-            let mut before = exact_members(model, x, e - 1)?;
-            before.insert(r.participant.as_str());
-            Some(before)
-        }
-        _ => None,
+    if e <= 1 {
+        return None;
     }
+    // Epoch e's late addition: a registration answered with epoch e by someone not in
+    // epoch e - 1. A repeated registration is answered with the current epoch, so one
+    // answered e by a participant already in e - 1 says nothing about who joined.
+    let mut members = exact_members(model, x, e - 1)?;
+    let late = model.registrations.iter().find(|r| {
+        r.span.ok()
+            && r.exchange == x
+            && r.epoch == Some(e)
+            && !members.contains(r.participant.as_str())
+    })?;
+    members.insert(late.participant.as_str());
+    Some(members)
 }
 
 fn example(kind: &str, x: &str, e: i64, p: &str, span: &Span) -> Edn {

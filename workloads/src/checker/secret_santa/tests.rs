@@ -771,3 +771,27 @@ fn a_read_older_than_one_already_seen_is_flagged_apart_from_acknowledgements() {
     h.read("a", "p1", "p2", 1, 12, false);
     h.assert_only(&["agreement/older-than-seen"]);
 }
+
+#[test]
+fn a_repeated_registration_answered_with_the_current_epoch_is_no_splice() {
+    // p3 joins in epoch 2 and p4 in epoch 3; p3 registers again afterwards and is
+    // answered with the current epoch, 3, as the protocol says. Epoch 3 is epoch 2 plus
+    // p4, whoever else was answered 3, so epoch 4 adds only p5.
+    let mut h = correct();
+    h.reg("a", "p3", 3);
+    h.reg("a", "p4", 3);
+    h.read("a", "p0", "p3", 3, 14, true);
+    h.read("a", "p3", "p1", 3, 15, true);
+    h.read("a", "p1", "p4", 3, 16, true);
+    h.read("a", "p4", "p2", 3, 17, true);
+    h.read("a", "p2", "p0", 3, 13, true);
+    // Then p5 joins between p4 and p2: epoch 4 is epoch 3 plus p5.
+    h.reg("a", "p5", 4);
+    h.read("a", "p0", "p3", 4, 14, true);
+    h.read("a", "p3", "p1", 4, 15, true);
+    h.read("a", "p1", "p4", 4, 16, true);
+    h.read("a", "p4", "p5", 4, 18, true);
+    h.read("a", "p5", "p2", 4, 19, true);
+    h.read("a", "p2", "p0", 4, 13, true);
+    h.assert_only(&[]);
+}
