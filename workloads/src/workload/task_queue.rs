@@ -176,8 +176,17 @@ pub struct TaskQueue {
     awaited: Awaited,
     /// Deliveries are recorded with their kind and payload.
     rich: bool,
-    /// Percent of the tasks a consumer handles that it starts first (then acks).
-    start_percent: u32,
+    /// What a consumer does with a task it holds, in percent: start it (then ack it),
+    /// ack, nack; abandon the rest.
+    mix: Mix,
+}
+
+/// Percentages of what a consumer does with a task it holds; abandons take the rest.
+#[derive(Debug, Clone, Copy)]
+struct Mix {
+    start: u32,
+    ack: u32,
+    nack: u32,
 }
 
 /// A consumer's poll completed: it holds what it was handed (returned as (id, attempt),
@@ -252,7 +261,11 @@ impl TaskQueue {
             audit: Audit::Waiting,
             awaited: Awaited::Own,
             rich: false,
-            start_percent: 8,
+            mix: Mix {
+                start: 8,
+                ack: 75,
+                nack: 10,
+            },
         };
         w.shape(1, 1);
         w
@@ -311,9 +324,14 @@ impl TaskQueue {
             .collect();
         w.awaited = Awaited::Unknown;
         w.rich = true;
-        // Elves mostly say they started, as a workshop would: a started task is the one
-        // a cancel leaves alone, so both sides of it are tried often.
-        w.start_percent = 60;
+        // Elves often say they started, as a workshop would (a started task is the one a
+        // cancel leaves alone, so both sides of it are tried), and nack often enough that
+        // a short run under faults still has nacks that succeed.
+        w.mix = Mix {
+            start: 45,
+            ack: 25,
+            nack: 20,
+        };
         w
     }
 
@@ -614,15 +632,11 @@ impl TaskQueue {
         if h.started {
             return Next::Op(GenOp::new("ack", value));
         }
-        // One draw: `start_percent` of them start; the rest ack 75, nack 10 and abandon 7
-        // of every 92.
-        let draw: u32 = rng.gen_range(0..100);
-        let Some(rest) = draw.checked_sub(self.start_percent) else {
-            return Next::Op(GenOp::new("start", value));
-        };
-        match rest * 92 / (100 - self.start_percent).max(1) {
-            0..=74 => Next::Op(GenOp::new("ack", value)),
-            75..=84 => Next::Op(GenOp::new("nack", value)),
+        let Mix { start, ack, nack } = self.mix;
+        match rng.gen_range(0..100) {
+            d if d < start => Next::Op(GenOp::new("start", value)),
+            d if d < start + ack => Next::Op(GenOp::new("ack", value)),
+            d if d < start + ack + nack => Next::Op(GenOp::new("nack", value)),
             _ => Next::Local(GenOp::new("abandon", value)),
         }
     }
