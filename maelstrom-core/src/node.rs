@@ -52,6 +52,17 @@ impl Context {
             .filter(move |id| *id != self.node_id)
     }
 
+    /// Every node of the cluster: this service's and every other service's. A request
+    /// from one of them comes from a node, not from a Maelstrom client: a node restarts
+    /// and numbers its `msg_id`s from 1 again, so client sessions must not track it.
+    pub fn cluster_nodes(&self) -> Vec<String> {
+        let others = self.services.values().flatten();
+        let mut all: Vec<String> = self.node_ids.iter().chain(others).cloned().collect();
+        all.sort_unstable();
+        all.dedup();
+        all
+    }
+
     /// The nodes of service `name` (none when `init` named no such service).
     pub fn service(&self, name: &str) -> &[String] {
         self.services.get(name).map_or(&[], Vec::as_slice)

@@ -1183,7 +1183,7 @@ impl Node for QueueNode {
             Msg::Heartbeat { leads } => self.on_heartbeat(ctx, &src, leads),
             Msg::Batch { reqs } => {
                 for (tag, mut req) in reqs {
-                    req.stamp(&ctx.node_ids, &src, None);
+                    req.stamp(&ctx.cluster_nodes(), &src, None);
                     let to = Waiter::Batched {
                         node: src.clone(),
                         tag,
@@ -1212,7 +1212,7 @@ impl Node for QueueNode {
                 }
             }
             Msg::Fwd { hops, mut req } => {
-                req.stamp(&ctx.node_ids, &from.src, from.msg_id);
+                req.stamp(&ctx.cluster_nodes(), &from.src, from.msg_id);
                 self.handle(ctx, from, hops, *req, out)
             }
             Msg::EnqueueOk { .. }
@@ -1227,7 +1227,7 @@ impl Node for QueueNode {
             | Msg::HealthOk(_)
             | Msg::LookupOk { .. } => {}
             mut req => {
-                req.stamp(&ctx.node_ids, &from.src, from.msg_id);
+                req.stamp(&ctx.cluster_nodes(), &from.src, from.msg_id);
                 self.handle(ctx, from, 0, req, out)
             }
         }

@@ -579,3 +579,30 @@ fn a_duplicated_forwarded_cancel_is_answered_with_what_it_did() {
     let status = call(&mut c, leader, json!({"type": "status", "id": 7}));
     assert_eq!(status["status"], "cancelled", "{status}");
 }
+
+/// A node of another service that restarts numbers its `msg_id`s from 1 again: the queue
+/// must not take its new request for a repeat of an old one (answering it with the old
+/// reply and dropping it) nor for one superseded by its old newer ones.
+#[test]
+fn a_restarted_node_of_another_service_is_served_anew() {
+    use maelstrom_core::sim::Service;
+    let services = vec![
+        Service::of::<QueueNode>("queue", 3),
+        Service::of::<QueueNode>("producer", 1),
+    ];
+    let mut c: Cluster<QueueNode> = Cluster::with_services(services, MS);
+    c.run_for(Duration::from_secs(2));
+    // n3, of the producer service, enqueues task 1 as msg 1, then, restarted, task 2 as
+    // msg 1 again.
+    for (id, at) in [(1, 0), (2, 1)] {
+        let body = json!({"type": "enqueue", "msg_id": 1,
+            "task": {"id": id, "kind": "assembly"}});
+        let line = json!({"src": "n3", "dest": format!("n{at}"), "body": body});
+        c.inject(&line.to_string());
+        c.run_for(Duration::from_millis(500));
+    }
+    for id in [1, 2] {
+        let reply = call(&mut c, 2, json!({"type": "status", "id": id}));
+        assert_eq!(reply["type"], "status_ok", "task {id}: {reply}");
+    }
+}
