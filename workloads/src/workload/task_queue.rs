@@ -179,6 +179,8 @@ pub struct TaskQueue {
     /// What a consumer does with a task it holds, in percent: start it (then ack it),
     /// ack, nack; abandon the rest.
     mix: Mix,
+    /// In the drain, a consumer starts each task before it acks it.
+    drain_starts: bool,
 }
 
 /// Percentages of what a consumer does with a task it holds; abandons take the rest.
@@ -266,6 +268,7 @@ impl TaskQueue {
                 ack: 75,
                 nack: 10,
             },
+            drain_starts: false,
         };
         w.shape(1, 1);
         w
@@ -332,6 +335,7 @@ impl TaskQueue {
             ack: 25,
             nack: 20,
         };
+        w.drain_starts = true;
         w
     }
 
@@ -470,7 +474,12 @@ impl TaskQueue {
             return Next::Done;
         };
         if let Some(h) = c.held.front() {
-            return Next::Op(GenOp::new("ack", held_value(h)));
+            let f = if self.drain_starts && !h.started {
+                "start"
+            } else {
+                "ack"
+            };
+            return Next::Op(GenOp::new(f, held_value(h)));
         }
         let all_done = matches!(&self.awaited, Awaited::These(ids) if ids.is_empty());
         let drained = all_done || quiet_enough(c, &|| self.could_still_come());

@@ -282,6 +282,7 @@ fn the_drain_ends_when_every_expected_task_is_acked_then_statuses_follow() {
     w.completed(2, &ack, &done(2, &ack, OpType::Ok, ack.value.clone(), 0));
     queue.reverse();
     let mut statuses = Vec::new();
+    let mut starts = 0;
     for t in 0..10_000u64 {
         let op = match w.next(ask(Phase::Final, 2, t), &mut rng) {
             Next::Op(op) => op,
@@ -292,6 +293,11 @@ fn the_drain_ends_when_every_expected_task_is_acked_then_statuses_follow() {
         let value = match op.f {
             "poll" => Edn::Vector(queue.pop().map(|id| delivery(&id, 0)).into_iter().collect()),
             "ack" => with(&op, &[("duplicate", Edn::Bool(false))]),
+            // Elves start what they drain before acking it.
+            "start" => {
+                starts += 1;
+                op.value.clone()
+            }
             "status" => {
                 statuses.push(
                     op.value
@@ -314,6 +320,7 @@ fn the_drain_ends_when_every_expected_task_is_acked_then_statuses_follow() {
     assert_eq!(statuses[..4], replaced[..]);
     assert_eq!(statuses.len(), 16);
     assert!(queue.is_empty());
+    assert!(starts > 0, "the drain starts tasks before acking them");
 }
 
 /// A client's final read that never comes back holds the statuses back only as long as
