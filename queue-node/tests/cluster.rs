@@ -1,7 +1,9 @@
 //! Whole queue nodes in one process on simulated time: routing, replication, leases across
 //! leader failure, stealing and health, without spawning anything.
 
+use std::cell::Cell;
 use std::collections::BTreeSet;
+use std::rc::Rc;
 use std::time::Duration;
 
 use maelstrom_core::sim::Cluster;
@@ -300,28 +302,22 @@ fn body_of(raw: &maelstrom_core::RawMessage) -> Value {
 /// Issue 20 for the queue: a `nack` passed on to its partition's leader is duplicated,
 /// the first copy's answer is lost, and the second copy arrives after the first applied.
 /// It must take effect once and be answered `nack_ok`, not "the lease is gone".
-#[test]
-fn a_duplicated_forwarded_nack_takes_effect_once_and_is_answered_ok() {
-    use std::cell::Cell;
-    use std::rc::Rc;
-    let mut c = cluster(3);
-    let reply = enqueue(&mut c, 0, 7, &[]);
-    assert_eq!(reply["type"], "enqueue_ok", "{reply}");
-    let p = reply["partition"].as_u64().unwrap();
-    let leader = leader_of(&mut c, p).expect("a leader");
-    let task = &poll_some(&mut c, leader, 1)["tasks"][0];
-    assert_eq!(task["id"], 7, "{task}");
-    let attempt = task["attempt"].as_u64().unwrap();
-    // 0: waiting for the nack's batch; 1: its first answer is to be lost; 2: done.
+/// From now on, the first batch that passes on a `kind` request is delivered twice, and
+/// the answer to the first copy is lost. The stage it returns: 0 while waiting for that
+/// batch, 1 while its answer is to be lost, 2 once it was.
+fn duplicate_the_batch_and_lose_its_answer(
+    c: &mut Cluster<QueueNode>,
+    kind: &'static str,
+) -> Rc<Cell<u8>> {
     let stage = Rc::new(Cell::new(0u8));
     let s = stage.clone();
     c.set_wire_rule(move |raw| {
         let body = body_of(raw);
-        let nack = body["reqs"]
+        let passes_on = body["reqs"]
             .as_array()
-            .is_some_and(|reqs| reqs.iter().any(|r| r[1]["type"] == "nack"));
+            .is_some_and(|reqs| reqs.iter().any(|r| r[1]["type"] == kind));
         match body["type"].as_str() {
-            Some("batch") if nack && s.get() == 0 => {
+            Some("batch") if passes_on && s.get() == 0 => {
                 s.set(1);
                 Some(vec![MS, MS + 50 * MS])
             }
@@ -332,6 +328,20 @@ fn a_duplicated_forwarded_nack_takes_effect_once_and_is_answered_ok() {
             _ => None,
         }
     });
+    stage
+}
+
+#[test]
+fn a_duplicated_forwarded_nack_takes_effect_once_and_is_answered_ok() {
+    let mut c = cluster(3);
+    let reply = enqueue(&mut c, 0, 7, &[]);
+    assert_eq!(reply["type"], "enqueue_ok", "{reply}");
+    let p = reply["partition"].as_u64().unwrap();
+    let leader = leader_of(&mut c, p).expect("a leader");
+    let task = &poll_some(&mut c, leader, 1)["tasks"][0];
+    assert_eq!(task["id"], 7, "{task}");
+    let attempt = task["attempt"].as_u64().unwrap();
+    let stage = duplicate_the_batch_and_lose_its_answer(&mut c, "nack");
     let follower = (leader + 1) % 3;
     let nack = json!({"type": "nack", "id": 7, "attempt": attempt});
     let reply = call(&mut c, follower, nack);
@@ -481,8 +491,6 @@ fn led_sum(cluster: &mut Cluster<QueueNode>, pointer: &str) -> u64 {
 /// partition stays blocked.
 #[test]
 fn a_cancel_through_a_follower_outlives_the_leaders_crash() {
-    use std::cell::Cell;
-    use std::rc::Rc;
     let mut c = cluster(3);
     let (task, dependent) = (ids_in(0, 500, 1)[0], ids_in(1, 500, 1)[0]);
     assert_eq!(enqueue(&mut c, 0, task, &[])["type"], "enqueue_ok");
@@ -546,32 +554,11 @@ fn a_cancel_through_a_follower_outlives_the_leaders_crash() {
 /// did (`cancelled: true`), not with `false` as a repeat of the cancel would be.
 #[test]
 fn a_duplicated_forwarded_cancel_is_answered_with_what_it_did() {
-    use std::cell::Cell;
-    use std::rc::Rc;
     let mut c = cluster(3);
     let reply = enqueue(&mut c, 0, 7, &[]);
     let p = reply["partition"].as_u64().unwrap();
     let leader = leader_of(&mut c, p).expect("a leader");
-    // 0: waiting for the cancel's batch; 1: its first answer is to be lost; 2: done.
-    let stage = Rc::new(Cell::new(0u8));
-    let s = stage.clone();
-    c.set_wire_rule(move |raw| {
-        let body = body_of(raw);
-        let cancel = body["reqs"]
-            .as_array()
-            .is_some_and(|reqs| reqs.iter().any(|r| r[1]["type"] == "cancel"));
-        match body["type"].as_str() {
-            Some("batch") if cancel && s.get() == 0 => {
-                s.set(1);
-                Some(vec![MS, MS + 50 * MS])
-            }
-            Some("batch_ok") if s.get() == 1 => {
-                s.set(2);
-                Some(vec![])
-            }
-            _ => None,
-        }
-    });
+    let stage = duplicate_the_batch_and_lose_its_answer(&mut c, "cancel");
     let reply = call(&mut c, (leader + 1) % 3, json!({"type": "cancel", "id": 7}));
     assert_eq!(stage.get(), 2, "the first answer was lost");
     assert_eq!(reply["type"], "cancel_ok", "{reply}");
